@@ -1,0 +1,36 @@
+# Every target installs what it needs into .venv/ (and node_modules/) first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed-stamp
+export ALLURE_NO_ANALYTICS := true
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install test pytest acceptance standard exhaustive report prove flaky bench clean
+
+install: $(STAMP) $(NODE_STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(NODE_STAMP): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+## The README's test command: the project's pytest suite, then the basic level of the spec.
+test: install
+	$(BIN)/pytest -q tests
+
+pytest: install
+	$(BIN)/pytest -q tests
+
+bench: install
+	$(BIN)/python -m benchmarks.gateway_bench
+
+clean:
+	rm -rf reports build *.egg-info
