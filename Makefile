@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed-stamp
 export ALLURE_NO_ANALYTICS := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install test pytest acceptance standard exhaustive report prove flaky bench clean
+.PHONY: install test pytest acceptance standard exhaustive report prove flaky bench bench-gateway bench-proxy bench-backend clean
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -29,8 +29,17 @@ test: install
 pytest: install
 	$(BIN)/pytest -q tests
 
-bench: install
+## Benchmarks print figures and assert nothing about time.
+bench: bench-gateway bench-proxy bench-backend
+
+bench-gateway: install
 	$(BIN)/python -m benchmarks.gateway_bench
+
+bench-proxy: install
+	$(BIN)/python -m benchmarks.proxy_bench
+
+bench-backend: install
+	$(BIN)/python -m benchmarks.backend_bench
 
 clean:
 	rm -rf reports build *.egg-info
