@@ -13,7 +13,7 @@ from ..faults import (PROXY, Bandwidth, Blackhole, Fault, FaultError, Latency, R
                       Slicer)
 from ..history import History
 from ..wire import MAX_FRAME_BYTES
-from .pair import CLIENT, UPSTREAM, Pair, SideProtocol
+from .pair import CLIENT, Pair, SideProtocol
 from .pair import PROXY as PROXY_SIDE
 from .shaping import Shaping
 
@@ -249,14 +249,8 @@ class FaultProxy:
         elif self._listener is None and not self._stopping and self.port is not None:
             self._listener = await asyncio.get_running_loop().create_server(
                 self._new_client, self.host, self.port)
-        blackhole = any(isinstance(f, Blackhole) for f in self._faults.values())
-        if blackhole != self._blackhole:
-            self._blackhole = blackhole
-            for pair in self._live.values():
-                if pair.holed or pair.closing:
-                    continue
-                for side in (CLIENT, UPSTREAM):
-                    (pair.pause if blackhole else pair.resume)(side, "blackhole")
+        # Like refuse, blackhole acts at accept time: open connections are not touched.
+        self._blackhole = any(isinstance(f, Blackhole) for f in self._faults.values())
         for pair in self._live.values():
             self.refresh(pair)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
+from typing import Any
 
 from ..wire import FrameDecoder, ProtocolError, message_name, parse_hello
 
@@ -62,6 +63,14 @@ def _int_field(fields: list[bytes], index: int | None) -> int | None:
         return None
 
 
+class StreamError(ProtocolError):
+    """A stream stopped being TWS framing; ``parsed`` holds what was complete before the bad bytes."""
+
+    def __init__(self, message: str, parsed: list[Any]):
+        super().__init__(message)
+        self.parsed = parsed
+
+
 @dataclass(frozen=True)
 class ClientMessage:
     """One client → gateway message after the hello."""
@@ -93,8 +102,8 @@ class Handshake:
 class ConnectionObserver:
     """Parses copies of one connection's two byte streams; never changes a byte.
 
-    Raises :class:`~support.wire.ProtocolError` from ``feed_*`` when a stream stops
-    being TWS framing; the caller then stops observing that direction.
+    Raises :class:`StreamError` from ``feed_*`` when a stream stops being TWS
+    framing; the caller then stops observing that direction.
 
     Args:
         max_frame_bytes: bigger frames are a framing error.
@@ -118,10 +127,17 @@ class ConnectionObserver:
 
     def feed_client(self, data: bytes) -> list[ClientMessage]:
         """Observe client → gateway bytes; return the complete messages (the hello excluded)."""
+        try:
+            payloads = self._client.feed(data)
+        except ProtocolError as exc:
+            raise StreamError(str(exc), self._client_messages(exc.frames)) from None
+        return self._client_messages(payloads)
+
+    def _client_messages(self, payloads: list[bytes]) -> list[ClientMessage]:
         out = []
-        for payload in self._client.feed(data):
+        for payload in payloads:
             if not self.hello_seen:
-                parse_hello(payload)
+                parse_hello(payload)  # ProtocolError: not a TWS client
                 self.hello_seen = True
                 continue
             out.append(self._client_message(payload))
@@ -129,16 +145,18 @@ class ConnectionObserver:
 
     def feed_server(self, data: bytes) -> list[tuple[bytes, Handshake | ServerMessage]]:
         """Observe gateway → client bytes; return ``(payload, parsed)`` for each complete frame."""
-        out: list[tuple[bytes, Handshake | ServerMessage]] = []
-        for payload in self._server.feed(data):
-            if not self.handshake_seen:
-                self.handshake_seen = True
-                fields = _head_fields(payload, 3)
-                self.version = _int_field(fields, 0)
-                out.append((payload, Handshake(self.version)))
-                continue
-            out.append((payload, self._server_message(payload)))
-        return out
+        try:
+            payloads = self._server.feed(data)
+        except ProtocolError as exc:
+            raise StreamError(str(exc), [(p, self._server_frame(p)) for p in exc.frames]) from None
+        return [(payload, self._server_frame(payload)) for payload in payloads]
+
+    def _server_frame(self, payload: bytes) -> Handshake | ServerMessage:
+        if not self.handshake_seen:
+            self.handshake_seen = True
+            self.version = _int_field(_head_fields(payload, 2), 0)
+            return Handshake(self.version)
+        return self._server_message(payload)
 
     def _client_message(self, payload: bytes) -> ClientMessage:
         fields = _head_fields(payload, 4)
@@ -178,4 +196,4 @@ class ConnectionObserver:
         return max(candidates, key=lambda kind: self._sent_order.get(kind, 0))
 
 
-__all__ = ["ClientMessage", "ConnectionObserver", "Handshake", "ProtocolError", "ServerMessage"]
+__all__ = ["ClientMessage", "ConnectionObserver", "Handshake", "ServerMessage", "StreamError"]

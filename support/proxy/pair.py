@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..faults import ALL_REQUESTS
 from ..history import wall_iso
 from ..wire import ProtocolError
-from .observe import ClientMessage, ConnectionObserver, Handshake, ServerMessage
+from .observe import ClientMessage, ConnectionObserver, Handshake, ServerMessage, StreamError
 from .shaping import Pipe, Shaping
 
 if TYPE_CHECKING:
@@ -170,7 +170,11 @@ class Pair:
         self.shutdown(UPSTREAM, f"upstream connect failed: {error}")
 
     def hole(self) -> None:
-        """Accepted during a blackhole: swallow everything the client sends, forward nothing."""
+        """Accepted during a blackhole: swallow what the client sends, forward nothing, for good.
+
+        The client's hello is gone, so healing the blackhole cannot revive this stream;
+        it lasts until the client gives up and closes it.
+        """
         self.holed = True
         self.state = "blackholed"
 
@@ -280,6 +284,8 @@ class Pair:
         try:
             messages = self.observer.feed_client(data)
         except ProtocolError as exc:
+            for message in getattr(exc, "parsed", ()):
+                self._client_message(message)
             self._lost_framing(CLIENT, exc)
             return
         for message in messages:
@@ -312,7 +318,9 @@ class Pair:
             return
         try:
             frames = self.observer.feed_server(data)
-        except ProtocolError as exc:
+        except StreamError as exc:
+            for _payload, parsed in exc.parsed:
+                self._server_message(parsed, forwarded=True)
             self._lost_framing(UPSTREAM, exc)
             return
         for _payload, parsed in frames:
@@ -324,27 +332,31 @@ class Pair:
         sent_partial = self.observer.server_buffered_bytes - len(self._held)
         try:
             frames = self.observer.feed_server(data)
-        except ProtocolError as exc:
+        except StreamError as exc:
+            self.down.send(self._filter(exc.parsed, sent_partial))  # the good frames before the bad bytes
             self._lost_framing(UPSTREAM, exc)
             self.shutdown(PROXY, "gateway stream cannot be framed, and silent needs the framing")
             return
         if not frames:
             self._held += data
             return
+        tail = self.observer.server_buffered_bytes
+        self._held = bytearray(data[len(data) - tail:]) if tail else bytearray()
+        self.down.send(self._filter(frames, sent_partial))
+
+    def _filter(self, frames: list[tuple[bytes, Handshake | ServerMessage]], sent_partial: int) -> bytes:
+        """The bytes of the frames silent lets through, exactly as received."""
         out = []
         for index, (payload, parsed) in enumerate(frames):
-            raw = struct.pack(">I", len(payload)) + payload  # the frame exactly as received
+            raw = struct.pack(">I", len(payload)) + payload
             started = index == 0 and sent_partial > 0
-            if started:  # half of it is already with the client: the rest must follow
+            if started:  # part of it is already with the client: the rest must follow
                 raw = raw[sent_partial:]
             forward = started or not self._drops(parsed)
             if forward:
                 out.append(raw)
             self._server_message(parsed, forwarded=forward)
-        tail = self.observer.server_buffered_bytes
-        self._held = bytearray(data[len(data) - tail:]) if tail else bytearray()
-        if out:
-            self.down.send(b"".join(out))
+        return b"".join(out)
 
     def _drops(self, parsed: Handshake | ServerMessage) -> bool:
         silent = self.silent_types

@@ -32,23 +32,16 @@ class LoopThread:
             self.loop.close()
 
 
-class FakeGateway:
-    """Answers the handshake, startApi, ib_insync's connect sync and reqCurrentTime; nothing else.
-
-    ``garbage_client_ids``: after startApi from one of these client IDs it sends bytes that are not
-    TWS framing instead of the usual answers. A bad hello closes the connection (as TWS does).
-    """
+class LoopServer:
+    """A loopback asyncio server on a :class:`LoopThread`; subclasses define ``_serve``."""
 
     def __init__(self, loop_thread: LoopThread):
         self._lt = loop_thread
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
-        self.client_ids: list[int] = []
-        self.garbage_client_ids: set[int] = set()
-        self.closed_by_bad_input = 0
 
-    def start(self) -> "FakeGateway":
+    def start(self):
         async def _start() -> int:
             self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
             return self._server.sockets[0].getsockname()[1]
@@ -56,12 +49,30 @@ class FakeGateway:
         return self
 
     def stop(self) -> None:
+        """Stop listening and close every connection."""
         async def _stop() -> None:
             if self._server is not None:
                 self._server.close()
             for writer in list(self._writers):
                 writer.close()
         self._lt.call(_stop())
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class FakeGateway(LoopServer):
+    """Answers the handshake, startApi, ib_insync's connect sync and reqCurrentTime; nothing else.
+
+    ``garbage_client_ids``: after startApi from one of these client IDs it sends bytes that are not
+    TWS framing instead of the usual answers. A bad hello closes the connection (as TWS does).
+    """
+
+    def __init__(self, loop_thread: LoopThread):
+        super().__init__(loop_thread)
+        self.client_ids: list[int] = []
+        self.garbage_client_ids: set[int] = set()
+        self.closed_by_bad_input = 0
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
@@ -103,33 +114,15 @@ class FakeGateway:
         return answers[msg_id]() if msg_id in answers else b""
 
 
-class Tap:
+class Tap(LoopServer):
     """A raw TCP relay that records every byte in both directions, per connection."""
 
     def __init__(self, loop_thread: LoopThread, upstream_port: int):
-        self._lt = loop_thread
+        super().__init__(loop_thread)
         self.upstream_port = upstream_port
-        self._server: asyncio.base_events.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
         #: per connection: bytes seen going to the upstream and coming back from it.
         self.to_upstream: list[bytearray] = []
         self.to_client: list[bytearray] = []
-
-    def start(self) -> "Tap":
-        async def _start() -> int:
-            self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-            return self._server.sockets[0].getsockname()[1]
-        self.port = self._lt.call(_start())
-        return self
-
-    def stop(self) -> None:
-        async def _stop() -> None:
-            if self._server is not None:
-                self._server.close()
-            for writer in list(self._writers):
-                writer.close()
-        self._lt.call(_stop())
 
     def recorded(self) -> tuple[bytes, bytes]:
         """All bytes (to upstream, to client) over every connection, in connection order."""
@@ -157,3 +150,19 @@ class Tap:
 
         await asyncio.gather(pump(reader, up_writer, up_log), pump(up_reader, writer, down_log))
         self._writers.difference_update((writer, up_writer))
+
+
+class Echo(LoopServer):
+    """Sends every byte back: an upstream for throughput and slicing tests."""
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
