@@ -23,6 +23,8 @@ _HELLO_RE = re.compile(r"^v(\d+)\.\.(\d+)(?: (.*))?$")
 class ProtocolError(ValueError):
     """The peer sent bytes that are not the TWS API protocol."""
 
+    #: Payloads of the complete frames that :meth:`FrameDecoder.feed` decoded before the error.
+    frames: list[bytes] = []
 
 class FrameTooLarge(ProtocolError):
     """A length prefix announced a frame above :data:`MAX_FRAME_BYTES`."""
@@ -109,7 +111,9 @@ class FrameDecoder:
         while len(self._buffer) >= HEADER_BYTES:
             (size,) = struct.unpack_from(">I", self._buffer)
             if size > self.max_frame_bytes:
-                raise FrameTooLarge(f"frame of {size} bytes exceeds {self.max_frame_bytes}")
+                error = FrameTooLarge(f"frame of {size} bytes exceeds {self.max_frame_bytes}")
+                error.frames = frames  # still valid: a proxy forwards them before giving up
+                raise error
             end = HEADER_BYTES + size
             if len(self._buffer) < end:
                 break
