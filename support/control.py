@@ -293,6 +293,14 @@ class ControlClient:
         """Sequence number of the newest event (a bookmark for :meth:`history`)."""
         return self._call("GET", "/history?since=999999999999")["last_seq"]
 
+    def config(self) -> dict[str, Any]:
+        """``GET /config``: the target's rules (simulator only)."""
+        return self._call("GET", "/config")
+
+    def update_config(self, **changes: Any) -> dict[str, Any]:
+        """``PUT /config`` with the rules to change; returns the rules now in force."""
+        return self._call("PUT", "/config", changes)
+
     @contextlib.contextmanager
     def fault(self, fault: Fault) -> Iterator[Fault]:
         """Apply ``fault`` for the duration of a ``with`` block; heal it in ``finally``."""

@@ -8,6 +8,7 @@ process group with SIGTERM then SIGKILL.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shlex
@@ -38,6 +39,14 @@ def parse_ready(line: str) -> tuple[str, dict[str, str]] | None:
         return None
     values = dict(part.split("=", 1) for part in match.group("rest").split())
     return match.group("role"), values
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, so no server outlives a killed run (Linux)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def venv_script(name: str) -> str:
@@ -90,7 +99,7 @@ class ManagedProcess:
         self._log.flush()
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=self.env, text=True,
-                                     start_new_session=True, bufsize=1)
+                                     start_new_session=True, bufsize=1, preexec_fn=_die_with_parent)
         self._pump = threading.Thread(target=self._read_output, name=f"{self.name}-output", daemon=True)
         self._pump.start()
         if not self._ready_event.wait(ready_timeout_s) or not self.ready:

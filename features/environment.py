@@ -1,0 +1,124 @@
+"""Lifecycle of the specification: settings, targets, drivers, fault reset/heal, evidence."""
+
+from __future__ import annotations
+
+import sys
+
+from behave import fixture, use_fixture
+from behave.model import Scenario
+
+from support import evidence
+from support.settings import Settings
+from support.targets import EmbeddedTargets, external_targets
+from support.waiting import set_timeout_multiplier
+from support.world import World
+
+#: Capability tags: a scenario needing what the target lacks is skipped with this reason.
+CAPABILITIES = {
+    "needs.fault_proxy": (lambda w: bool(w.targets.proxy_control), "no fault proxy in front of the gateway"),
+    "needs.gateway_control": (lambda w: bool(w.targets.gateway_control), "the gateway is not the simulator"),
+    "needs.ib_history": (lambda w: bool(w.history.source), "neither simulator nor proxy records IB traffic"),
+    "needs.embedded": (lambda w: w.embedded is not None, "the suite cannot restart an external backend"),
+    "needs.backend_process": (lambda w: w.sut is not None, "the backend's process is not visible"),
+    "needs.real_gateway": (lambda w: not w.targets.gateway_control, "runs only against a real IB Gateway"),
+}
+
+
+def before_all(context):
+    settings = Settings.from_userdata(context.config.userdata)
+    set_timeout_multiplier(settings.timeout_multiplier)
+    embedded = None
+    if settings.embedded:
+        embedded = EmbeddedTargets(settings, settings.reports_dir / "logs")
+        context.add_cleanup(embedded.stop)
+        targets = embedded.start()
+    else:
+        targets = external_targets(settings)
+    context.world = world = World(settings, targets, embedded)
+    context.add_cleanup(world.close)
+    # Safety first: never touch a live account, not even with one scenario.
+    world.accounts = world.ib.ensure_paper_account(settings.squatter_client_id_base, settings.scaled(10.0))
+
+
+def before_tag(context, tag):
+    if tag == "fixture.backend.defaults":
+        use_fixture(backend_with_defaults, context)
+    elif tag == "fixture.backend.fresh":
+        use_fixture(fresh_backend, context)
+
+
+@fixture
+def backend_with_defaults(context):
+    """A backend started with KTRDR's own idle timeout and health interval (embedded only)."""
+    world = context.world
+    if world.embedded is None:
+        yield
+        return
+    world.restart_backend(defaults=True)
+    try:
+        yield
+    finally:
+        world.restart_backend(defaults=False)
+
+
+@fixture
+def fresh_backend(context):
+    """A freshly started backend (embedded); an external one only gets its pool cleaned up."""
+    world = context.world
+    if world.embedded is not None:
+        world.restart_backend(defaults=False)
+    else:
+        world.api.cleanup()
+    yield
+
+
+def before_scenario(context, scenario: Scenario):
+    world = context.world
+    for tag in scenario.effective_tags:
+        if tag in CAPABILITIES:
+            available, reason = CAPABILITIES[tag]
+            if not available(world):
+                scenario.skip(f"{tag}: {reason}")
+                sys.__stderr__.write(f"SKIPPED {scenario.name!r}: {tag}: {reason}\n")
+                return
+    context.scenario_began = True
+    world.begin_scenario()
+    context.backend_log_offset = _backend_log_size(world)
+
+
+def after_scenario(context, scenario: Scenario):
+    if not getattr(context, "scenario_began", False):
+        return
+    world = context.world
+    try:
+        world.end_scenario()
+    finally:
+        _attach_evidence(world, getattr(context, "backend_log_offset", 0))
+
+
+def _backend_log_size(world: World) -> int:
+    backend = world.embedded.backend if world.embedded else None
+    try:
+        return backend.log_path.stat().st_size if backend else 0
+    except OSError:
+        return 0
+
+
+def _attach_evidence(world: World, log_offset: int) -> None:
+    origin = world.seen.started_mono
+    evidence.attach_json("API exchanges", evidence.api_exchanges(world.api.transcript))
+    evidence.attach_text("CLI transcripts", evidence.cli_transcripts(world.cli.transcripts))
+    evidence.attach_json("Fault timeline", evidence.fault_timeline(world.faults.timeline, origin))
+    if world.history.source:
+        try:
+            evidence.attach_json(f"IB history ({world.history.source})", world.history.raw())
+        except Exception as exc:  # evidence must never hide the verdict
+            evidence.attach_text("IB history unavailable", str(exc))
+    backend = world.embedded.backend if world.embedded else None
+    if backend is not None:
+        try:
+            with open(backend.log_path, encoding="utf-8", errors="replace") as log:
+                log.seek(log_offset)
+                evidence.attach_text("Backend log", log.read()[-200_000:])
+        except OSError:
+            pass

@@ -1,0 +1,44 @@
+@pool @stress
+Feature: The connection pool holds up under stress and recovers
+  Bursts of requests, far above the pool size, and rapid connect/cleanup cycles must neither exhaust
+  IB Gateway nor leave connections behind. The pool never opens more connections than its limit, and
+  the service is back within 10 seconds after the stress ends.
+
+  Background:
+    Given the backend is serving requests through a healthy gateway
+
+  Rule: the pool limit holds, whatever the load
+
+    @standard @needs.ib_history
+    Scenario: Concurrent load above the pool size
+      Given the gateway answers everything 200 ms late
+      When 15 clients discover symbols at the same time
+      Then at least 95 percent of the requests succeeded
+      And the gateway never saw more backend connections at once than the pool allows
+
+    @standard @needs.ib_history
+    Scenario: Rapid create and destroy cycles
+      When clients discover a symbol and clean up the pool 10 times in a row
+      Then every request succeeded
+      And the gateway never saw more backend connections at once than the pool allows
+
+  Rule: nothing is left behind and the service comes back
+
+    @standard @needs.ib_history
+    Scenario: Cleanup closes every connection the gateway saw
+      Given 5 clients have discovered symbols at the same time
+      When the backend cleans up its IB connections
+      Then the cleanup reports the connections it closed
+      And the gateway sees every backend connection close within 2 seconds
+
+    @standard
+    Scenario: Service is back within 10 seconds after a burst
+      Given 30 clients have discovered symbols at the same time
+      Then a client can discover a symbol again within the recovery bound
+      And the resilience score is at least 75 again within the recovery bound
+
+    @exhaustive @needs.ib_history
+    Scenario: Sustained bursts
+      When 5 bursts of 20 concurrent symbol discoveries run back to back
+      Then at least 95 percent of the requests succeeded
+      And the gateway never saw more backend connections at once than the pool allows

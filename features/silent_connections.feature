@@ -1,0 +1,58 @@
+@phase1 @silent
+Feature: Silent gateway connections are caught, never handed out
+  A connection can look alive (the socket is open, isConnected() is true) while IB Gateway answers
+  nothing: the bug that started this project. The backend must find out within 5 seconds, must never
+  hang a caller, and must not mistake a slow gateway for a dead one.
+
+  Background:
+    Given the backend is serving requests through a healthy gateway
+
+  Rule: a silent gateway is detected within the seed's 5 seconds
+
+    @basic @needs.fault_proxy
+    Scenario: The gateway stops answering after the handshake
+      When the gateway goes silent on every open connection
+      And a client discovers the symbol "AAPL"
+      Then the request fails within the silent-detection bound instead of hanging
+
+    @basic @needs.fault_proxy
+    Scenario: The backend reports IB unhealthy when the gateway is silent
+      When the gateway goes silent on every open connection
+      Then the backend reports IB unhealthy within the silent-detection bound
+
+    @standard @needs.gateway_control
+    Scenario: Only the server-time request goes unanswered
+      When the gateway stops answering server-time requests
+      Then the backend reports IB unhealthy within the silent-detection bound
+
+    @standard @needs.fault_proxy
+    Scenario: The handshake is never answered
+      Given the backend holds no IB connections
+      When the gateway accepts connections but never answers the handshake
+      And a client discovers the symbol "AAPL"
+      Then the request fails within the silent-detection bound instead of hanging
+
+    @standard @needs.gateway_control
+    Scenario: The gateway answers the handshake but never starts the API session
+      Given the backend holds no IB connections
+      When the gateway ignores the start of every API session
+      And a client discovers the symbol "AAPL"
+      Then the request fails within the silent-detection bound instead of hanging
+
+  Rule: slow is not dead
+
+    @standard @needs.fault_proxy
+    Scenario: A slow but alive gateway is not declared dead
+      Given the gateway answers everything 1000 ms late
+      When a client discovers the symbol "AAPL"
+      Then the request succeeds
+      And the backend reports IB healthy
+
+  Rule: service returns by itself once the gateway talks again
+
+    @standard @needs.fault_proxy
+    Scenario: Requests succeed again after the silence ends
+      Given the gateway goes silent on every open connection
+      And a client discovers the symbol "AAPL"
+      When the gateway answers again
+      Then a client can discover a symbol again within the recovery bound

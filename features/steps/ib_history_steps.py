@@ -1,0 +1,76 @@
+"""Steps that judge what IB saw: validation before handoff, connection sharing, pool limits, closes."""
+
+from behave import then, when
+
+from support import checkers, claims
+from support.waiting import eventually
+
+
+@then("every connection was validated with a server-time request before it was used")
+def step_handoffs_validated(context):
+    w = context.world
+    verdict = checkers.handoffs_validated(w.history.events(), w.seen.responses)
+    assert verdict, verdict.message
+
+
+@then("no request was sent on a connection that failed validation")
+def step_failed_never_used(context):
+    verdict = checkers.failed_validations_never_used(context.world.history.events())
+    assert verdict, verdict.message
+
+
+@then("no connection carried two requests at the same moment")
+def step_never_shared(context):
+    verdict = checkers.connections_never_shared(context.world.history.events())
+    assert verdict, verdict.message
+
+
+@then("the gateway never saw more backend connections at once than the pool allows")
+def step_pool_limit(context):
+    w = context.world
+    peak = checkers.peak_concurrent(w.history.backend_connections(w.seen.started_mono))
+    assert 0 < peak <= w.settings.tuning.pool_size, f"peak of {peak} backend connections at once; the pool allows {w.settings.tuning.pool_size}"
+
+
+@when("no client uses IB afterwards")
+def step_idle(context):
+    context.world.seen.values["last_use_mono"] = context.world.seen.started_mono if not context.world.api.transcript \
+        else context.world.api.transcript[-1].finished_mono
+
+
+@then("the gateway sees every backend connection close within the idle timeout plus two health intervals")
+def step_idle_closed(context):
+    w = context.world
+    idle_s = claims.resilience_value(w, "phase_2_garbage_collection", "max_idle_time_seconds")
+    interval_s = claims.resilience_value(w, "phase_2_garbage_collection", "health_check_interval")
+    claims.backend_connections_closed(w, idle_s + 2 * interval_s + 1.0)
+
+
+@then("the gateway sees every backend connection close within {seconds:d} seconds")
+def step_all_closed(context, seconds):
+    claims.backend_connections_closed(context.world, seconds)
+
+
+@then("no backend connection was closed before the idle timeout")
+def step_not_closed_early(context):
+    w = context.world
+    idle_s = claims.resilience_value(w, "phase_2_garbage_collection", "max_idle_time_seconds")
+    early = [c for c in w.history.backend_connections(w.seen.started_mono)
+             if c.get("disconnected_mono") and c["disconnected_mono"] - w.seen.values["last_use_mono"] < 0.9 * idle_s]
+    assert not early, f"closed less than {idle_s} s after the last use: {early}"
+
+
+@then("no backend connection closed while the request was running")
+def step_busy_not_closed(context):
+    w, load = context.world, context.world.seen.last_response
+    closed = [c for c in w.history.backend_connections(load.started_mono)
+              if c.get("disconnected_mono") and load.started_mono < c["disconnected_mono"] < load.finished_mono]
+    assert not closed, f"connections closed during the {load.elapsed_s:.1f} s request: {closed}"
+
+
+@then("within two health intervals the pool holds no connections the gateway dropped")
+def step_dead_removed(context):
+    w = context.world
+    interval_s = claims.resilience_value(w, "phase_2_garbage_collection", "health_check_interval")
+    eventually(lambda: claims.resilience_value(w, "connection_pool_health", "total_connections") == 0,
+               2 * interval_s + 1.0, "the pool forgets the dropped connections")

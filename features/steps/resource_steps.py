@@ -1,0 +1,52 @@
+"""Steps about the backend's process: memory, descriptors, threads and sockets over time."""
+
+from behave import given, then, when
+
+from support import checkers, evidence, plots, troubles, workloads
+
+
+@given("the backend's resources are being sampled")
+def step_sampling(context):
+    context.world.sut.sample()
+    context.world.sut.start_sampling(interval_s=0.2)
+
+
+@when("clients make {count:d} mixed requests")
+def step_mixed(context, count):
+    context.world.seen.responses += workloads.run_mixed(context.world.api, count)
+    context.world.sut.sample()
+
+
+@when("clients make {count:d} mixed requests while the gateway goes silent every {every:d} requests")
+def step_mixed_with_faults(context, count, every):
+    w = context.world
+    blip = lambda n: troubles.silent_blip(w.faults, lambda: w.api.ib_health().ok, w.settings.thresholds.silent_detection_s, w.settings.thresholds.recovery_s)
+    w.seen.responses += workloads.run_mixed(w.api, count, every=every, between=blip)
+    w.sut.sample()
+
+
+@then("the backend's memory grew by at most {limit_mb:d} MB")
+def step_memory(context, limit_mb):
+    samples = context.world.sut.stop_sampling()
+    evidence.attach_png("Backend resources", plots.resources_png(samples, context.world.faults.timeline, context.world.seen.started_mono))
+    grown_mb = checkers.growth(samples, "rss_mb")
+    assert grown_mb <= limit_mb, f"RSS grew by {grown_mb:.1f} MB (> {limit_mb} MB) over {len(samples)} samples"
+
+
+@then("the backend's open file descriptors grew by at most {limit:d}")
+def step_fds(context, limit):
+    grown = checkers.growth(context.world.sut.samples, "open_fds")
+    assert grown <= limit, f"open fds grew by {grown} (> {limit}) over {len(context.world.sut.samples)} samples"
+
+
+@then("the backend's threads grew by at most {limit:d}")
+def step_threads(context, limit):
+    grown = checkers.growth(context.world.sut.samples, "threads")
+    assert grown <= limit, f"threads grew by {grown} (> {limit}) over {len(context.world.sut.samples)} samples"
+
+
+@then("the backend never held more IB connections than its pool allows")
+def step_ib_sockets(context):
+    w = context.world
+    peak = max(s.ib_connections for s in w.sut.samples)
+    assert 0 < peak <= w.settings.tuning.pool_size, f"peak of {peak} IB sockets in the backend; the pool allows {w.settings.tuning.pool_size}"

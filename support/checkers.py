@@ -1,0 +1,201 @@
+"""Checkers: verdicts over what IB saw and what clients saw. They never inject faults and never wait."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from .drivers.api import ApiResponse
+from .drivers.history import IbEvent
+
+#: Requests that need a handed-out connection (anything but the validation itself).
+DATA_REQUESTS = ("reqContractDetails", "reqHistoricalData", "reqHeadTimeStamp", "reqMktData")
+VALIDATION_REQUEST = "reqCurrentTime"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A checker's answer: ``ok`` and, either way, what was seen."""
+
+    ok: bool
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def _tail(events: Sequence[IbEvent], n: int = 12) -> str:
+    return "\n  ".join(e.describe() for e in list(events)[-n:]) or "(no IB events)"
+
+
+def handoffs_validated(events: Sequence[IbEvent], calls: Iterable[ApiResponse]) -> Verdict:
+    """Every connection used by an API call was validated during that call, before its first use.
+
+    Validation is a ``reqCurrentTime`` sent on that connection after the call began
+    and answered before the first data request of the call on the same connection.
+    """
+    checked, failures = 0, []
+    for call in calls:
+        start, end = call.started_mono, call.finished_mono
+        window = [e for e in events if start <= e.mono <= end]
+        first_use: dict[int, float] = {}
+        for e in window:
+            if e.kind == "request" and e.type in DATA_REQUESTS:
+                first_use.setdefault(e.conn_id, e.mono)
+        for conn_id, used_at in first_use.items():
+            checked += 1
+            answered = [e for e in window if e.conn_id == conn_id and e.kind == "response"
+                        and e.type == VALIDATION_REQUEST and e.mono <= used_at]
+            if not answered:
+                failures.append(f"{call.method} {call.path}: connection {conn_id} used at {used_at:.3f} "
+                                "without a validation round-trip first")
+    if not checked:
+        return Verdict(False, f"no API call used an IB connection; nothing to check\n  {_tail(events)}")
+    if failures:
+        return Verdict(False, "\n".join(failures) + f"\nIB events:\n  {_tail(events)}")
+    return Verdict(True, f"{checked} handoffs, each validated first")
+
+
+def failed_validations_never_used(events: Sequence[IbEvent]) -> Verdict:
+    """A connection whose validation went unanswered never carries another request."""
+    by_conn: dict[int, list[IbEvent]] = defaultdict(list)
+    for e in events:
+        by_conn[e.conn_id].append(e)
+    failed, misuse = 0, []
+    for conn_id, conn_events in by_conn.items():
+        pending_since: float | None = None
+        for e in conn_events:
+            if e.kind == "request" and e.type == VALIDATION_REQUEST:
+                pending_since = e.mono if pending_since is None else pending_since
+            elif e.kind == "response" and e.type == VALIDATION_REQUEST:
+                pending_since = None
+            elif e.kind == "request" and e.type in DATA_REQUESTS and pending_since is not None:
+                misuse.append(f"connection {conn_id}: {e.type} at {e.mono:.3f} although its validation "
+                              f"from {pending_since:.3f} was never answered")
+        if pending_since is not None:
+            failed += 1
+    if misuse:
+        return Verdict(False, "\n".join(misuse) + f"\nIB events:\n  {_tail(events)}")
+    if not failed:
+        return Verdict(False, f"no validation went unanswered; the scenario proved nothing\n  {_tail(events)}")
+    return Verdict(True, f"{failed} connection(s) failed validation and none was used")
+
+
+def connections_never_shared(events: Sequence[IbEvent]) -> Verdict:
+    """No connection carries two data requests at the same moment (request → answer intervals)."""
+    opened: dict[tuple[int, Any], float] = {}
+    spans: dict[int, list[tuple[float, float, Any]]] = defaultdict(list)
+    for e in events:
+        if e.type not in DATA_REQUESTS or e.req_id is None:
+            continue
+        key = (e.conn_id, e.req_id)
+        if e.kind == "request":
+            opened[key] = e.mono
+        elif e.kind in ("response", "error") and key in opened:
+            spans[e.conn_id].append((opened.pop(key), e.mono, e.req_id))
+    overlaps, total = [], 0
+    for conn_id, intervals in spans.items():
+        intervals.sort()
+        total += len(intervals)
+        for (s1, e1, r1), (s2, e2, r2) in zip(intervals, intervals[1:]):
+            if s2 < e1:
+                overlaps.append(f"connection {conn_id}: request {r2} started at {s2:.3f} while request "
+                                f"{r1} ran until {e1:.3f}")
+    if total < 2:
+        return Verdict(False, f"only {total} answered data request(s) seen; nothing to compare\n  {_tail(events)}")
+    if overlaps:
+        return Verdict(False, "\n".join(overlaps[:10]))
+    return Verdict(True, f"{total} requests on {len(spans)} connections, never two at once on one")
+
+
+def peak_concurrent(connections: Iterable[dict[str, Any]]) -> int:
+    """Largest number of the given connections open at the same moment."""
+    edges = []
+    for c in connections:
+        edges.append((float(c["connected_mono"]), 1))
+        if c.get("disconnected_mono") is not None:
+            edges.append((float(c["disconnected_mono"]), -1))
+    peak = level = 0
+    for _, step in sorted(edges, key=lambda edge: (edge[0], edge[1])):
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+def accepted_client_ids(events: Sequence[IbEvent]) -> list[int]:
+    """Client IDs the gateway accepted (startApi not followed by a rejection), in order."""
+    rejected = {e.conn_id for e in events if e.kind == "rejected"}
+    return [int(e.client_id) for e in events
+            if e.kind == "start_api" and e.client_id is not None and e.conn_id not in rejected]
+
+
+def rejected_client_ids(events: Sequence[IbEvent]) -> list[int]:
+    """Client IDs the gateway refused (error 326), in order."""
+    starts = {e.conn_id: e.client_id for e in events if e.kind == "start_api"}
+    return [int(e.client_id if e.client_id is not None else starts.get(e.conn_id, -1))
+            for e in events if e.kind == "rejected"]
+
+
+def retried_after_backoff(events: Sequence[IbEvent], code: int, min_wait_s: float) -> Verdict:
+    """After each error ``code`` on a request, the next request of the same type came ``min_wait_s`` later."""
+    errors = [e for e in events if e.kind == "error" and e.code == code]
+    if not errors:
+        return Verdict(False, f"no error {code} was sent; nothing was paced\n  {_tail(events)}")
+    requests = [e for e in events if e.kind == "request"]
+    typed = {(e.conn_id, e.req_id): e.type for e in requests}
+    hasty = []
+    for error in errors:
+        kind = typed.get((error.conn_id, error.req_id), "reqHistoricalData")
+        later = [r for r in requests if r.type == kind and r.mono > error.mono]
+        if not later:
+            hasty.append(f"error {code} at {error.mono:.3f} was never followed by a retry")
+        elif later[0].mono - error.mono < min_wait_s:
+            hasty.append(f"retry {later[0].mono - error.mono:.2f} s after error {code} (< {min_wait_s} s)")
+    if hasty:
+        return Verdict(False, "\n".join(hasty))
+    return Verdict(True, f"{len(errors)} error(s) {code}, each waited out")
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The ``pct`` percentile (nearest rank) of ``values`` (0.0 when empty)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, int(round(pct / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[rank]
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """Outcome of a burst of concurrent API calls."""
+
+    total: int
+    succeeded: int
+    p50_s: float
+    p95_s: float
+    max_s: float
+    failures: tuple[str, ...]
+
+    @property
+    def success_rate_pct(self) -> float:
+        """Share of calls that succeeded, in percent."""
+        return 100.0 * self.succeeded / self.total if self.total else 0.0
+
+
+def summarise_load(responses: Sequence[ApiResponse]) -> LoadSummary:
+    """Success rate and latency percentiles of a burst."""
+    times = [r.elapsed_s for r in responses]
+    failures = tuple(r.describe() for r in responses if not r.ok)
+    return LoadSummary(len(responses), len(responses) - len(failures), statistics.median(times) if times else 0.0,
+                       percentile(times, 95), max(times, default=0.0), failures)
+
+
+def growth(samples: Sequence[Any], attribute: str) -> float:
+    """Growth of a sampled quantity: median of the last quarter minus median of the first quarter."""
+    values = [getattr(s, attribute) for s in samples]
+    if len(values) < 4:
+        return 0.0
+    quarter = max(1, len(values) // 4)
+    return statistics.median(values[-quarter:]) - statistics.median(values[:quarter])

@@ -1,0 +1,180 @@
+"""Claims that need a deadline: poll the system through a driver until a property holds or time runs out.
+
+Each function is what one Then-step asserts; it raises ``AssertionError`` (via
+:func:`support.waiting.eventually`) with what was expected and what was seen.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from . import bars, checkers, contract
+from .drivers.api import ApiDriver, ApiResponse
+from .world import World
+from .waiting import eventually
+
+
+def failed_within(response: ApiResponse, bound_s: float) -> ApiResponse:
+    """The answer is a failure (not success, not a hang) that came within ``bound_s``."""
+    assert not response.ok and not response.timed_out, f"expected a failure, not success or a hang: {response.describe()}"
+    assert response.elapsed_s <= bound_s, \
+        f"the failure took {response.elapsed_s:.2f} s > {bound_s:.1f} s: {response.describe()}"
+    return response
+
+
+def _recorded(world: World, call: Callable[[], ApiResponse]) -> Callable[[], ApiResponse]:
+    def probe() -> ApiResponse:
+        response = call()
+        world.seen.responses.append(response)
+        return response
+    return probe
+
+
+def service_ready(world: World, within_s: float) -> ApiResponse:
+    """The backend answers ``/ib/health`` healthy (it has a validated IB connection)."""
+    probe = _recorded(world, world.api.ib_health)
+    return eventually(lambda: _healthy(probe()), within_s, "the backend reports IB healthy")
+
+
+def _healthy(response: ApiResponse) -> ApiResponse | None:
+    assert response.status == 200 and (response.data or {}).get("healthy") is True, response.describe()
+    return response
+
+
+def reports_unhealthy(world: World, within_s: float) -> ApiResponse:
+    """``/ib/health`` answers 503 ``IB-UNHEALTHY`` (each answer itself within the API bound)."""
+    probe = _recorded(world, world.api.ib_health)
+
+    def unhealthy() -> ApiResponse:
+        response = probe()
+        assert response.status == 503, f"expected 503: {response.describe()}"
+        assert response.error_code.startswith("IB-"), f"expected an IB- error code: {response.describe()}"
+        return response
+    return eventually(unhealthy, within_s, "the backend reports IB unhealthy")
+
+
+def score_matches(world: World, predicate: Callable[[float], bool], wanted: str, within_s: float) -> float:
+    """The resilience score satisfies ``predicate`` within ``within_s``; returns it."""
+    probe = _recorded(world, world.api.resilience)
+
+    def check() -> float | None:
+        response = probe()
+        value = contract.score(response)
+        assert predicate(value), f"score {value} (wanted {wanted})"
+        return value if value else 0.1  # a score of 0 is a legitimate answer, keep it truthy
+    return eventually(check, within_s, f"the resilience score {wanted}", interval_s=0.2)
+
+
+def discovery_succeeds(world: World, within_s: float) -> ApiResponse:
+    """A forced symbol discovery succeeds within ``within_s``."""
+    probe = _recorded(world, lambda: world.api.discover("AAPL"))
+
+    def check() -> ApiResponse:
+        response = probe()
+        assert response.ok and (response.data or {}).get("symbol_info"), response.describe()
+        return response
+    return eventually(check, within_s, "a symbol discovery succeeds", interval_s=0.2)
+
+
+def resilience_value(world: World, *path: str) -> Any:
+    """One value of a fresh resilience report, e.g. ``("phase_2_garbage_collection", "max_idle_time_seconds")``."""
+    response = world.api.resilience()
+    world.seen.responses.append(response)
+    value: Any = response.data
+    for key in path:
+        assert isinstance(value, dict) and key in value, f"no {'.'.join(path)} in {response.describe()}"
+        value = value[key]
+    return value
+
+
+def operation_state(api: ApiDriver, operation_id: str, states: tuple[str, ...], within_s: float,
+                    seen: list[ApiResponse]) -> ApiResponse:
+    """The operation reaches one of ``states`` within ``within_s``; every poll is kept in ``seen``."""
+    def check() -> ApiResponse:
+        response = api.operation(operation_id)
+        seen.append(response)
+        status = (response.data or {}).get("status")
+        assert status in states, f"operation {operation_id} is {status!r}: {response.describe()}"
+        return response
+    return eventually(check, within_s, f"operation {operation_id} becomes {'/'.join(states)}", interval_s=0.25)
+
+
+def backend_connections_closed(world: World, within_s: float) -> list[dict[str, Any]]:
+    """Every backend connection open during the scenario is closed, as the gateway side saw it."""
+    since = world.seen.started_mono
+    seen = world.history.backend_connections(since)
+    assert seen, "the gateway side saw no backend connection in this scenario; nothing to check"
+
+    def all_closed() -> list[dict[str, Any]]:
+        still_open = [c for c in world.history.backend_connections(since) if c.get("disconnected_mono") is None]
+        assert not still_open, f"still open: {[(c.get('conn_id'), c.get('client_id')) for c in still_open]}"
+        return seen
+    return eventually(all_closed, within_s, "every backend connection closes", interval_s=0.2)
+
+
+def client_id_range(world: World) -> tuple[int, int]:
+    """The client IDs the backend may use, as ``/ib/config`` reports them."""
+    response = world.api.ib_config()
+    world.seen.responses.append(response)
+    id_range = (response.data or {}).get("client_id_range") or {}
+    assert isinstance(id_range.get("min"), int) and isinstance(id_range.get("max"), int), \
+        f"no client_id_range in {response.describe()}"
+    return id_range["min"], id_range["max"]
+
+
+def client_id_released(world: World, client_id: int) -> None:
+    """The resilience report no longer lists ``client_id`` in use (within two health intervals)."""
+    interval_s = float(resilience_value(world, "phase_2_garbage_collection", "health_check_interval"))
+    eventually(lambda: client_id not in resilience_value(world, "phase_3_client_id_preference", "client_ids_in_use"),
+               2 * interval_s + 1.0, f"the backend stops using client ID {client_id}")
+
+
+def load_failed_clearly(response: ApiResponse, bound_s: float) -> None:
+    """A data load that ended as a failure with a message, within ``bound_s`` (never a hang)."""
+    assert not response.timed_out and response.elapsed_s <= bound_s, f"no answer within {bound_s:.0f} s: {response.describe()}"
+    data = response.data or {}
+    failed = (not response.ok) or data.get("status") == "failed"
+    message = data.get("error_message") or response.error_message
+    assert failed and message, f"expected a failed load with a message: {response.describe()}"
+
+
+def cached_bars(world: World, symbol: str, timeframe: str) -> list:
+    """The backend's cached bars for a symbol and timeframe (empty when it has none)."""
+    response = world.api.cached_data(symbol, timeframe)
+    world.seen.responses.append(response)
+    if response.status == 404:
+        return []
+    assert response.ok, f"cannot read the cache: {response.describe()}"
+    body = response.data if isinstance(response.data, dict) and "dates" in response.data else response.body
+    return bars.from_cache(body, timeframe == "1d")
+
+
+def cache_matches_ib(world: World, symbol: str, kind: str, complete: bool) -> checkers.Verdict:
+    """Every cached bar equals what IB serves (regular or extended hours); ``complete``: none missing."""
+    timeframe = bars.LOADS[kind][0]
+    cached = cached_bars(world, symbol, timeframe)
+    if complete and not cached:
+        return checkers.Verdict(False, f"no {symbol} {timeframe} bars cached")
+    verdicts = []
+    for use_rth in (True, False):
+        served = bars.oracle(world.ib, world.settings.squatter_client_id_base + 1, symbol, kind, use_rth)
+        wrong = bars.mismatches(cached, served)
+        if complete and cached:
+            wrong += [f"{key}: IB serves it, the cache lacks it" for key in
+                      bars.missing(cached, served, cached[0].key, cached[-1].key)]
+        if not wrong:
+            return checkers.Verdict(True, f"{len(cached)} cached bars equal IB's (useRTH={use_rth})")
+        verdicts.append(f"useRTH={use_rth}: " + "; ".join(wrong[:5]) + (f" (+{len(wrong) - 5} more)" if len(wrong) > 5 else ""))
+    return checkers.Verdict(False, "cached bars differ from IB's:\n" + "\n".join(verdicts))
+
+
+def operation_bars_cached(world: World, operation_id: str) -> checkers.Verdict:
+    """The bars an operation says it fetched are exactly the bars now in the cache."""
+    response = world.api.operation(operation_id)
+    world.seen.responses.append(response)
+    summary = (response.data or {}).get("result_summary") or {}
+    fetched = summary.get("fetched_bars") or 0
+    symbol, timeframe = summary.get("symbol"), summary.get("timeframe")
+    assert symbol and timeframe, f"the operation names no symbol/timeframe: {response.describe()}"
+    count = len(cached_bars(world, symbol, timeframe))
+    return checkers.Verdict(fetched == count, f"the operation reports {fetched} bars fetched; the cache holds {count}")

@@ -1,0 +1,1 @@
+"""Drivers: how the suite reaches the system under test (API, CLI, IB, processes, faults, history)."""

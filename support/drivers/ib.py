@@ -1,0 +1,195 @@
+"""IB driver: the suite's own ib_insync clients (probes, client-ID squatters), on one loop in one thread."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Awaitable, Callable, TypeVar
+
+from ib_insync import IB, Contract, Stock
+
+T = TypeVar("T")
+
+#: Paper accounts start with D (DU individual, DF advisor); anything else is live money.
+PAPER_PREFIXES = ("DU", "DF", "DI")
+
+
+class LiveAccountError(RuntimeError):
+    """The gateway is logged in to a live (non-paper) account: the suite must not run."""
+
+
+@dataclass(frozen=True)
+class IbProbe:
+    """Outcome of one connect + reqCurrentTime, as a client sees it."""
+
+    client_id: int
+    connected: bool
+    server_time: dt.datetime | None
+    accounts: tuple[str, ...]
+    elapsed_s: float
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One OHLCV bar as IB served it."""
+
+    date: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class IbDriver:
+    """Runs ib_insync clients on a private event loop in a daemon thread.
+
+    Args:
+        host, port: the gateway (real or simulated), not the backend.
+    """
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name="ib-driver", daemon=True)
+        self._thread.start()
+        self._held: dict[int, IB] = {}
+        #: Local ports of the suite's own IB connections (so history can leave them out).
+        self.own_ports: set[int] = set()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)  # ib_insync looks the loop up per thread
+        self._loop.run_forever()
+
+    async def _connect(self, ib: IB, client_id: int, timeout_s: float) -> None:
+        """Connect read-only, remembering the local port whatever the outcome."""
+        task = asyncio.ensure_future(ib.connectAsync(self.host, self.port, clientId=client_id,
+                                                     timeout=timeout_s, readonly=True))
+        try:
+            while not task.done() and ib.client.conn.transport is None:
+                await asyncio.sleep(0.005)  # yield until the TCP socket exists
+            transport = ib.client.conn.transport
+            if transport is not None:
+                self.own_ports.add(transport.get_extra_info("sockname")[1])
+        finally:
+            await task
+
+    def _run(self, factory: Callable[[], Awaitable[T]], timeout_s: float) -> T:
+        future = asyncio.run_coroutine_threadsafe(_bounded(factory(), timeout_s), self._loop)
+        try:
+            return future.result(timeout_s + 2.0)
+        except FutureTimeout:
+            future.cancel()
+            raise TimeoutError(f"IB driver call not finished within {timeout_s:.1f} s") from None
+
+    def probe(self, client_id: int, timeout_s: float = 5.0) -> IbProbe:
+        """Connect with ``client_id``, ask the server time, disconnect."""
+        async def go() -> IbProbe:
+            ib = IB()
+            started = time.monotonic()
+            try:
+                await self._connect(ib, client_id, timeout_s)
+                server_time = await asyncio.wait_for(ib.reqCurrentTimeAsync(), timeout_s)
+                return IbProbe(client_id, True, server_time, tuple(ib.managedAccounts()),
+                               time.monotonic() - started)
+            except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
+                return IbProbe(client_id, False, None, (), time.monotonic() - started,
+                               f"{exc.__class__.__name__}: {exc}")
+            finally:
+                ib.disconnect()
+        return self._run(go, timeout_s * 2 + 1)
+
+    def managed_accounts(self, client_id: int, timeout_s: float = 5.0) -> tuple[str, ...]:
+        """The accounts the gateway is logged in to.
+
+        Raises:
+            ConnectionError: the gateway did not complete a connection.
+        """
+        probe = self.probe(client_id, timeout_s)
+        if not probe.connected:
+            raise ConnectionError(f"cannot reach IB at {self.host}:{self.port}: {probe.error}")
+        return probe.accounts
+
+    def ensure_paper_account(self, client_id: int, timeout_s: float = 5.0) -> tuple[str, ...]:
+        """Return the accounts if all are paper accounts.
+
+        Raises:
+            LiveAccountError: any account is not a paper account.
+        """
+        accounts = self.managed_accounts(client_id, timeout_s)
+        live = [a for a in accounts if not a.upper().startswith(PAPER_PREFIXES)]
+        if live or not accounts:
+            raise LiveAccountError(
+                f"IB at {self.host}:{self.port} is logged in to {', '.join(accounts) or 'no account'}: "
+                "not a paper account; the resilience suite never runs against live money")
+        return accounts
+
+    def squat(self, client_id: int, timeout_s: float = 5.0) -> None:
+        """Hold a connection with ``client_id`` so that nobody else can use it (IB error 326).
+
+        Raises:
+            ConnectionError: the ID could not be taken.
+        """
+        async def go() -> None:
+            ib = IB()
+            try:
+                await self._connect(ib, client_id, timeout_s)
+            except (OSError, asyncio.TimeoutError) as exc:
+                ib.disconnect()
+                raise ConnectionError(f"could not take client ID {client_id}: {exc!r}") from None
+            self._held[client_id] = ib
+        self._run(go, timeout_s + 1)
+
+    def release(self, client_id: int) -> None:
+        """Give back a squatted client ID (no-op if not held)."""
+        async def go() -> None:
+            ib = self._held.pop(client_id, None)
+            if ib is not None:
+                ib.disconnect()
+        self._run(go, 5.0)
+
+    def release_all(self) -> None:
+        """Give back every squatted client ID."""
+        for client_id in list(self._held):
+            self.release(client_id)
+
+    @property
+    def squatted(self) -> tuple[int, ...]:
+        """Client IDs currently held."""
+        return tuple(sorted(self._held))
+
+    def historical_bars(self, client_id: int, symbol: str, duration: str, bar_size: str,
+                        end: str = "", use_rth: bool = True, timeout_s: float = 10.0) -> list[Bar]:
+        """Ask IB directly for bars (the oracle the backend's cache is compared with)."""
+        async def go() -> list[Bar]:
+            ib = IB()
+            try:
+                await self._connect(ib, client_id, timeout_s)
+                contract: Contract = Stock(symbol, "SMART", "USD")
+                bars = await ib.reqHistoricalDataAsync(
+                    contract, endDateTime=end, durationStr=duration, barSizeSetting=bar_size,
+                    whatToShow="TRADES", useRTH=use_rth, formatDate=2, timeout=timeout_s)
+                return [Bar(str(b.date), b.open, b.high, b.low, b.close, b.volume) for b in bars]
+            finally:
+                ib.disconnect()
+        return self._run(go, timeout_s * 2 + 1)
+
+    def close(self) -> None:
+        """Release every client and stop the loop thread."""
+        try:
+            self.release_all()
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5.0)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+
+async def _bounded(awaitable: Awaitable[T], timeout_s: float) -> T:
+    return await asyncio.wait_for(awaitable, timeout_s)
+

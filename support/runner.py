@@ -1,0 +1,115 @@
+"""``ib-resilience run``: run the specification at a level, with Allure and JUnit output."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .settings import ROOT
+
+#: Level → behave tag expression (basic ⊂ standard ⊂ exhaustive).
+LEVELS = {
+    "basic": "@basic",
+    "standard": "@basic or @standard",
+    "exhaustive": "@basic or @standard or @exhaustive",
+}
+#: Hard bound on one run (a hung scenario is a bug in the suite, but CI must still end).
+RUN_TIMEOUT_S = {"basic": 600, "standard": 1800, "exhaustive": 3600}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options (the seed's ``--test-level`` spelling accepted)."""
+    parser = argparse.ArgumentParser(prog="ib-resilience run",
+                                     description="Run the IB connection resilience specification.")
+    parser.add_argument("--level", "--test-level", dest="level", choices=sorted(LEVELS), default="basic",
+                        help="which scenarios: basic ⊂ standard ⊂ exhaustive (default: basic)")
+    parser.add_argument("--report", action="store_true",
+                        help="also render the Markdown summary and the Allure HTML report")
+    parser.add_argument("--target", choices=("embedded", "external"),
+                        help="embedded (default): the project's own gateway, proxy and backend")
+    parser.add_argument("--ib-host", help="IB Gateway host (external)")
+    parser.add_argument("--ib-port", type=int, help="IB Gateway port (external)")
+    parser.add_argument("--api-base-url", help="backend API, e.g. http://localhost:8000 (external)")
+    parser.add_argument("--cli", help="backend CLI command, e.g. 'ktrdr' (external)")
+    parser.add_argument("--gateway-control", help="control URL of a simulator you started")
+    parser.add_argument("--proxy-control", help="control URL of a fault proxy you started")
+    parser.add_argument("--timeout-multiplier", type=float, help="scale every bound (slow machines)")
+    parser.add_argument("--name", action="append", default=[], help="only scenarios whose name matches (regex)")
+    parser.add_argument("--reports-dir", type=Path, default=ROOT / "reports", help="where results go")
+    parser.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",
+                        help="any other setting (behave userdata)")
+    parser.add_argument("--verbose", action="store_true", help="print every step (pretty formatter)")
+    return parser
+
+
+def behave_command(args: argparse.Namespace) -> list[str]:
+    """The behave command line for ``args``."""
+    results = args.reports_dir
+    userdata = {"target": args.target, "ib_host": args.ib_host, "ib_port": args.ib_port,
+                "api_base_url": args.api_base_url, "cli": args.cli, "gateway_control": args.gateway_control,
+                "proxy_control": args.proxy_control, "timeout_multiplier": args.timeout_multiplier,
+                "reports_dir": str(results)}
+    if args.api_base_url and not args.target:
+        userdata["target"] = "external"
+    command = [sys.executable, "-m", "behave", str(ROOT / "features"),
+               "--tags", LEVELS[args.level], "--no-skipped",
+               "-f", "allure_behave.formatter:AllureFormatter", "-o", str(results / "allure-results"),
+               "-f", "pretty" if args.verbose else "progress3",
+               "--junit", "--junit-directory", str(results / "junit"),
+               "-D", "AllureFormatter.hide_excluded=true"]
+    for key, value in userdata.items():
+        if value is not None:
+            command += ["-D", f"{key}={value}"]
+    for definition in args.define:
+        command += ["-D", definition]
+    for name in args.name:
+        command += ["--name", name]
+    return command
+
+
+def _run_bounded(command: list[str], env: dict[str, str], timeout_s: float) -> int:
+    """Run behave; past ``timeout_s`` stop it with SIGTERM (its cleanups stop the servers), then SIGKILL."""
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    try:
+        return process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        print(f"ib-resilience: run exceeded {timeout_s} s and was stopped", file=sys.stderr)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5.0)
+        return 124
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
+        process.wait(15.0)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run behave at the chosen level; exit 0 only if every selected scenario passed."""
+    args = build_parser().parse_args(argv)
+    results = args.reports_dir / "allure-results"
+    results.mkdir(parents=True, exist_ok=True)
+    for stale in results.glob("*"):
+        if stale.is_file():
+            stale.unlink()
+    command = behave_command(args)
+    print(f"ib-resilience: level {args.level} ({LEVELS[args.level]})", flush=True)
+    print("$ " + shlex.join(command), flush=True)
+    started = time.monotonic()
+    env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "")}
+    code = _run_bounded(command, env, RUN_TIMEOUT_S[args.level])
+    elapsed_s = time.monotonic() - started
+    print(f"ib-resilience: level {args.level} finished in {elapsed_s:.1f} s, exit {code}", flush=True)
+    if args.report:
+        from .reporting import render_reports
+        render_reports(args.reports_dir, args.level, elapsed_s)
+    return code

@@ -1,0 +1,123 @@
+"""One frozen settings object for the suite, read once from behave userdata (pyproject + ``-D``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+EMBEDDED = "embedded"
+EXTERNAL = "external"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting is missing or has a value of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The seed's requirements, in seconds unless the name says otherwise."""
+
+    validation_s: float = 3.0          # isConnected() + reqCurrentTime() before a handoff
+    silent_detection_s: float = 5.0    # a silent gateway is noticed, never a hang
+    api_response_s: float = 5.0        # every API answer under normal load
+    cli_command_s: float = 30.0        # every CLI command
+    recovery_s: float = 10.0           # service back after stress or an outage
+    score_min: float = 75.0            # healthy resilience score
+    score_infrastructure: float = 65.0  # below: infrastructure trouble
+    success_rate_min_pct: float = 95.0  # API under concurrent load
+
+
+@dataclass(frozen=True)
+class EmbeddedTuning:
+    """Time compression for the embedded reference backend (the defaults stay KTRDR's)."""
+
+    max_idle_s: float = 2.0
+    health_interval_s: float = 0.5
+    pool_size: int = 5
+    client_id_span: int = 5            # preferred ID .. preferred + span - 1
+    connect_timeout_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the suite needs to know about its targets.
+
+    In ``embedded`` mode the suite starts the gateway simulator, the fault proxy
+    and the reference backend itself; in ``external`` mode it uses the given
+    addresses, and scenarios needing a missing capability are skipped with a reason.
+    """
+
+    target: str = EMBEDDED
+    ib_host: str = "127.0.0.1"
+    ib_port: int = 0                     # the gateway itself (probes, client-ID squatters)
+    api_base_url: str = ""
+    cli: tuple[str, ...] = ()
+    preferred_client_id: int = 1
+    gateway_control: str = ""            # control URL of a simulator the user started
+    proxy_control: str = ""              # control URL of a fault proxy the user started
+    backend_pid: int = 0                 # external: the SUT's process, for leak sampling
+    timeout_multiplier: float = 1.0
+    squatter_client_id_base: int = 900   # IDs the suite's own probes use
+    reports_dir: Path = ROOT / "reports"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    tuning: EmbeddedTuning = field(default_factory=EmbeddedTuning)
+
+    @property
+    def embedded(self) -> bool:
+        """True when the suite owns its targets."""
+        return self.target == EMBEDDED
+
+    def scaled(self, seconds: float) -> float:
+        """A bound after the timeout multiplier."""
+        return seconds * self.timeout_multiplier
+
+    @classmethod
+    def from_userdata(cls, userdata: Mapping[str, Any]) -> "Settings":
+        """Build settings from behave's userdata (strings); unknown keys are ignored.
+
+        Threshold and tuning fields are addressed by their own names (``recovery_s``,
+        ``max_idle_s`` …).
+
+        Raises:
+            SettingsError: a value cannot be converted or is out of range.
+        """
+        data = {str(k): v for k, v in userdata.items()}
+        top = _convert_fields(cls, data, skip={"thresholds", "tuning", "cli"})
+        if "cli" in data and str(data["cli"]).strip():
+            top["cli"] = tuple(shlex.split(str(data["cli"])))
+        settings = cls(thresholds=Thresholds(**_convert_fields(Thresholds, data)),
+                       tuning=EmbeddedTuning(**_convert_fields(EmbeddedTuning, data)), **top)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Reject inconsistent settings with a message naming the setting."""
+        if self.target not in (EMBEDDED, EXTERNAL):
+            raise SettingsError(f"target must be {EMBEDDED!r} or {EXTERNAL!r}, not {self.target!r}")
+        if self.timeout_multiplier <= 0:
+            raise SettingsError("timeout_multiplier must be > 0")
+        if self.target == EXTERNAL:
+            missing = [name for name in ("api_base_url", "ib_port") if not getattr(self, name)]
+            if missing:
+                raise SettingsError(f"external target needs {', '.join(missing)} (-D name=value)")
+            if not self.cli:
+                raise SettingsError("external target needs cli (-D cli='ktrdr') for the CLI scenarios")
+
+
+def _convert_fields(cls: type, data: Mapping[str, Any], skip: set[str] = frozenset()) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip or f.name not in data:
+            continue
+        raw = data[f.name]
+        kind = f.type if isinstance(f.type, type) else {"float": float, "int": int, "str": str,
+                                                         "Path": Path}.get(str(f.type), str)
+        try:
+            out[f.name] = kind(raw) if not isinstance(raw, kind) else raw
+        except (TypeError, ValueError):
+            raise SettingsError(f"setting {f.name}={raw!r} is not a valid {kind.__name__}") from None
+    return out

@@ -1,0 +1,151 @@
+"""Targets: where the system under test and its IB gateway are, and (embedded) starting them.
+
+Embedded mode starts, as real processes on free loopback ports::
+
+    gateway simulator  ◀── fault proxy  ◀── reference backend (API)  ◀── CLI
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from .launch import ManagedProcess, venv_script
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Addresses of everything the suite talks to."""
+
+    api_base_url: str
+    cli: tuple[str, ...]
+    ib_host: str                 # the gateway itself (probes, squatters)
+    ib_port: int
+    gateway_control: str = ""    # '' when the target has no simulator
+    proxy_control: str = ""      # '' when no fault proxy sits in front of the gateway
+    backend_pid: int = 0         # 0 when the backend's process is not visible
+    backend_ib_port: int = 0     # the port the backend's IB connections go to (proxy or gateway)
+
+    def describe(self) -> dict[str, str]:
+        """Flat text view (for reports and environment.properties)."""
+        return {k: " ".join(v) if isinstance(v, tuple) else str(v) for k, v in dataclasses.asdict(self).items()}
+
+
+def external_targets(settings: Settings) -> Targets:
+    """The targets a user named with ``-D`` settings."""
+    from .drivers.processes import listener_pid
+    from urllib.parse import urlsplit
+
+    api_port = urlsplit(settings.api_base_url).port or 80
+    pid = settings.backend_pid or listener_pid(api_port)
+    return Targets(settings.api_base_url, settings.cli, settings.ib_host, settings.ib_port,
+                   settings.gateway_control, settings.proxy_control, pid, settings.ib_port)
+
+
+def backend_environment(settings: Settings, ib_port: int, defaults: bool = False) -> dict[str, str]:
+    """Environment of the embedded reference backend: KTRDR's names plus compressed time.
+
+    Args:
+        defaults: keep the backend's own (KTRDR) defaults for idle timeout and health interval.
+    """
+    tuning = settings.tuning
+    env = {
+        "IB_HOST": "127.0.0.1",
+        "IB_PORT": str(ib_port),
+        "IB_CLIENT_ID": str(settings.preferred_client_id),
+        "IB_TIMEOUT": str(tuning.connect_timeout_s),
+        "IB_POOL_SIZE": str(tuning.pool_size),
+        "IB_CLIENT_ID_MAX": str(settings.preferred_client_id + tuning.client_id_span - 1),
+        "IB_VALIDATION_TIMEOUT_S": str(settings.thresholds.validation_s),
+    }
+    if not defaults:
+        env["IB_MAX_IDLE_S"] = str(tuning.max_idle_s)
+        env["IB_HEALTH_INTERVAL_S"] = str(tuning.health_interval_s)
+    return env
+
+
+class EmbeddedTargets:
+    """Starts and stops the project's own gateway, proxy and backend processes.
+
+    Args:
+        settings: the suite's settings.
+        log_dir: where each process's output is kept (evidence).
+    """
+
+    def __init__(self, settings: Settings, log_dir: Path):
+        self.settings = settings
+        self.log_dir = Path(log_dir)
+        self.gateway: ManagedProcess | None = None
+        self.proxy: ManagedProcess | None = None
+        self.backend: ManagedProcess | None = None
+        self._gateway_port = 0
+        self._proxy_port = 0
+        self._backend_runs = 0
+        self._backend_defaults = False
+
+    def start(self) -> Targets:
+        """Start the gateway, the proxy in front of it, then the backend behind the proxy."""
+        tool = venv_script("ib-resilience")
+        self.gateway = ManagedProcess([tool, "gateway", "--host", "127.0.0.1", "--port", "0",
+                                       "--control-port", "0"], self.log_dir / "gateway.log", name="gateway")
+        ready = self.gateway.start()
+        self._gateway_port = int(ready["port"])
+        self._gateway_control = f"http://127.0.0.1:{ready['control_port']}"
+        self.proxy = ManagedProcess([tool, "proxy", "--listen", "127.0.0.1:0",
+                                     "--upstream", f"127.0.0.1:{self._gateway_port}", "--control-port", "0"],
+                                    self.log_dir / "proxy.log", name="proxy")
+        ready = self.proxy.start()
+        self._proxy_port = int(ready["port"])
+        self._proxy_control = f"http://127.0.0.1:{ready['control_port']}"
+        return self.start_backend()
+
+    def start_backend(self, defaults: bool = False) -> Targets:
+        """(Re)start the reference backend; ``defaults`` keeps KTRDR's idle and health timings."""
+        self.stop_backend()
+        self._backend_runs += 1
+        self._backend_defaults = defaults
+        env = backend_environment(self.settings, self._proxy_port, defaults)
+        env["REFBACKEND_DATA_DIR"] = str(self.log_dir / f"backend-data-{self._backend_runs}")
+        self.backend = ManagedProcess([venv_script("refbackend"), "serve", "--host", "127.0.0.1", "--port", "0"],
+                                      self.log_dir / "backend.log", env=env, name="backend")
+        ready = self.backend.start(ready_timeout_s=30.0)
+        return self.targets(f"http://127.0.0.1:{ready['port']}")
+
+    def targets(self, api_base_url: str | None = None) -> Targets:
+        """The current addresses."""
+        assert self.backend is not None, "backend not started"
+        url = api_base_url or f"http://127.0.0.1:{self.backend.ready['port']}"
+        return Targets(url, (venv_script("refbackend"),), "127.0.0.1", self._gateway_port,
+                       self._gateway_control, self._proxy_control, self.backend.pid, self._proxy_port)
+
+    @property
+    def backend_has_defaults(self) -> bool:
+        """Whether the running backend uses KTRDR's default timings."""
+        return self._backend_defaults
+
+    def stop_backend(self) -> int | None:
+        """Stop the backend (SIGTERM, bounded); return its exit code."""
+        if self.backend is None:
+            return None
+        code = self.backend.stop()
+        self.backend = None
+        return code
+
+    def stop(self) -> None:
+        """Stop everything, backend first."""
+        self.stop_backend()
+        for process in (self.proxy, self.gateway):
+            if process is not None:
+                process.stop()
+        self.proxy = self.gateway = None
+
+
+def start_lone_gateway(account: str, log_dir: Path) -> ManagedProcess:
+    """A throw-away simulator logged in to ``account`` (for the safety scenarios); caller stops it."""
+    process = ManagedProcess([venv_script("ib-resilience"), "gateway", "--host", "127.0.0.1", "--port", "0",
+                              "--control-port", "0", "--account", account],
+                             Path(log_dir) / f"gateway-{account}.log", name=f"gateway-{account}")
+    process.start()
+    return process

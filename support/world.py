@@ -1,0 +1,98 @@
+"""The suite's world: settings, targets and the drivers bound to them, shared by every step."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .control import ControlClient
+from .drivers.api import ApiDriver, ApiResponse
+from .drivers.cli import CliDriver, CliRun
+from .drivers.faults import FaultDriver
+from .drivers.history import IbHistory
+from .drivers.ib import IbDriver
+from .drivers.processes import ProcessDriver, ProcessNotFound
+from .settings import Settings
+from .targets import EmbeddedTargets, Targets
+
+
+@dataclass
+class Observations:
+    """What one scenario has seen so far (reset before every scenario)."""
+
+    started_mono: float = field(default_factory=time.monotonic)
+    responses: list[ApiResponse] = field(default_factory=list)
+    cli_runs: list[CliRun] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def last_response(self) -> ApiResponse:
+        """The most recent API answer a step recorded."""
+        assert self.responses, "no API request was made in this scenario"
+        return self.responses[-1]
+
+    @property
+    def last_cli_run(self) -> CliRun:
+        """The most recent CLI run a step recorded."""
+        assert self.cli_runs, "no CLI command was run in this scenario"
+        return self.cli_runs[-1]
+
+
+class World:
+    """Everything steps reach the system through. One per run; rebound when the backend restarts.
+
+    Args:
+        settings: the frozen settings.
+        embedded: the suite's own targets (None in external mode).
+    """
+
+    def __init__(self, settings: Settings, targets: Targets, embedded: EmbeddedTargets | None = None):
+        self.settings = settings
+        self.embedded = embedded
+        self.ib = IbDriver(targets.ib_host, targets.ib_port)
+        self.seen = Observations()
+        self.bind(targets)
+
+    def bind(self, targets: Targets) -> None:
+        """(Re)create the drivers that depend on where the system is."""
+        self.targets = targets
+        self.api = ApiDriver(targets.api_base_url, timeout_s=self.settings.scaled(60.0))
+        self.cli = CliDriver(targets.cli, targets.api_base_url)
+        gateway = ControlClient(targets.gateway_control) if targets.gateway_control else None
+        proxy = ControlClient(targets.proxy_control) if targets.proxy_control else None
+        self.faults = FaultDriver(gateway, proxy)
+        self.history = IbHistory(gateway, proxy, self.ib.own_ports)
+        try:
+            self.sut = ProcessDriver(targets.backend_pid, targets.backend_ib_port) if targets.backend_pid else None
+        except ProcessNotFound:
+            self.sut = None
+
+    def restart_backend(self, defaults: bool = False) -> None:
+        """Restart the embedded backend (KTRDR's default timings if ``defaults``) and rebind."""
+        assert self.embedded is not None, "only the embedded backend can be restarted by the suite"
+        self.bind(self.embedded.start_backend(defaults=defaults))
+
+    def begin_scenario(self) -> None:
+        """A clean slate: no faults, no squatters, fresh transcripts, a history bookmark."""
+        self.seen = Observations()
+        self.api.transcript.clear()
+        self.cli.transcripts.clear()
+        self.faults.timeline.clear()
+        self.faults.heal_all()
+        self.ib.release_all()
+        if self.history.source:
+            self.history.bookmark()
+
+    def end_scenario(self) -> None:
+        """Heal every fault and give back every squatted ID, whatever happened."""
+        try:
+            self.faults.heal_all()
+        finally:
+            self.ib.release_all()
+            if self.sut is not None:
+                self.sut.stop_sampling()
+
+    def close(self) -> None:
+        """Stop the IB driver's loop."""
+        self.ib.close()
