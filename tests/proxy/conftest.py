@@ -60,9 +60,11 @@ def simulator() -> Iterator[object | None]:
 
 
 @pytest.fixture
-def upstream_port(simulator: object | None, fake_gateway: FakeGateway) -> int:
+def upstream_port(simulator: object | None, request: pytest.FixtureRequest) -> int:
     """The gateway the ib_insync tests talk to: the simulator if present, else the fake."""
-    return simulator.port if simulator is not None else fake_gateway.port  # type: ignore[attr-defined]
+    if simulator is not None:
+        return simulator.port  # type: ignore[attr-defined]
+    return request.getfixturevalue("fake_gateway").port
 
 
 @pytest.fixture

@@ -172,3 +172,21 @@ def test_slicer_splits_frames_and_ib_insync_reassembles_them(proxy: ThreadedProx
         ib = connect_ib(proxy.port)
         assert ib.reqCurrentTime() is not None
         ib.reqPositions()
+
+
+def test_silent_on_contract_details_drops_its_data_end_and_errors(simulator, proxy: ThreadedProxy, connect_ib):
+    if simulator is None:
+        pytest.skip("needs the gateway simulator (contract details); the byte-level fake has none")
+    from ib_insync import Stock
+    ib = connect_ib(proxy.port)
+    with proxy.fault(Silent(request_types=("reqContractDetails",))):
+        with pytest.raises(TimeoutError):
+            ib.reqContractDetails(Stock("AAPL", "SMART", "USD"))
+        with pytest.raises(TimeoutError):
+            ib.reqContractDetails(Stock("XXXX", "SMART", "USD"))  # its answer is error 200
+        assert ib.reqHistoricalData(Stock("AAPL", "SMART", "USD"), "", "2 D", "1 hour", "TRADES", True)
+    dropped = events(proxy, "response", forwarded=False)
+    assert {e["type"] for e in dropped} >= {"contractData", "contractDataEnd", "error"}
+    assert {e["answers"] for e in dropped} == {"reqContractDetails"}
+    assert [e["error_code"] for e in dropped if e["type"] == "error"] == [200]
+    assert ib.reqContractDetails(Stock("AAPL", "SMART", "USD"))
