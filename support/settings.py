@@ -67,6 +67,11 @@ class Settings:
     tuning: EmbeddedTuning = field(default_factory=EmbeddedTuning)
 
     @property
+    def strict_pacing_rules(self) -> dict[str, object]:
+        """Simulator rules for the pacing scenario: a third request per contract within 5 s is refused."""
+        return {"pacing_enabled": True, "same_contract_max": 3, "same_contract_window_s": 5.0}
+
+    @property
     def embedded(self) -> bool:
         """True when the suite owns its targets."""
         return self.target == EMBEDDED

@@ -33,6 +33,10 @@ class Targets:
         return {k: " ".join(v) if isinstance(v, tuple) else str(v) for k, v in dataclasses.asdict(self).items()}
 
 
+#: Embedded gateway rules: IB's pacing windows compressed so a whole run stays within them.
+GATEWAY_COMPRESSION = ("--identical-window-s", "2", "--window-max", "100000")
+
+
 def external_targets(settings: Settings) -> Targets:
     """The targets a user named with ``-D`` settings."""
     from .drivers.processes import listener_pid
@@ -56,13 +60,15 @@ def backend_environment(settings: Settings, ib_port: int, defaults: bool = False
         "IB_PORT": str(ib_port),
         "IB_CLIENT_ID": str(settings.preferred_client_id),
         "IB_TIMEOUT": str(tuning.connect_timeout_s),
-        "IB_POOL_SIZE": str(tuning.pool_size),
-        "IB_CLIENT_ID_MAX": str(settings.preferred_client_id + tuning.client_id_span - 1),
-        "IB_VALIDATION_TIMEOUT_S": str(settings.thresholds.validation_s),
+        "REFBACKEND_POOL_SIZE": str(tuning.pool_size),
+        "REFBACKEND_CLIENT_ID_MAX": str(settings.preferred_client_id + tuning.client_id_span - 1),
+        "REFBACKEND_VALIDATION_TIMEOUT_S": str(settings.thresholds.validation_s),
+        # The embedded gateway's pacing is compressed too; the backend's own throttle follows it.
+        "REFBACKEND_RATE_MAX_REQUESTS": "100000",
     }
     if not defaults:
-        env["IB_MAX_IDLE_S"] = str(tuning.max_idle_s)
-        env["IB_HEALTH_INTERVAL_S"] = str(tuning.health_interval_s)
+        env["REFBACKEND_MAX_IDLE_S"] = str(tuning.max_idle_s)
+        env["REFBACKEND_HEALTH_INTERVAL_S"] = str(tuning.health_interval_s)
     return env
 
 
@@ -88,8 +94,8 @@ class EmbeddedTargets:
     def start(self) -> Targets:
         """Start the gateway, the proxy in front of it, then the backend behind the proxy."""
         tool = venv_script("ib-resilience")
-        self.gateway = ManagedProcess([tool, "gateway", "--host", "127.0.0.1", "--port", "0",
-                                       "--control-port", "0"], self.log_dir / "gateway.log", name="gateway")
+        self.gateway = ManagedProcess([tool, "gateway", "--host", "127.0.0.1", "--port", "0", "--control-port", "0",
+                                       *GATEWAY_COMPRESSION], self.log_dir / "gateway.log", name="gateway")
         ready = self.gateway.start()
         self._gateway_port = int(ready["port"])
         self._gateway_control = f"http://127.0.0.1:{ready['control_port']}"
