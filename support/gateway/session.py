@@ -81,7 +81,7 @@ class Session(asyncio.Protocol):
             return
         try:
             for payload in frames:
-                if self.closed:
+                if self.closed or self.transport is None or self.transport.is_closing():
                     return
                 if not self.hello_received:
                     self._on_hello(payload)
