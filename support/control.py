@@ -229,6 +229,20 @@ class ControlServer:
         raise HttpError(404, f"no route {request.path}")
 
 
+@contextlib.contextmanager
+def scoped_fault(target: Any, fault: Fault) -> Iterator[Fault]:
+    """Apply ``fault`` through ``target`` (anything with blocking ``apply``/``heal``) for a ``with`` block.
+
+    Healed in ``finally``; one-shot faults have nothing to heal.
+    """
+    target.apply(fault)
+    try:
+        yield fault
+    finally:
+        if not fault.one_shot:
+            target.heal(fault)
+
+
 class ControlError(RuntimeError):
     """The control API refused a call or could not be reached."""
 
@@ -301,15 +315,9 @@ class ControlClient:
         """``PUT /config`` with the rules to change; returns the rules now in force."""
         return self._call("PUT", "/config", changes)
 
-    @contextlib.contextmanager
-    def fault(self, fault: Fault) -> Iterator[Fault]:
+    def fault(self, fault: Fault) -> contextlib.AbstractContextManager[Fault]:
         """Apply ``fault`` for the duration of a ``with`` block; heal it in ``finally``."""
-        self.apply(fault)
-        try:
-            yield fault
-        finally:
-            if not fault.one_shot:
-                self.heal(fault)
+        return scoped_fault(self, fault)
 
     def close(self) -> None:
         """Release the HTTP session."""
