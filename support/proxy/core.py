@@ -129,6 +129,7 @@ class FaultProxy:
         for pair in list(self._live.values()):
             pair.abort()
         self._live.clear()
+        await asyncio.sleep(0)  # let cancelled flushers and connects finish before the loop may stop
 
     def set_upstream(self, host: str, port: int) -> None:
         """Forward connections accepted from now on to ``host:port`` (open ones stay where they are).

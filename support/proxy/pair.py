@@ -205,11 +205,7 @@ class Pair:
                 rst(transport)
         else:
             self.up.finish()
-            self.down.finish()
-            if self.transports[UPSTREAM] is None:  # never connected: nothing else will close the client
-                client = self.transports[CLIENT]
-                if client is not None:
-                    client.close()
+            self.down.finish()  # closes the client socket, also when no upstream was ever connected
         self.proxy.pair_closed(self)
 
     def abort(self) -> None:

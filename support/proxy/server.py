@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.control_port < 0 or args.control_port > 65535:
         parser.error("--control-port must be in 0..65535")
+    if not isinstance(logging.getLevelName(args.log_level.upper()), int):
+        parser.error(f"--log-level {args.log_level!r} is not a logging level")
+    if args.connect_timeout_s <= 0:
+        parser.error("--connect-timeout-s must be > 0")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return asyncio.run(serve(args))
 

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import dataclasses
 import threading
-from typing import Any, Coroutine, Iterator, TypeVar
+from typing import Any, Coroutine, TypeVar
 
+from ..control import scoped_fault
 from ..faults import Fault
 from .core import FaultProxy, ProxyConfig
 
@@ -139,12 +140,6 @@ class ThreadedProxy:
         """Forward new connections to ``host:port``."""
         self._call(self._run(self.proxy.set_upstream, host, port))
 
-    @contextlib.contextmanager
-    def fault(self, fault: Fault) -> Iterator[Fault]:
+    def fault(self, fault: Fault) -> contextlib.AbstractContextManager[Fault]:
         """Apply ``fault`` for the duration of a ``with`` block; heal it in ``finally``."""
-        self.apply(fault)
-        try:
-            yield fault
-        finally:
-            if not fault.one_shot:
-                self.heal(fault)
+        return scoped_fault(self, fault)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import socket
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 import pytest
 from ib_insync import IB
@@ -13,6 +13,7 @@ from ib_insync import IB
 from proxy_fakes import Echo, FakeGateway, LoopThread, Tap
 from support.proxy import ThreadedProxy
 
+T = TypeVar("T")
 #: Client IDs are never reused within a run: the simulator may keep a closed ID "in use" for a while.
 _client_ids = itertools.count(101)
 CONNECT_TIMEOUT_S = 4.0
@@ -36,17 +37,27 @@ def loop_thread() -> Iterator[LoopThread]:
 
 
 @pytest.fixture
-def fake_gateway(loop_thread: LoopThread) -> Iterator[FakeGateway]:
-    gateway = FakeGateway(loop_thread).start()
-    yield gateway
-    gateway.stop()
+def stop_later() -> Iterator[Callable[[T], T]]:
+    """``stop_later(server)`` returns ``server`` and stops it at teardown (newest first), even on failure."""
+    started: list = []
+
+    def track(server: T) -> T:
+        started.append(server)
+        return server
+
+    yield track
+    for server in reversed(started):
+        server.stop()
 
 
 @pytest.fixture
-def echo(loop_thread: LoopThread) -> Iterator[Echo]:
-    server = Echo(loop_thread).start()
-    yield server
-    server.stop()
+def fake_gateway(loop_thread: LoopThread, stop_later) -> FakeGateway:
+    return stop_later(FakeGateway(loop_thread).start())
+
+
+@pytest.fixture
+def echo(loop_thread: LoopThread, stop_later) -> Echo:
+    return stop_later(Echo(loop_thread).start())
 
 
 @pytest.fixture(scope="session")
@@ -68,17 +79,9 @@ def upstream_port(simulator: object | None, request: pytest.FixtureRequest) -> i
 
 
 @pytest.fixture
-def make_proxy() -> Iterator[Callable[..., ThreadedProxy]]:
-    proxies: list[ThreadedProxy] = []
-
-    def make(upstream_port: int, **kwargs: object) -> ThreadedProxy:
-        proxy = ThreadedProxy("127.0.0.1", upstream_port, **kwargs).start()  # type: ignore[arg-type]
-        proxies.append(proxy)
-        return proxy
-
-    yield make
-    for proxy in proxies:
-        proxy.stop()
+def make_proxy(stop_later) -> Callable[..., ThreadedProxy]:
+    """``make_proxy(upstream_port, **ThreadedProxy kwargs)``: a started proxy."""
+    return lambda upstream_port, **kwargs: stop_later(ThreadedProxy("127.0.0.1", upstream_port, **kwargs).start())
 
 
 @pytest.fixture
@@ -87,17 +90,9 @@ def proxy(make_proxy: Callable[..., ThreadedProxy], upstream_port: int) -> Threa
 
 
 @pytest.fixture
-def make_tap(loop_thread: LoopThread) -> Iterator[Callable[[int], Tap]]:
-    taps: list[Tap] = []
-
-    def make(port: int) -> Tap:
-        tap = Tap(loop_thread, port).start()
-        taps.append(tap)
-        return tap
-
-    yield make
-    for tap in taps:
-        tap.stop()
+def make_tap(loop_thread: LoopThread, stop_later) -> Callable[[int], Tap]:
+    """``make_tap(port)``: a started recording relay to ``port``."""
+    return lambda port: stop_later(Tap(loop_thread, port).start())
 
 
 @pytest.fixture
