@@ -25,6 +25,17 @@ $(NODE_STAMP): package.json
 ## The README's test command: the project's pytest suite, then the basic level of the spec.
 test: install
 	$(BIN)/pytest -q tests
+	$(BIN)/ib-resilience run --level basic
+
+## The specification against the embedded targets, by level.
+acceptance: install
+	$(BIN)/ib-resilience run --level basic
+
+standard: install
+	$(BIN)/ib-resilience run --level standard
+
+exhaustive: install
+	$(BIN)/ib-resilience run --level exhaustive
 
 pytest: install
 	$(BIN)/pytest -q tests

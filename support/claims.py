@@ -151,8 +151,9 @@ def cached_bars(world: World, symbol: str, timeframe: str) -> list:
 
 def cache_matches_ib(world: World, symbol: str, kind: str, complete: bool) -> checkers.Verdict:
     """Every cached bar equals what IB serves (regular or extended hours); ``complete``: none missing."""
-    timeframe = bars.LOADS[kind][0]
-    cached = cached_bars(world, symbol, timeframe)
+    timeframe, first, last, _ = bars.LOADS[kind]
+    # The cache may hold bars of other loads too; judge the range this load asked for.
+    cached = [b for b in cached_bars(world, symbol, timeframe) if first <= b.key[:10] <= last]
     if complete and not cached:
         return checkers.Verdict(False, f"no {symbol} {timeframe} bars cached")
     verdicts = []
@@ -178,3 +179,12 @@ def operation_bars_cached(world: World, operation_id: str) -> checkers.Verdict:
     assert symbol and timeframe, f"the operation names no symbol/timeframe: {response.describe()}"
     count = len(cached_bars(world, symbol, timeframe))
     return checkers.Verdict(fetched == count, f"the operation reports {fetched} bars fetched; the cache holds {count}")
+
+
+def pool_holds_only_live_connections(world: World, within_s: float) -> dict[str, Any]:
+    """The resilience report's pool health counts no dead connection (healthy == total)."""
+    def check() -> dict[str, Any]:
+        pool = resilience_value(world, "connection_pool_health")
+        assert pool["healthy_connections"] == pool["total_connections"], f"pool health {pool}"
+        return pool
+    return eventually(check, within_s, "the pool holds only live connections")

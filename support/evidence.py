@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Iterable
+
+log = logging.getLogger(__name__)
 
 try:
     import allure
@@ -13,22 +16,29 @@ except ImportError:  # evidence is optional; the verdict never depends on it
     AttachmentType = None
 
 
+def _attach(body: Any, name: str, kind: Any) -> None:
+    if allure is None or not body:
+        return
+    try:
+        allure.attach(body, name=name, attachment_type=kind)
+    except Exception as exc:  # evidence must never change a verdict
+        log.warning("attachment %r not recorded: %r", name, exc)
+
+
 def attach_text(name: str, text: str) -> None:
     """Attach plain text to the current Allure test (no-op without Allure)."""
-    if allure is not None and text:
-        allure.attach(text, name=name, attachment_type=AttachmentType.TEXT)
+    _attach(text, name, AttachmentType.TEXT if AttachmentType else None)
 
 
 def attach_json(name: str, value: Any) -> None:
     """Attach a JSON document to the current Allure test (no-op without Allure)."""
-    if allure is not None and value:
-        allure.attach(json.dumps(value, indent=2, default=str), name=name, attachment_type=AttachmentType.JSON)
+    if value:
+        _attach(json.dumps(value, indent=2, default=str), name, AttachmentType.JSON if AttachmentType else None)
 
 
 def attach_png(name: str, png: bytes) -> None:
     """Attach a PNG image (a plot) to the current Allure test."""
-    if allure is not None and png:
-        allure.attach(png, name=name, attachment_type=AttachmentType.PNG)
+    _attach(png, name, AttachmentType.PNG if AttachmentType else None)
 
 
 def api_exchanges(responses: Iterable[Any]) -> list[dict[str, Any]]:

@@ -59,7 +59,7 @@ def behave_command(args: argparse.Namespace) -> list[str]:
         userdata["target"] = "external"
     command = [sys.executable, "-m", "behave", str(ROOT / "features"),
                "--tags", LEVELS[args.level], "--no-skipped",
-               "-f", "allure_behave.formatter:AllureFormatter", "-o", str(results / "allure-results"),
+               "-f", "support.allure_formatter:AllureFormatter", "-o", str(results / "allure-results"),
                "-f", "pretty" if args.verbose else "progress3",
                "--junit", "--junit-directory", str(results / "junit"),
                "-D", "AllureFormatter.hide_excluded=true"]

@@ -3,7 +3,6 @@
 from behave import then, when
 
 from support import checkers, claims
-from support.waiting import eventually
 
 
 @then("every connection was validated with a server-time request before it was used")
@@ -72,5 +71,4 @@ def step_busy_not_closed(context):
 def step_dead_removed(context):
     w = context.world
     interval_s = claims.resilience_value(w, "phase_2_garbage_collection", "health_check_interval")
-    eventually(lambda: claims.resilience_value(w, "connection_pool_health", "total_connections") == 0,
-               2 * interval_s + 1.0, "the pool forgets the dropped connections")
+    claims.pool_holds_only_live_connections(w, 2 * interval_s + 1.0)
