@@ -10,14 +10,12 @@ from typing import Callable, Iterator, TypeVar
 import pytest
 from ib_insync import IB
 
-from proxy_fakes import Echo, FakeGateway, LoopThread, Tap
+from proxy_fakes import CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S, Echo, FakeGateway, LoopThread, Tap
 from support.proxy import ThreadedProxy
 
 T = TypeVar("T")
 #: Client IDs are never reused within a run: the simulator may keep a closed ID "in use" for a while.
 _client_ids = itertools.count(101)
-CONNECT_TIMEOUT_S = 4.0
-REQUEST_TIMEOUT_S = 1.0
 
 
 def simulator_class():

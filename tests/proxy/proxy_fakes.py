@@ -12,6 +12,9 @@ from support.wire import FrameDecoder, ProtocolError, decode_fields, encode_fiel
 T = TypeVar("T")
 ACCOUNT = "DU1234567"
 GATEWAY_VERSION = 176
+#: Bounds of the ib_insync clients in the tests.
+CONNECT_TIMEOUT_S = 4.0
+REQUEST_TIMEOUT_S = 1.0
 
 
 class LoopThread:

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import pytest
 
 from proxy_fakes import Echo, FakeGateway
-from support.faults import Bandwidth, Latency, Reset, Silent, Slicer
+from support.faults import Bandwidth, Blackhole, Latency, Reset, Silent, Slicer
 from support.proxy import ProxyConfig, ThreadedProxy
 from support.waiting import eventually
 from support.wire import encode_fields, encode_hello
@@ -181,3 +181,20 @@ def test_a_client_that_stops_reading_cannot_grow_the_proxy(echo: Echo, make_prox
         pair.up.queued_bytes + pair.transports["upstream"].get_write_buffer_size()
     assert sent > 4 * 1024 * 1024 or held < sent, "the sender was never held back"
     assert held <= 2 * config.max_queue_bytes + 4 * 256 * 1024, f"proxy holds {held} bytes of {sent} sent"
+
+
+def test_a_blackholed_connection_swallows_everything_for_good(echo: Echo, make_proxy, raw_socket):
+    proxy = make_proxy(echo.port)
+    with proxy.fault(Blackhole()):
+        sock = raw_socket(proxy.port)
+        sock.sendall(b"ping")
+        eventually(lambda: [c for c in proxy.connections() if c["state"] == "blackholed"], 5,
+                   "the new connection listed as blackholed")
+    sock.sendall(b"pong")  # healing does not revive a stream whose first bytes are gone
+    sock.settimeout(0.3)
+    with pytest.raises(socket.timeout):
+        sock.recv(16)
+    assert not events(proxy, "upstream_connected")
+    opened = raw_socket(proxy.port)
+    opened.sendall(b"ping")
+    assert b"".join(read_exactly(opened, 4)) == b"ping", "new connections are forwarded again"
