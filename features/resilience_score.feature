@@ -1,6 +1,6 @@
 @score
 Feature: The resilience score tells the truth about the IB connection
-  Operators alert on /api/v1/ib/resilience: a score of at least 75 means healthy, below 75 is an alert,
+  Operators alert on the resilience report: a score of at least 75 means healthy, below 75 is an alert,
   below 65 infrastructure trouble. The score must come from live evidence: with the gateway silent,
   gone or restarting it falls below 75 within 5 seconds, and it is back to 75 or more within 10 seconds
   of recovery. A score that stays at 100 with no gateway is the bug this suite exists to catch.
