@@ -12,6 +12,7 @@ import pytest
 
 from gateway_helpers import ErrorLog, IbapiApp, bounded, ib_session, run, stock, until
 from support.gateway import ThreadedGateway
+from support.waiting import eventually
 
 LIBS = [pytest.param(ib_insync, id="ib_insync"), pytest.param(ib_async, id="ib_async")]
 
@@ -53,7 +54,8 @@ def test_asyncio_client_runs_every_basic_request(gateway: ThreadedGateway, lib) 
             assert head.replace(tzinfo=None) == dt.datetime(1980, 12, 12, 14, 30)
 
     run(body())
-    (connection,) = gateway.connections()
+    (connection,) = eventually(lambda: [c for c in gateway.connections() if c["state"] == "closed"], 5,
+                               "the gateway saw the client disconnect")
     assert connection["version"] == 176 and connection["client_id"] == 11
     assert connection["state"] == "closed" and connection["close_reason"] == "client closed"
     unknown_req = [e for e in _by_kind(gateway, "error_sent") if e["code"] == 200]

@@ -232,7 +232,8 @@ def test_drop_clients_all_or_one(gateway: ThreadedGateway, control: ControlClien
             await bounded(back.reqCurrentTimeAsync())
 
     run(body())
-    reasons = [(c["client_id"], c["close_reason"]) for c in gateway.connections()]
+    reasons = eventually(lambda: [(c["client_id"], c["close_reason"]) for c in gateway.connections()
+                                  if c["state"] == "closed"], 5, "every client closed")
     assert reasons == [(13, "drop_clients"), (14, "drop_clients"), (13, "client closed")]
 
 

@@ -176,7 +176,7 @@ def test_truncated_frames(gateway: ThreadedGateway) -> None:
         sock.sendall(struct.pack(">I", 50) + b"49\x001\x00")
     with raw_socket(gateway.port) as sock:  # a hello cut inside its length prefix
         sock.sendall(API_PREFIX + b"\x00\x00")
-    eventually(lambda: sum(c["state"] != "open" for c in gateway.connections()) == 2, 5,
+    eventually(lambda: sum(c["state"] == "closed" for c in gateway.connections()) == 2, 5,
                "both truncated sockets closed")
     _still_serves(gateway)
 
