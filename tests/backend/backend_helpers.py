@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -139,3 +141,18 @@ def cli_env(api_url: str) -> dict[str, str]:
     """Environment for the CLI under test: the API address, warnings on, no colour."""
     return {**os.environ, "KTRDR_API_URL": api_url, "PYTHONWARNINGS": "default", "NO_COLOR": "1",
             "TERM": "dumb", "COLUMNS": "120"}
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (bound then released)."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def past_weekday_utc(hour: int) -> dt.datetime:
+    """``hour``:00 UTC on a weekday at least a week ago (a day with trading sessions)."""
+    day = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=7)
+    while day.weekday() >= 5:
+        day -= dt.timedelta(days=1)
+    return dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.timezone.utc)

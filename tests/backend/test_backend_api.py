@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 from typing import Callable
 
 import ib_insync
 import pytest
 
-from backend_helpers import HOST, BackendProcess, events, open_connections, run
+from backend_helpers import HOST, BackendProcess, events, free_port, open_connections, past_weekday_utc, run
 from support.faults import Delay, Silent
 from support.gateway import ThreadedGateway
 from support.proxy import ThreadedProxy
@@ -22,21 +21,6 @@ SYMBOL_INFO_KEYS = {"symbol", "instrument_type", "exchange", "currency", "descri
 LOAD_KEYS = {"status", "operation_id", "fetched_bars", "cached_before", "merged_file", "gaps_analyzed",
              "segments_fetched", "ib_requests_made", "execution_time_seconds", "error_message"}
 CONTRACT_BOUND_S = 5.0
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (bound then released)."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def past_weekday_utc(hour: int) -> dt.datetime:
-    """``hour``:00 UTC on a weekday at least a week ago (a day with trading sessions)."""
-    day = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=7)
-    while day.weekday() >= 5:
-        day -= dt.timedelta(days=1)
-    return dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.timezone.utc)
 
 
 def test_every_ib_endpoint_has_the_contract_shape(backend: BackendProcess) -> None:
