@@ -30,12 +30,18 @@ class History:
         self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_events)
         self._seq = 0
         self._lock = threading.Lock()
+        self._wall_ms = -1
+        self._wall_text = ""
 
     def record(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Append one event and return it."""
         with self._lock:
             self._seq += 1
-            event = {"seq": self._seq, "kind": kind, "mono": time.monotonic(), "wall": wall_iso(), **fields}
+            now = time.time()
+            wall_ms = int(now * 1000)
+            if wall_ms != self._wall_ms:  # formatting costs more than the rest of record(): once per ms
+                self._wall_ms, self._wall_text = wall_ms, wall_iso(now)
+            event = {"seq": self._seq, "kind": kind, "mono": time.monotonic(), "wall": self._wall_text, **fields}
             self._events.append(event)
             return event
 

@@ -232,6 +232,11 @@ class Gateway:
 
     # ------------------------------------------------------------------ fault queries (hot path)
 
+    @property
+    def has_faults(self) -> bool:
+        """Whether any fault is active (the hot path skips every fault check otherwise)."""
+        return bool(self._faults)
+
     def fault_active(self, kind: str) -> bool:
         """Whether a fault of ``kind`` is active."""
         return any(f.kind == kind for f in self._faults.values())

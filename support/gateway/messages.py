@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 
 from ..wire import encode_fields
@@ -78,6 +79,7 @@ def encode_handshake(version: int, time_zone: str, now: dt.datetime | None = Non
     return encode_fields(version, moment.strftime("%Y%m%d %H:%M:%S ") + (moment.tzname() or "UTC"))
 
 
+@functools.lru_cache(maxsize=64)
 def encode_notices(version: int, notices: tuple[tuple[int, str], ...]) -> bytes:
     """Connection-level notices (reqId -1) as one buffer."""
     return b"".join(encode_error(version, -1, code, text) for code, text in notices)

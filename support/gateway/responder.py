@@ -6,7 +6,7 @@ import datetime as dt
 import time
 import zoneinfo
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from ..wire import encode_fields
 from .instruments import ContractQuery, all_instruments, encode_contract_details, match
@@ -31,8 +31,7 @@ ACCOUNT_VALUES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """Bytes to write for one request; ``error_code`` when the answer is an IB error."""
 
     data: bytes
@@ -64,9 +63,15 @@ def _nothing(session: "Session", fields: list[str], req_id: int | None) -> None:
     return None
 
 
+_current_time_cache: list[Any] = [0, Answer(b"")]
+
+
 def current_time(session: "Session", fields: list[str], req_id: int | None) -> Answer:
-    """reqCurrentTime → currentTime (epoch seconds)."""
-    return Answer(encode_fields(49, 1, int(time.time())))
+    """reqCurrentTime → currentTime (epoch seconds; the frame is built once per second)."""
+    now_s = int(time.time())
+    if now_s != _current_time_cache[0]:
+        _current_time_cache[:] = [now_s, Answer(encode_fields(49, 1, now_s))]
+    return _current_time_cache[1]
 
 
 def contract_details(session: "Session", fields: list[str], req_id: int | None) -> Answer:

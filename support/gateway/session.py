@@ -195,7 +195,8 @@ class Session(asyncio.Protocol):
         if self.state != "open":
             self._record(request_type, msg_id, req_id, answered=False, reason="before startApi")
             return
-        swallowing = self.gateway.swallowing_fault(self, request_type)
+        gateway = self.gateway
+        swallowing = gateway.swallowing_fault(self, request_type) if gateway.has_faults else None
         if swallowing is not None:
             self._record(request_type, msg_id, req_id, answered=False, fault=swallowing)
             if msg_id == HISTORICAL_DATA and req_id is not None:
@@ -204,7 +205,7 @@ class Session(asyncio.Protocol):
         if spec is None:
             self._record(request_type, msg_id, req_id, answered=False, reason="unsupported")
             return
-        delay_s, delay_fault = self.gateway.delay_for(self, request_type)
+        delay_s, delay_fault = gateway.delay_for(self, request_type) if gateway.has_faults else (0.0, None)
         self._record(request_type, msg_id, req_id, answered=True, delay_ms=round(delay_s * 1000),
                      fault=delay_fault)
         if delay_s > 0:
@@ -220,12 +221,14 @@ class Session(asyncio.Protocol):
 
     def _record(self, request_type: str, msg_id: int, req_id: int | None, answered: bool,
                 delay_ms: int = 0, fault: str | None = None, reason: str | None = None) -> None:
-        extra: dict[str, Any] = {"fault": fault}
         if reason:
-            extra["reason"] = reason
-        self.gateway.history.record("request", conn_id=self.conn_id, client_id=self.client_id,
-                                    type=request_type, msg_id=msg_id, req_id=req_id, answered=answered,
-                                    delay_ms=delay_ms, **extra)
+            self.gateway.history.record("request", conn_id=self.conn_id, client_id=self.client_id,
+                                        type=request_type, msg_id=msg_id, req_id=req_id, answered=answered,
+                                        delay_ms=delay_ms, fault=fault, reason=reason)
+        else:
+            self.gateway.history.record("request", conn_id=self.conn_id, client_id=self.client_id,
+                                        type=request_type, msg_id=msg_id, req_id=req_id, answered=answered,
+                                        delay_ms=delay_ms, fault=fault)
 
     def _answer_later(self, spec: RequestSpec, fields: list[str], request_type: str, req_id: int | None) -> None:
         if self.closed:
