@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import socket
@@ -94,7 +95,18 @@ def make_tap(loop_thread: LoopThread, stop_later) -> Callable[[int], Tap]:
 
 
 @pytest.fixture
-def connect_ib() -> Iterator[Callable[..., IB]]:
+def ib_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A fresh event loop for ib_insync's blocking API (an earlier asyncio.run() may have unset the main one)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
+    loop.run_until_complete(asyncio.sleep(0))  # let ib_insync's closing sockets finish
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def connect_ib(ib_loop: asyncio.AbstractEventLoop) -> Iterator[Callable[..., IB]]:
     """``connect_ib(port, client_id=None, timeout_s=...)``: a connected ib_insync IB, disconnected afterwards."""
     clients: list[IB] = []
     logging.getLogger("ib_insync").setLevel(logging.CRITICAL)  # expected timeouts are not noise to print
