@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import logging
 import time
@@ -16,6 +17,7 @@ from ..wire import encode_fields
 from .config import ConfigError, GatewayConfig
 from .messages import FARMS_BROKEN, FARMS_OK, encode_error, encode_notices, error_text
 from .pacing import Pacer
+from .responder import Answer, Deferred
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,9 @@ CLOSED_KEPT = 1000
 #: How long a restart keeps trying to bind its port again before giving up (the port may be held briefly).
 REBIND_S = 5.0
 STOP_WAIT_S = 2.0
+#: Answers being built off the loop at once (IB allows 50 open historical requests).
+MAX_BUILDING = 50
+BUSY_TEXT = "Error processing request.-'bQ' : cause - Maximum number of simultaneous historical requests exceeded"
 
 
 class Gateway:
@@ -58,6 +63,8 @@ class Gateway:
         self._faults: dict[str, Fault] = {}
         self._restart_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._building = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -85,6 +92,7 @@ class Gateway:
             control_port: control API port; 0 picks a free one, None serves no control API.
         """
         self._loop = asyncio.get_running_loop()
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="gateway-build")
         self.host = host
         self.port = port
         self._running = True
@@ -114,6 +122,8 @@ class Gateway:
             await asyncio.sleep(0.01)  # let connection_lost callbacks run (bounded)
         for task in list(self._tasks):
             task.cancel()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _listen(self, retry_s: float) -> None:
         assert self._loop is not None
@@ -220,6 +230,31 @@ class Gateway:
         log.info("gateway: conn %d client %s rejected: %s", session.conn_id, session.client_id, reason)
         self.history.record("reject", conn_id=session.conn_id, client_id=session.client_id, code=code,
                             reason=reason)
+
+    def build_off_loop(self, session: Session, deferred: Deferred, request_type: str, req_id: int | None) -> None:
+        """Build a costly answer in a worker thread; deliver it on the loop (bounded number in flight)."""
+        if self._building >= MAX_BUILDING:
+            if req_id is not None:
+                session.end_query(req_id)
+                session.deliver(Answer(encode_error(session.version, req_id, 322, BUSY_TEXT), 322), request_type,
+                                req_id)
+            return
+        assert self._loop is not None and self._executor is not None
+        self._building += 1
+        future = self._loop.run_in_executor(self._executor, deferred.build)
+
+        def done(result: asyncio.Future[Answer]) -> None:
+            self._building -= 1
+            if result.cancelled():
+                return
+            error = result.exception()
+            if error is not None:
+                log.error("gateway: building %s failed: %r", request_type, error)
+                session.fail(f"internal error: {error!r}")
+                return
+            session.deliver_built(deferred, result.result(), request_type, req_id)
+
+        future.add_done_callback(done)
 
     def note_pacing(self, session: Session, req_id: int, rule: str) -> None:
         """Record which pacing rule refused a historical request."""

@@ -11,6 +11,7 @@ import math
 import re
 import zoneinfo
 from dataclasses import dataclass
+from typing import Callable
 
 from .instruments import Instrument, number_text
 
@@ -150,58 +151,73 @@ def _seed(symbol: str) -> int:
     return seed
 
 
-def _unit(seed: int, t: int, salt: int) -> float:
-    """Deterministic uniform number in [0, 1) for (symbol seed, time, purpose)."""
-    return _mix(seed ^ _mix(t * 4 + salt)) / 2.0 ** 64
+_VOLATILITY = ("HISTORICAL_VOLATILITY", "OPTION_IMPLIED_VOLATILITY", "FEE_RATE")
+_TWO_PI = 2 * math.pi
+_BITS21 = (1 << 21) - 1
 
 
-def price_at(inst: Instrument, seed: int, t: int) -> float:
-    """The synthetic mid price of ``inst`` at epoch second ``t``."""
-    phase = (seed % 1000) / 1000 * 2 * math.pi
-    wave = (0.12 * math.sin(2 * math.pi * t / (97 * DAY_S) + phase)
-            + 0.04 * math.sin(2 * math.pi * t / (11 * DAY_S) + 2 * phase)
-            + 0.01 * math.sin(2 * math.pi * t / (0.9 * DAY_S) + 3 * phase))
-    return inst.base_price * math.exp(wave) * (1 + 0.001 * (2 * _unit(seed, t, 0) - 1))
+class BarMaker:
+    """Builds the bars of one request: prices are a smooth wave in time plus hash noise seeded by
+    (symbol, whatToShow, time), rounded to the tick. Everything per request is computed once.
+
+    Args:
+        inst: the instrument.
+        what_to_show: TRADES, MIDPOINT, BID, ASK, …
+    """
+
+    def __init__(self, inst: Instrument, what_to_show: str):
+        self.seed = _seed(inst.localSymbol + "|" + what_to_show)
+        phase = (self.seed % 1000) / 1000 * _TWO_PI
+        self.phases = (phase, 2 * phase, 3 * phase)
+        self.base = inst.base_price
+        self.base_volume = inst.base_volume if what_to_show in _TRADED else 0
+        self.shift = {"BID": -inst.minTick, "ASK": inst.minTick, "BID_ASK": inst.minTick}.get(what_to_show, 0.0)
+        self.scale = 0.25 / inst.base_price if what_to_show in _VOLATILITY else 1.0
+        self.tick = 0.0001 if what_to_show in _VOLATILITY else inst.minTick
+        decimals = max(0, -math.floor(math.log10(self.tick))) if self.tick < 1 else 0
+        if self.tick < 1 and round(self.tick * 10 ** decimals) != self.tick * 10 ** decimals:
+            decimals += 1
+        self.decimals = decimals
+
+    def price(self, t: int) -> float:
+        """The synthetic price at epoch second ``t`` (before shift, scale and rounding)."""
+        p1, p2, p3 = self.phases
+        wave = (0.12 * math.sin(_TWO_PI * t / (97 * DAY_S) + p1)
+                + 0.04 * math.sin(_TWO_PI * t / (11 * DAY_S) + p2)
+                + 0.01 * math.sin(_TWO_PI * t / (0.9 * DAY_S) + p3))
+        noise = _mix(self.seed ^ (t * 0x2545F4914F6CDD1D & _MASK64)) / 2.0 ** 64
+        return self.base * math.exp(wave) * (1 + 0.001 * (2 * noise - 1))
+
+    def _text(self, value: float, rounding: Callable[[float], float]) -> str:
+        return f"{rounding(value / self.tick) * self.tick:.{self.decimals}f}"
+
+    def bar(self, t0: int, t1: int, label: str) -> Bar:
+        """One bar spanning epoch seconds [t0, t1), labelled ``label``."""
+        span_s = max(1, t1 - t0)
+        o, c = self.price(t0), self.price(t1)
+        # One hash gives the three per-bar draws (high, low, volume) as 21-bit fractions.
+        draws = _mix(self.seed ^ (t0 * 0x9E3779B97F4A7C15 & _MASK64) ^ span_s)
+        amp = min(0.03, 0.002 * math.sqrt(span_s / 300))
+        hi = max(o, c) * (1 + amp * (draws & _BITS21) / _BITS21)
+        lo = min(o, c) * (1 - amp * ((draws >> 21) & _BITS21) / _BITS21)
+        o, c, hi, lo = ((x + self.shift) * self.scale for x in (o, c, hi, lo))
+        if self.base_volume:
+            volume = int(self.base_volume * span_s / 23_400 * (0.5 + ((draws >> 42) & _BITS21) / _BITS21))
+            wap = (hi + lo + c) / 3
+            volume_text, wap_text, count_text = str(volume), f"{wap:.{self.decimals + 2}f}", str(volume // 150 + 1)
+        else:
+            volume_text = wap_text = count_text = "-1"
+        near = self._text
+        return Bar(label, near(o, round), near(hi, _ceil), near(lo, _floor), near(c, round), volume_text, wap_text,
+                   count_text)
 
 
-class _Rounder:
-    """Rounds to the instrument's tick and formats as plain decimal text."""
-
-    def __init__(self, tick: float):
-        self.tick = tick
-        self.decimals = max(0, -math.floor(math.log10(tick))) if tick < 1 else 0
-        if tick < 1 and round(tick * 10 ** self.decimals) != tick * 10 ** self.decimals:
-            self.decimals += 1
-
-    def text(self, value: float, how: str = "nearest") -> str:
-        steps = value / self.tick
-        steps = math.ceil(steps - 1e-9) if how == "up" else math.floor(steps + 1e-9) if how == "down" else round(steps)
-        return f"{steps * self.tick:.{self.decimals}f}"
+def _ceil(steps: float) -> float:
+    return math.ceil(steps - 1e-9)
 
 
-def make_bar(inst: Instrument, seed: int, what: str, t0: int, t1: int, label: str) -> Bar:
-    """One bar spanning epoch seconds [t0, t1), labelled ``label``."""
-    span_s = max(1, t1 - t0)
-    o, c = price_at(inst, seed, t0), price_at(inst, seed, t1)
-    amp = min(0.03, 0.002 * math.sqrt(span_s / 300))
-    hi = max(o, c) * (1 + amp * _unit(seed, t0, 1))
-    lo = min(o, c) * (1 - amp * _unit(seed, t0, 2))
-    if what in ("BID", "ASK", "BID_ASK"):
-        shift = (-1 if what == "BID" else 1) * inst.minTick
-        o, c, hi, lo = o + shift, c + shift, hi + shift, lo + shift
-    elif what in ("HISTORICAL_VOLATILITY", "OPTION_IMPLIED_VOLATILITY", "FEE_RATE"):
-        scale = 0.25 / inst.base_price
-        o, c, hi, lo = o * scale, c * scale, hi * scale, lo * scale
-    r = _Rounder(inst.minTick if what not in ("HISTORICAL_VOLATILITY", "OPTION_IMPLIED_VOLATILITY",
-                                              "FEE_RATE") else 0.0001)
-    if what in _TRADED and inst.base_volume:
-        volume = int(inst.base_volume * span_s / 23_400 * (0.5 + _unit(seed, t0, 3)))
-        wap, count = (hi + lo + c) / 3, volume // 150 + 1
-        volume_text, wap_text, count_text = str(volume), f"{wap:.{r.decimals + 2}f}", str(count)
-    else:
-        volume_text = wap_text = count_text = "-1"
-    return Bar(label, r.text(o), r.text(hi, "up"), r.text(lo, "down"), r.text(c), volume_text, wap_text,
-               count_text)
+def _floor(steps: float) -> float:
+    return math.floor(steps + 1e-9)
 
 
 # --------------------------------------------------------------------------- calendars
@@ -274,12 +290,12 @@ def historical_bars(inst: Instrument, query: HistoryQuery, now: dt.datetime, tws
                                    f"{query.what_to_show!r} is invalid")
     end = min(parse_end(query.end_date_time, now, tws_zone), now)
     start = max(window_start(inst, end, query.duration, query.use_rth), inst.head_utc)
-    seed = _seed(inst.localSymbol + "|" + query.what_to_show)
+    maker = BarMaker(inst, query.what_to_show)
     bars: list[Bar] = []
     if bar_s >= DAY_S:
-        _period_bars(inst, seed, query, bar_s, start, end, bars, max_bars)
+        _period_bars(inst, maker, query, bar_s, start, end, bars, max_bars)
     else:
-        _intraday_bars(inst, seed, query, bar_s, start, end, bars, max_bars)
+        _intraday_bars(inst, maker, query, bar_s, start, end, bars, max_bars)
     if not bars:
         raise HistoricalError(162, "Historical Market Data Service error message:HMDS query returned no "
                                    f"data: {inst.localSymbol}@{inst.exchange} {query.what_to_show.title()}")
@@ -291,7 +307,7 @@ def _too_many(max_bars: int) -> HistoricalError:
                                 f"(more than {max_bars} bars)")
 
 
-def _intraday_bars(inst: Instrument, seed: int, query: HistoryQuery, bar_s: int, start: dt.datetime,
+def _intraday_bars(inst: Instrument, maker: BarMaker, query: HistoryQuery, bar_s: int, start: dt.datetime,
                    end: dt.datetime, out: list[Bar], max_bars: int) -> None:
     day = trading_day_of(inst, start, query.use_rth)
     last_day = trading_day_of(inst, end, query.use_rth)
@@ -300,7 +316,10 @@ def _intraday_bars(inst: Instrument, seed: int, query: HistoryQuery, bar_s: int,
         session = inst.session(day, query.use_rth)
         if session is not None:
             open_s, close_s = int(session[0].timestamp()), int(session[1].timestamp())
-            midnight_s = int(dt.datetime(day.year, day.month, day.day, tzinfo=inst.zone).timestamp())
+            midnight = dt.datetime(day.year, day.month, day.day, tzinfo=inst.zone)
+            midnight_s = int(midnight.timestamp())
+            # Markets are closed when clocks change (Sunday 02:00), so one UTC offset holds per session.
+            offset_s = int(session[0].astimezone(inst.zone).utcoffset().total_seconds())  # type: ignore[union-attr]
             # Bars align to clock multiples of the bar size from local midnight; the first starts at the open.
             t = open_s
             while t < close_s and t < end_s:
@@ -309,13 +328,16 @@ def _intraday_bars(inst: Instrument, seed: int, query: HistoryQuery, bar_s: int,
                 if t >= start_s:
                     if len(out) >= max_bars:
                         raise _too_many(max_bars)
-                    out.append(make_bar(inst, seed, query.what_to_show, t, t1,
-                                        _date_label(inst, dt.datetime.fromtimestamp(t, UTC), query.format_date)))
+                    if query.format_date == 2:
+                        label = str(t)
+                    else:
+                        label = f"{dt.datetime.fromtimestamp(t + offset_s, UTC):%Y%m%d %H:%M:%S} {inst.timeZoneId}"
+                    out.append(maker.bar(t, t1, label))
                 t = t1
         day += dt.timedelta(days=1)
 
 
-def _period_bars(inst: Instrument, seed: int, query: HistoryQuery, bar_s: int, start: dt.datetime,
+def _period_bars(inst: Instrument, maker: BarMaker, query: HistoryQuery, bar_s: int, start: dt.datetime,
                  end: dt.datetime, out: list[Bar], max_bars: int) -> None:
     """Daily, weekly or monthly bars, labelled ``YYYYMMDD`` by their first trading day."""
     day = trading_day_of(inst, start, query.use_rth)
@@ -336,7 +358,7 @@ def _period_bars(inst: Instrument, seed: int, query: HistoryQuery, bar_s: int, s
         raise _too_many(max_bars)
     for days in groups.values():
         first_day, t0, _ = days[0]
-        out.append(make_bar(inst, seed, query.what_to_show, t0, days[-1][2], f"{first_day:%Y%m%d}"))
+        out.append(maker.bar(t0, days[-1][2], f"{first_day:%Y%m%d}"))
 
 
 def head_timestamp(inst: Instrument, format_date: int) -> str:

@@ -38,12 +38,22 @@ class Answer(NamedTuple):
     error_code: int | None = None
 
 
+class Deferred(NamedTuple):
+    """An answer too costly to build on the event loop: ``build`` runs in a worker thread.
+
+    ``build`` must only read immutable values. ``ends_query``: the historical query is over once answered.
+    """
+
+    build: Callable[[], Answer]
+    ends_query: bool = True
+
+
 @dataclass(frozen=True)
 class RequestSpec:
     """How to handle one request type: where its reqId is and what answers it."""
 
     req_id_index: int | None
-    answer: Callable[["Session", list[str], int | None], Answer | None]
+    answer: Callable[["Session", list[str], int | None], Answer | Deferred | None]
     keeps_query: bool = False
 
     def req_id(self, fields: list[str]) -> int | None:
@@ -86,8 +96,11 @@ def contract_details(session: "Session", fields: list[str], req_id: int | None) 
     return Answer(b"".join(rows) + encode_fields(52, 1, req_id))
 
 
-def historical_data(session: "Session", fields: list[str], req_id: int | None) -> Answer:
-    """reqHistoricalData → one historicalData frame (no end message below v196), or 162/200/321."""
+def historical_data(session: "Session", fields: list[str], req_id: int | None) -> Answer | Deferred:
+    """reqHistoricalData → one historicalData frame (no end message below v196), or 162/200/321.
+
+    Validation and pacing run at once; the bars are built off the event loop (:class:`Deferred`).
+    """
     assert req_id is not None
     query_contract = ContractQuery.from_fields(fields[2:14])
     legs = int(fields[21] or 0) * 4 + 1 if query_contract.secType == "BAG" and len(fields) > 21 else 0
@@ -95,31 +108,39 @@ def historical_data(session: "Session", fields: list[str], req_id: int | None) -
                          use_rth=fields[18] not in ("", "0"), what_to_show=fields[19].upper(),
                          format_date=int(fields[20] or 1))
     keep_up_to_date = len(fields) > 21 + legs and fields[21 + legs] == "1"
-    if not keep_up_to_date:
-        session.end_query(req_id)
     config = session.gateway.config
     now = dt.datetime.now(dt.timezone.utc)
     found = match(query_contract, all_instruments(now.date()))
     if len(found) != 1:
+        session.end_query(req_id)
         return _error(session, req_id, 200, error_text(200) if not found else
                       f"The contract description specified for {query_contract.symbol} is ambiguous.")
     inst = found[0]
     try:
         bar_s = bar_seconds(query.bar_size)
-        violation = session.gateway.pacer.check(
-            config, time.monotonic(),
-            identical_key=(inst.conId, inst.exchange, query),
-            contract_key=(inst.conId, inst.exchange, query.what_to_show),
-            weight=2 if query.what_to_show == "BID_ASK" else 1, bar_s=bar_s)
-        if violation:
-            session.gateway.note_pacing(session, req_id, violation)
-            return _error(session, req_id, 162, PACING_TEXT)
-        bars, start_text, end_text = historical_bars(inst, query, now, config.time_zone,
-                                                     config.max_bars_per_request)
     except HistoricalError as exc:
+        session.end_query(req_id)
         return _error(session, req_id, exc.code, exc.text)
-    flat = [value for bar in bars for value in bar.fields()]
-    return Answer(encode_fields(17, req_id, start_text, end_text, len(bars), *flat))
+    violation = session.gateway.pacer.check(
+        config, time.monotonic(), identical_key=(inst.conId, inst.exchange, query),
+        contract_key=(inst.conId, inst.exchange, query.what_to_show),
+        weight=2 if query.what_to_show == "BID_ASK" else 1, bar_s=bar_s)
+    if violation:
+        session.end_query(req_id)
+        session.gateway.note_pacing(session, req_id, violation)
+        return _error(session, req_id, 162, PACING_TEXT)
+    version = session.version
+
+    def build() -> Answer:
+        try:
+            bars, start_text, end_text = historical_bars(inst, query, now, config.time_zone,
+                                                         config.max_bars_per_request)
+        except HistoricalError as exc:
+            return Answer(encode_error(version, req_id, exc.code, exc.text), exc.code)
+        flat = [value for bar in bars for value in bar.fields()]
+        return Answer(encode_fields(17, req_id, start_text, end_text, len(bars), *flat))
+
+    return Deferred(build, ends_query=not keep_up_to_date)
 
 
 def cancel_historical_data(session: "Session", fields: list[str], req_id: int | None) -> Answer:

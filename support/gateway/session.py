@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..history import wall_iso
 from ..wire import OUTGOING, FrameDecoder, ProtocolError, decode_fields, message_id, parse_hello
 from .messages import encode_handshake
-from .responder import REQUESTS, RequestSpec
+from .responder import REQUESTS, Answer, Deferred, RequestSpec
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -245,7 +245,22 @@ class Session(asyncio.Protocol):
             answer = spec.answer(self, fields, req_id)
         except (IndexError, ValueError) as exc:
             raise ProtocolError(f"malformed {request_type}: {exc}") from None
-        if answer is None or not self.write(answer.data):
+        if isinstance(answer, Deferred):
+            self.gateway.build_off_loop(self, answer, request_type, req_id)
+        elif answer is not None:
+            self.deliver(answer, request_type, req_id)
+
+    def deliver_built(self, deferred: Deferred, answer: Answer, request_type: str, req_id: int | None) -> None:
+        """Write an answer built off the loop, unless the socket closed or the query was cancelled meanwhile."""
+        if self.closed or (req_id is not None and req_id not in self._queries):
+            return
+        if req_id is not None and (deferred.ends_query or answer.error_code is not None):
+            self.end_query(req_id)
+        self.deliver(answer, request_type, req_id)
+
+    def deliver(self, answer: Answer, request_type: str, req_id: int | None) -> None:
+        """Write one answer and record it (``response``, plus ``error_sent`` for an error)."""
+        if not self.write(answer.data):
             return
         history = self.gateway.history
         history.record("response", conn_id=self.conn_id, client_id=self.client_id, type=request_type,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 import zoneinfo
@@ -158,3 +159,19 @@ def test_head_timestamp_formats_agree(gateway: ThreadedGateway) -> None:
     as_text, as_epoch, codes = run(body())
     assert as_text.replace(tzinfo=dt.timezone.utc) == as_epoch
     assert 200 in codes
+
+
+def test_a_large_request_does_not_hold_up_other_clients(unpaced: ThreadedGateway) -> None:
+    async def body() -> None:
+        async with ib_session(ib_insync, unpaced.port, client_id=6) as big, \
+                ib_session(ib_insync, unpaced.port, client_id=7) as small:
+            large = asyncio.ensure_future(big.reqHistoricalDataAsync(AAPL, "", "40 D", "1 min", "TRADES", False))
+            await until(lambda: [e for e in unpaced.history() if e["kind"] == "request"
+                                 and e["type"] == "reqHistoricalData"], 5, "the large request arrived")
+            await bounded(small.reqCurrentTimeAsync())
+            assert len(await bounded(large, 30)) > 30_000
+
+    run(body())
+    answers = [e["type"] for e in unpaced.history() if e["kind"] == "response"
+               and e["type"] in ("reqHistoricalData", "reqCurrentTime")]
+    assert answers == ["reqCurrentTime", "reqHistoricalData"]
