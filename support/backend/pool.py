@@ -129,6 +129,8 @@ class PooledConnection:
     handoffs: int = 0
     last_validated_mono: float | None = None
     last_validation_ok: bool | None = None
+    #: Every lower ID of the range was unavailable (ours, being connected, or refused) when this one was chosen.
+    preference_kept: bool = False
 
     def is_connected(self) -> bool:
         """Whether ib_insync still has a ready API connection."""
@@ -174,15 +176,6 @@ class PoolMetrics:
     #: client ID → monotonic time the gateway last answered 326 for it.
     refused_ids: dict[int, float] = field(default_factory=dict)
 
-    def record_success(self, now_mono: float) -> None:
-        """A validation round-trip succeeded."""
-        self.validations_ok += 1
-        self.last_validation_ok_mono = now_mono
-
-    def record_failure(self, now_mono: float, reason: str) -> None:
-        """IB failed us: a validation, a connect, or a connection dropped by the gateway."""
-        self.last_failure_mono = now_mono
-        self.last_failure_reason = reason
 
 
 class ConnectionPool:
@@ -205,6 +198,7 @@ class ConnectionPool:
         self._connecting_ids: set[int] = set()
         self._serial = 0
         self._change: asyncio.Future[None] | None = None
+        self._evidence: asyncio.Future[None] | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._probe_task: asyncio.Task[ValidationResult] | None = None
         self._started = False
@@ -310,10 +304,11 @@ class ConnectionPool:
         conn.last_validated_mono = now
         conn.last_validation_ok = result.ok
         if result.ok:
-            self.metrics.record_success(now)
+            self.metrics.validations_ok += 1
+            self.record_outcome(True)
         else:
             self.metrics.validations_failed += 1
-            self.metrics.record_failure(now, f"validation of client ID {conn.client_id}: {result.reason}")
+            self.record_outcome(False, f"validation of client ID {conn.client_id}: {result.reason}")
         return result
 
     async def _checkout(self, deadline: float) -> PooledConnection | None:
@@ -375,6 +370,7 @@ class ConnectionPool:
                     f"no free client ID in {self.client_id_min}..{self.client_id_max} "
                     f"(tried {sorted(tried)}; in use here: {self.client_ids_in_use()})",
                     {"tried": sorted(tried)})
+            unavailable = self._unavailable_ids() | tried
             tried.add(client_id)
             remaining = deadline - loop.time()
             self._connecting_ids.add(client_id)
@@ -389,13 +385,15 @@ class ConnectionPool:
             except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
                 self.metrics.failed_connections += 1
                 reason = str(exc) or type(exc).__name__
-                self.metrics.record_failure(time.monotonic(), f"connect to {host}:{port} failed: {reason}")
+                self.record_outcome(False, f"connect to {host}:{port} failed: {reason}")
                 raise GatewayUnavailable(f"cannot connect to IB Gateway at {host}:{port} "
                                          f"(client ID {client_id}): {reason}",
                                          {"host": host, "port": port, "client_id": client_id}) from None
             finally:
                 self._connecting_ids.discard(client_id)
-            return self._adopt(ib, client_id, host, port, generation)
+            conn = self._adopt(ib, client_id, host, port, generation)
+            conn.preference_kept = all(i in unavailable for i in range(self.client_id_min, client_id))
+            return conn
 
     def _adopt(self, ib: IB, client_id: int, host: str, port: int, generation: int) -> PooledConnection:
         """Wrap a fresh ib_insync connection and watch for the gateway dropping it."""
@@ -411,9 +409,13 @@ class ConnectionPool:
         log.info("connected to %s:%d with client ID %d", host, port, client_id)
         return conn
 
+    def _unavailable_ids(self) -> set[int]:
+        """Client IDs of our open connections and of connects in progress."""
+        return {c.client_id for c in self._connections.values()} | self._connecting_ids
+
     def _next_client_id(self, tried: set[int]) -> int | None:
         """The lowest ID of the range neither in use, being connected, nor tried in this round."""
-        busy = {c.client_id for c in self._connections.values()} | self._connecting_ids | tried
+        busy = self._unavailable_ids() | tried
         for client_id in range(self.client_id_min, self.client_id_max + 1):
             if client_id not in busy:
                 return client_id
@@ -424,7 +426,7 @@ class ConnectionPool:
         if conn.closed:
             return
         self.metrics.last_disconnect_wall = wall_now()
-        self.metrics.record_failure(time.monotonic(), f"gateway closed client ID {conn.client_id}")
+        self.record_outcome(False, f"gateway closed client ID {conn.client_id}")
         log.warning("gateway closed the connection of client ID %d", conn.client_id)
 
     def _discard(self, conn: PooledConnection, reason: str) -> None:
@@ -444,6 +446,17 @@ class ConnectionPool:
             self.metrics.last_disconnect_wall = wall_now()
         log.info("closed client ID %d: %s", conn.client_id, reason)
         self._notify()
+
+    def record_outcome(self, ok: bool, reason: str = "") -> None:
+        """Note live evidence: a validation round-trip succeeded, or IB failed us (validation, connect,
+        a connection dropped by the gateway, a failed health probe)."""
+        now = time.monotonic()
+        if ok:
+            self.metrics.last_validation_ok_mono = now
+        else:
+            self.metrics.last_failure_mono, self.metrics.last_failure_reason = now, reason
+        if self._evidence is not None and not self._evidence.done():
+            self._evidence.set_result(None)
 
     def _change_future(self) -> asyncio.Future[None]:
         if self._change is None or self._change.done():
@@ -499,13 +512,21 @@ class ConnectionPool:
             self._probe_task = asyncio.ensure_future(self._probe_once())
         return await asyncio.shield(self._probe_task)
 
+    async def probe_until_evidence(self) -> None:
+        """Run the shared :meth:`probe`, but return as soon as any caller records an IB outcome."""
+        if self._evidence is None or self._evidence.done():
+            self._evidence = asyncio.get_running_loop().create_future()
+        probing = asyncio.ensure_future(self.probe())
+        await asyncio.wait({probing, self._evidence}, return_when=asyncio.FIRST_COMPLETED)
+        _settle(probing)  # the shared probe itself is shielded and goes on
+
     async def _probe_once(self) -> ValidationResult:
         started = time.monotonic()
         try:
             conn = await asyncio.wait_for(self.acquire(), self.settings.probe_timeout_s)
         except asyncio.TimeoutError:
             reason = f"no validated IB connection within {self.settings.probe_timeout_s:.1f} s"
-            self.metrics.record_failure(time.monotonic(), reason)
+            self.record_outcome(False, reason)
             return ValidationResult(False, reason, True, (time.monotonic() - started) * 1000)
         except IBError as exc:
             return ValidationResult(False, exc.message, isinstance(exc, GatewaySilent),

@@ -23,7 +23,7 @@ async def phase_1(pool: ConnectionPool) -> dict[str, Any]:
     """Systematic validation: working only on a recent successful round-trip (probing now if stale)."""
     probed = False
     if pool.running and not pool.evidence_fresh():
-        await pool.probe()
+        await pool.probe_until_evidence()
         probed = True
     working = pool.running and pool.evidence_fresh()
     m = pool.metrics
@@ -66,24 +66,25 @@ def phase_2(pool: ConnectionPool) -> dict[str, Any]:
 
 
 def phase_3(pool: ConnectionPool) -> dict[str, Any]:
-    """Client-ID preference: judged from the IDs the gateway accepted and the ones it refused (326)."""
-    ids = pool.client_ids_in_use()
+    """Client-ID preference, judged from the IDs the gateway accepted: each open connection's ID was the
+    lowest of the range not held by us, not being connected and not refused (326) when it was chosen."""
+    conns = pool.connections()
+    ids = [c.client_id for c in conns]
     lowest = min(ids) if ids else None
-    refused = set(pool.metrics.refused_ids)
-    # Preference holds when every ID below the lowest in use was refused by the gateway.
-    sequential = lowest is not None and all(i in refused for i in range(pool.client_id_min, lowest))
-    working = bool(ids) and sequential
+    sequential = bool(conns) and all(c.preference_kept for c in conns)
+    working = sequential
     if working:
         description = f"gateway accepted client IDs {ids}; preferred first ID is {pool.client_id_min}"
     elif not ids:
         description = "no connection accepted by the gateway is open"
     else:
-        description = f"lowest ID in use {lowest} skips free IDs from {pool.client_id_min}"
+        skipped = [c.client_id for c in conns if not c.preference_kept]
+        description = f"client IDs {skipped} were taken while a lower ID from {pool.client_id_min} was free"
     return {"status": WORKING if working else NOT_WORKING, "client_ids_in_use": ids,
             "using_client_id_1": 1 in ids, "lowest_client_id_used": lowest,
             "sequential_preference_detected": sequential, "total_active_connections": len(ids),
-            "preferred_client_id": pool.client_id_min, "client_ids_refused_326": sorted(refused),
-            "description": description}
+            "preferred_client_id": pool.client_id_min,
+            "client_ids_refused_326": sorted(pool.metrics.refused_ids), "description": description}
 
 
 def compute_score(p1: dict[str, Any], p2: dict[str, Any], p3: dict[str, Any]) -> float:

@@ -188,7 +188,7 @@ class Backend:
         except BackendError as exc:
             error = exc.message
         if error:
-            self.pool.metrics.record_failure(time.monotonic(), f"health probe: {error}")
+            self.pool.record_outcome(False, f"health probe: {error}")
         healthy = state["connection_ok"] and state["data_fetching_ok"]
         return healthy, {"healthy": healthy, "connection_ok": state["connection_ok"],
                          "data_fetching_ok": state["data_fetching_ok"],

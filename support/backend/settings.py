@@ -56,7 +56,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "how long a caller waits for a free connection when all are busy"),
     EnvVar("REFBACKEND_PROBE_TIMEOUT_S", "probe_timeout_s", "3.5", "s",
            "bound on the probe behind /ib/health and /ib/resilience (connect included)"),
-    EnvVar("REFBACKEND_EVIDENCE_MAX_AGE_S", "evidence_max_age_s", "1.0", "s",
+    EnvVar("REFBACKEND_EVIDENCE_MAX_AGE_S", "evidence_max_age_s", "0.25", "s",
            "a successful validation younger than this counts as live evidence for phase 1"),
     EnvVar("REFBACKEND_REQUEST_TIMEOUT_S", "request_timeout_s", "10.0", "s",
            "bound on one IB data request (contract details, one historical chunk)"),
@@ -117,7 +117,7 @@ class Settings:
     pool_size: int = 5
     acquire_timeout_s: float = 5.0
     probe_timeout_s: float = 3.5
-    evidence_max_age_s: float = 1.0
+    evidence_max_age_s: float = 0.25
     request_timeout_s: float = 10.0
     pacing_delay_s: float = 0.4
     pacing_backoff_s: float = 2.0
