@@ -1,15 +1,15 @@
-"""Fixtures of the reference-backend tests: simulator, proxy and backend processes, all stopped afterwards."""
+"""Fixtures of the backend tests: fault proxy and backend processes (simulators: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import pytest
 
 from backend_helpers import BackendProcess
-from support.gateway import GatewayConfig, ThreadedGateway
+from support.gateway import ThreadedGateway
 from support.proxy import ThreadedProxy
 
 #: Every backend test is bounded even if it forgets to be.
@@ -26,27 +26,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _quiet_client_libraries(caplog: pytest.LogCaptureFixture) -> None:
     """ib_insync logs every IB error at ERROR; keep captured logs at WARNING and up."""
     caplog.set_level(logging.WARNING)
-
-
-@pytest.fixture
-def make_gateway() -> Iterator[Callable[..., ThreadedGateway]]:
-    """Factory: ``make_gateway(**config)`` starts a simulator; each is stopped after the test."""
-    started: list[ThreadedGateway] = []
-
-    def make(**config: Any) -> ThreadedGateway:
-        gateway = ThreadedGateway(GatewayConfig(**config)).start()
-        started.append(gateway)
-        return gateway
-
-    yield make
-    for gateway in started:
-        gateway.stop()
-
-
-@pytest.fixture
-def gateway(make_gateway: Callable[..., ThreadedGateway]) -> ThreadedGateway:
-    """A simulator with the default rules."""
-    return make_gateway()
 
 
 @pytest.fixture
