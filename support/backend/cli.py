@@ -209,8 +209,9 @@ def _print_result(result: dict[str, Any], output_format: str) -> None:
         out(json.dumps(result, indent=2))
         return
     for key in ("status", "fetched_bars", "cached_before", "segments_fetched", "ib_requests_made",
-                "execution_time_seconds", "merged_file", "error_message"):
-        out(f"  {key:<24}{result.get(key)}")
+                "execution_time_seconds", "merged_file"):
+        if key in result:
+            out(f"  {key:<24}{result[key]}")
 
 
 def data_load(api: ApiClient, symbol: str, timeframe: str, mode: str, start: Optional[str], end: Optional[str],
@@ -245,15 +246,16 @@ def data_load(api: ApiClient, symbol: str, timeframe: str, mode: str, start: Opt
     except ConditionTimeout:
         err(f"Error: operation {op_id} still running after {_load_timeout_s():g} s")
         return _cancel(api, op_id, "timed out", exit_code=1)
-    result = (op.get("result_summary") or {}) if output_format == "table" else op
-    if op["status"] != "completed" or result.get("status") not in ("success", None):
-        err(f"Error: load {op['status']}: {op.get('error_message') or result.get('status')}")
-        _print_result(result, output_format)
+    summary = op.get("result_summary") or {}
+    shown = summary if output_format == "table" else op
+    if op["status"] != "completed" or summary.get("status") != "success":
+        err(f"Error: load {op['status']}: {op.get('error_message') or summary.get('status')}")
+        _print_result(shown, output_format)
         return 1
-    out(f"Loaded {symbol.upper()} {timeframe}: {result.get('fetched_bars', 0)} bars fetched "
-        f"with {result.get('ib_requests_made', 0)} IB request(s)")
+    out(f"Loaded {symbol.upper()} {timeframe}: {summary.get('fetched_bars', 0)} bars fetched "
+        f"with {summary.get('ib_requests_made', 0)} IB request(s)")
     if output_format == "json":
-        _print_result(op, output_format)
+        _print_result(shown, output_format)
     return 0
 
 

@@ -45,7 +45,10 @@ class Operation:
                        "execution_time_seconds": self.result.get("execution_time_seconds"),
                        "mode": self.metadata.get("mode"), "symbol": self.metadata.get("symbol"),
                        "timeframe": self.metadata.get("timeframe"),
-                       "ib_requests_made": self.result.get("ib_requests_made", 0)}
+                       "ib_requests_made": self.result.get("ib_requests_made", 0),
+                       "segments_fetched": self.result.get("segments_fetched", 0),
+                       "cached_before": self.result.get("cached_before"),
+                       "merged_file": self.result.get("merged_file")}
         return {"operation_id": self.operation_id, "operation_type": self.operation_type, "status": self.status,
                 "created_at": self.created_at, "started_at": self.started_at, "completed_at": self.completed_at,
                 "progress": dict(self.progress), "metadata": dict(self.metadata),

@@ -115,6 +115,10 @@ def test_data_load_shows_progress_then_data_show_prints_the_bars(backend: Backen
     show = cli(["data", "show", "IBM", "-r", "3"], backend.url)
     assert show.exit_code == 0 and points["dates"][-1] in show.output
     assert points["dates"][-4] not in show.output, "--rows 3 prints three bars"
+    as_json = cli(["data", "load", "MSFT", "-f", "json", "--no-progress"], backend.url)
+    assert as_json.exit_code == 0 and "%]" not in as_json.output, as_json.output
+    printed = json.loads(as_json.output[as_json.output.index("{"):])
+    assert printed["status"] == "completed" and printed["result_summary"]["fetched_bars"] > 0
     missing = cli(["data", "show", "SPY"], backend.url)
     assert missing.exit_code == 1 and "no cached data" in missing.output
 
