@@ -41,21 +41,16 @@ CANCELLED_TEXT = "Historical Market Data Service error message:API historical da
 NO_DATA_TEXT = "Historical Market Data Service error message:HMDS query returned no data: {what}"
 TOO_LONG_TEXT = "Historical Market Data Service error message:Time length exceed max."
 
-#: Farm notices sent after startApi while IB is reachable, and when connectivity is lost.
+#: Farm notices sent after startApi while IB is reachable, and when connectivity is lost (a typical
+#: paper login shows these three; each costs the client measurable time at connect).
 FARMS_OK: tuple[tuple[int, str], ...] = (
     (2104, "Market data farm connection is OK:usfarm"),
-    (2104, "Market data farm connection is OK:cashfarm"),
-    (2104, "Market data farm connection is OK:usfuture"),
     (2106, "HMDS data farm connection is OK:ushmds"),
-    (2106, "HMDS data farm connection is OK:cashhmds"),
     (2158, "Sec-def data farm connection is OK:secdefil"),
 )
 FARMS_BROKEN: tuple[tuple[int, str], ...] = (
     (2103, "Market data farm connection is broken:usfarm"),
-    (2103, "Market data farm connection is broken:cashfarm"),
-    (2103, "Market data farm connection is broken:usfuture"),
     (2105, "HMDS data farm connection is broken:ushmds"),
-    (2105, "HMDS data farm connection is broken:cashhmds"),
     (2157, "Sec-def data farm connection is broken:secdefil"),
 )
 

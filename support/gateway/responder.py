@@ -16,18 +16,14 @@ from .messages import CANCELLED_TEXT, PACING_TEXT, encode_error, error_text
 if TYPE_CHECKING:
     from .session import Session
 
-#: Account values sent for reqAccountUpdates / reqAccountUpdatesMulti / reqAccountSummary.
+#: Account values sent for reqAccountUpdates / reqAccountUpdatesMulti / reqAccountSummary. Real TWS sends
+#: ~150 keys; these are the ones backends read, kept few because each costs the client time at connect.
 ACCOUNT_VALUES: tuple[tuple[str, str, str], ...] = (
     ("AccountType", "INDIVIDUAL", ""),
     ("NetLiquidation", "1000000.00", "USD"),
     ("TotalCashValue", "1000000.00", "USD"),
-    ("SettledCash", "1000000.00", "USD"),
     ("BuyingPower", "4000000.00", "USD"),
     ("AvailableFunds", "1000000.00", "USD"),
-    ("ExcessLiquidity", "1000000.00", "USD"),
-    ("GrossPositionValue", "0.00", "USD"),
-    ("InitMarginReq", "0.00", "USD"),
-    ("MaintMarginReq", "0.00", "USD"),
 )
 
 
