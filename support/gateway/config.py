@@ -38,7 +38,8 @@ class GatewayConfig:
         id_release_delay_s: a client ID stays "in use" this long after its socket closes.
         handshake_timeout_s: a socket that has not sent a complete hello by then is closed.
         max_connections: flood guard; sockets above this many (any state) are closed at once.
-        max_frame_bytes: inbound frames announcing more are refused (IB's clients: 16 MB).
+        max_frame_bytes: inbound frames announcing more are refused; client requests are a few kB, so
+            1 MiB bounds the memory a socket can hold (IB's clients refuse frames over 16 MB).
         max_outgoing_bytes: a client whose unread output exceeds this is dropped (slow consumer).
         max_bars_per_request: larger historical requests get error 162 "Time length exceed max.".
         next_valid_id: the nextValidId sent after startApi.
@@ -61,7 +62,7 @@ class GatewayConfig:
     id_release_delay_s: float = 0.0
     handshake_timeout_s: float = 10.0
     max_connections: int = 256
-    max_frame_bytes: int = 16 * 1024 * 1024
+    max_frame_bytes: int = 1024 * 1024
     max_outgoing_bytes: int = 16 * 1024 * 1024
     max_bars_per_request: int = 50_000
     next_valid_id: int = 1
