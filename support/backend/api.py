@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 from typing import Any, AsyncIterator, Literal
 
@@ -59,8 +58,8 @@ class LoadBody(BaseModel):
     symbol: str = Field(min_length=1, max_length=32)
     timeframe: Timeframe = "1d"
     mode: Literal["local", "tail", "backfill", "full"] = "local"
-    start_date: dt.datetime | dt.date | None = None
-    end_date: dt.datetime | dt.date | None = None
+    start_date: str | None = Field(default=None, max_length=40)
+    end_date: str | None = Field(default=None, max_length=40)
     filters: LoadFilters | None = None
 
 
@@ -141,8 +140,8 @@ def build_router() -> APIRouter:
 
     @router.get("/data/{symbol}/{timeframe}")
     async def data(request: Request, symbol: str, timeframe: Timeframe,
-                   start_date: dt.datetime | None = Query(default=None),
-                   end_date: dt.datetime | None = Query(default=None)) -> JSONResponse:
+                   start_date: str | None = Query(default=None, max_length=40),
+                   end_date: str | None = Query(default=None, max_length=40)) -> JSONResponse:
         return envelope(await _backend(request).bars(symbol, timeframe, start_date, end_date))
 
     return router

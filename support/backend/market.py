@@ -24,11 +24,16 @@ SEC_TYPE_TO_INSTRUMENT = {"STK": "stock", "CASH": "forex", "FUT": "future", "OPT
 BAR_SIZES = {"1m": "1 min", "5m": "5 mins", "15m": "15 mins", "30m": "30 mins", "1h": "1 hour",
              "2h": "2 hours", "4h": "4 hours", "1d": "1 day", "1w": "1 week", "1M": "1 month"}
 
-#: Longest duration IB serves in one request for each bar size (IB's "step size" table).
+#: Length of one bar (a month counted as 31 days: only used to decide whether a bar touches a range).
+BAR_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400,
+               "1d": 86400, "1w": 7 * 86400, "1M": 31 * 86400}
+
+#: Longest span asked in one request for each bar size, within IB's "step size" table and in units IB
+#: counts in calendar time (seconds up to a day, then whole weeks; IB's "D" counts trading days).
 MAX_CHUNK = {"1m": dt.timedelta(days=1), "5m": dt.timedelta(days=7), "15m": dt.timedelta(days=7),
-             "30m": dt.timedelta(days=30), "1h": dt.timedelta(days=30), "2h": dt.timedelta(days=30),
-             "4h": dt.timedelta(days=30), "1d": dt.timedelta(days=365), "1w": dt.timedelta(days=365),
-             "1M": dt.timedelta(days=365)}
+             "30m": dt.timedelta(days=28), "1h": dt.timedelta(days=28), "2h": dt.timedelta(days=28),
+             "4h": dt.timedelta(days=28), "1d": dt.timedelta(days=364), "1w": dt.timedelta(days=364),
+             "1M": dt.timedelta(days=364)}
 
 #: How far back a load reaches when no start date is given and nothing is cached.
 DEFAULT_LOOKBACK = {"1m": dt.timedelta(days=1), "5m": dt.timedelta(days=5), "15m": dt.timedelta(days=10),
@@ -81,11 +86,16 @@ def what_to_show(contract: Contract) -> str:
 
 
 def duration_str(span: dt.timedelta, timeframe: str) -> str:
-    """IB's ``durationStr`` covering ``span``: seconds up to a day for intraday bars, else days."""
+    """IB's ``durationStr`` covering ``span``: seconds up to a day for intraday bars, else whole weeks."""
     seconds = max(1, math.ceil(span.total_seconds()))
     if timeframe.endswith(("m", "h")) and seconds <= 86400:
         return f"{seconds} S"
-    return f"{max(1, math.ceil(seconds / 86400))} D"
+    return f"{max(1, math.ceil(seconds / 604800))} W"
+
+
+def bar_overlaps(bar_start: dt.datetime, timeframe: str, start: dt.datetime, end: dt.datetime) -> bool:
+    """Whether a bar beginning at ``bar_start`` covers any moment of ``[start, end]``."""
+    return bar_start <= end and bar_start + dt.timedelta(seconds=BAR_SECONDS[timeframe]) > start
 
 
 def plan_chunks(start: dt.datetime, end: dt.datetime, timeframe: str) -> list[tuple[dt.datetime, dt.datetime]]:

@@ -39,13 +39,30 @@ def iso(epoch_s: float | None) -> str | None:
     return None if epoch_s is None else wall_iso(epoch_s)
 
 
-def as_utc(moment: dt.datetime | dt.date | None) -> dt.datetime | None:
-    """A timezone-aware UTC datetime (naive values are taken as UTC; dates as midnight)."""
+def as_utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """A timezone-aware UTC datetime (naive values are taken as UTC)."""
     if moment is None:
         return None
-    if not isinstance(moment, dt.datetime):
-        moment = dt.datetime(moment.year, moment.month, moment.day)
     return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)
+
+
+def parse_moment(text: str | None, name: str, end_of_day: bool = False) -> dt.datetime | None:
+    """An ISO 8601 date or date-time as UTC; a bare date is its first second, or its last with ``end_of_day``.
+
+    Raises:
+        InvalidInput: not ISO 8601.
+    """
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            clock = dt.time(23, 59, 59) if end_of_day else dt.time(0, 0)
+            return dt.datetime.combine(day, clock, tzinfo=dt.timezone.utc)
+        return as_utc(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        raise InvalidInput(f"{name} {text!r} is not an ISO 8601 date (YYYY-MM-DD) or date-time") from None
 
 
 def bar_moment(date_text: str) -> dt.datetime:
@@ -98,23 +115,31 @@ class DataMetrics:
 
 @dataclass(frozen=True)
 class LoadRequest:
-    """A validated ``POST /data/load`` body."""
+    """A validated ``POST /data/load`` body (a bare ``end_date`` includes that whole day, in UTC)."""
 
     symbol: str
     timeframe: str
     mode: str = "local"
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
+    start_date: str | None = None
+    end_date: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "symbol", normalize_symbol(self.symbol))
         check_timeframe(self.timeframe)
         if self.mode not in MODES:
             raise InvalidInput(f"invalid mode {self.mode!r}: one of {', '.join(MODES)}")
-        object.__setattr__(self, "start", as_utc(self.start))
-        object.__setattr__(self, "end", as_utc(self.end))
         if self.start and self.end and self.start >= self.end:
             raise InvalidInput(f"start_date {self.start.isoformat()} must be before end_date {self.end.isoformat()}")
+
+    @property
+    def start(self) -> dt.datetime | None:
+        """The first moment asked for (UTC)."""
+        return parse_moment(self.start_date, "start_date")
+
+    @property
+    def end(self) -> dt.datetime | None:
+        """The last moment asked for (UTC)."""
+        return parse_moment(self.end_date, "end_date", end_of_day=True)
 
 
 class Backend:
@@ -379,15 +404,21 @@ class Backend:
             result["status"] = "success"
             return
         contract = await self._contract_for(symbol)
+        got: set[str] = set()  # chunks may overlap by a bar: count each bar once
+        first, last = chunks[0][0], chunks[-1][1]
         for index, (start, end) in enumerate(chunks, 1):
             op.progress["current_step"] = (f"segment {index}/{len(chunks)}: {start.isoformat()} .. "
                                            f"{end.isoformat()}")
-            bars = await self._fetch_segment(contract, timeframe, start, end, result, op)
+            served = await self._fetch_segment(contract, timeframe, start, end, result, op)
+            # IB rounds durations up; keep the bars that overlap the range asked for.
+            bars = [b for b in served if market.bar_overlaps(bar_moment(b.date), timeframe, first, last)]
             if bars:
                 await self._merge(symbol, timeframe, bars)
-            result["fetched_bars"] += len(bars)
+            new = {b.date for b in bars} - got
+            got |= new
+            result["fetched_bars"] = len(got)
             result["segments_fetched"] += 1
-            self.data_metrics.total_bars_fetched += len(bars)
+            self.data_metrics.total_bars_fetched += len(new)
             op.progress.update(percentage=round(100.0 * index / len(chunks), 1), segments_done=index,
                                bars_fetched=result["fetched_bars"])
         result["status"] = "success"
@@ -436,14 +467,15 @@ class Backend:
         async with lock:
             await asyncio.to_thread(self.store.merge, symbol, timeframe, bars)
 
-    async def bars(self, symbol: str, timeframe: str, start: dt.datetime | None = None,
-                   end: dt.datetime | None = None) -> dict[str, Any]:
-        """``/data/{symbol}/{timeframe}``: cached bars, optionally between two dates."""
+    async def bars(self, symbol: str, timeframe: str, start_date: str | None = None,
+                   end_date: str | None = None) -> dict[str, Any]:
+        """``/data/{symbol}/{timeframe}``: cached bars, optionally between two dates (ISO 8601)."""
         symbol, timeframe = normalize_symbol(symbol), check_timeframe(timeframe)
+        start = parse_moment(start_date, "start_date")
+        end = parse_moment(end_date, "end_date", end_of_day=True)
         cached = await asyncio.to_thread(self.store.read, symbol, timeframe)
         if cached is None:
             raise DataNotFound(f"no cached data for {symbol} {timeframe}")
-        start, end = as_utc(start), as_utc(end)
         rows = [b for b in cached if (start is None or bar_moment(b.date) >= start)
                 and (end is None or bar_moment(b.date) <= end)]
         return {"dates": [b.date for b in rows], "ohlcv": [b.ohlcv() for b in rows],

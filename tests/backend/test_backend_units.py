@@ -82,10 +82,20 @@ def test_chunk_planning_refuses_inverted_and_huge_ranges() -> None:
 def test_duration_strings_are_ib_syntax() -> None:
     assert market.duration_str(dt.timedelta(hours=2), "1m") == "7200 S"
     assert market.duration_str(dt.timedelta(days=1), "5m") == "86400 S"
-    assert market.duration_str(dt.timedelta(days=6, hours=1), "5m") == "7 D"
-    assert market.duration_str(dt.timedelta(hours=5), "1d") == "1 D"
-    assert all(re.fullmatch(r"\d+ [SD]", market.duration_str(dt.timedelta(seconds=s), tf))
+    assert market.duration_str(dt.timedelta(days=6, hours=1), "5m") == "1 W"
+    assert market.duration_str(dt.timedelta(days=28), "1h") == "4 W"
+    assert market.duration_str(dt.timedelta(hours=5), "1d") == "1 W"
+    assert market.duration_str(dt.timedelta(days=364), "1d") == "52 W"
+    assert all(re.fullmatch(r"\d+ [SW]", market.duration_str(dt.timedelta(seconds=s), tf))
                for s, tf in itertools.product((1, 59, 3600, 86401, 10**7), market.BAR_SIZES))
+
+
+def test_a_bar_belongs_to_a_range_when_it_covers_part_of_it() -> None:
+    start, end = dt.datetime(2024, 1, 2, 10, tzinfo=UTC), dt.datetime(2024, 1, 5, tzinfo=UTC)
+    assert market.bar_overlaps(dt.datetime(2024, 1, 2, tzinfo=UTC), "1d", start, end)
+    assert not market.bar_overlaps(dt.datetime(2024, 1, 1, tzinfo=UTC), "1d", start, end)
+    assert not market.bar_overlaps(dt.datetime(2024, 1, 2, 9, tzinfo=UTC), "1h", start, end)
+    assert market.bar_overlaps(end, "5m", start, end)
 
 
 def test_forex_pairs_are_tried_as_forex_first() -> None:
