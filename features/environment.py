@@ -7,7 +7,7 @@ import sys
 from behave import fixture, use_fixture
 from behave.model import Scenario
 
-from support import evidence
+from support import evidence, plots, reporting
 from support.settings import Settings
 from support.targets import EmbeddedTargets, external_targets
 from support.waiting import set_timeout_multiplier
@@ -38,6 +38,7 @@ def before_all(context):
     context.add_cleanup(world.close)
     # Safety first: never touch a live account, not even with one scenario.
     world.accounts = world.ib.ensure_paper_account(settings.squatter_client_id_base, settings.scaled(10.0))
+    reporting.write_allure_metadata(settings.reports_dir / "allure-results", reporting.target_properties(world))
 
 
 def before_tag(context, tag):
@@ -84,6 +85,15 @@ def before_scenario(context, scenario: Scenario):
     context.scenario_began = True
     world.begin_scenario()
     context.backend_log_offset = _backend_log_size(world)
+    context.history_positions = _history_positions(world)
+
+
+def before_step(context, step):
+    # What IB saw while the scenario set itself up (Given) is not evidence about its action (When).
+    world = context.world
+    if step.step_type == "when" and not world.seen.values.get("acting") and world.history.source:
+        world.seen.values["acting"] = True
+        world.history.bookmark()
 
 
 def after_scenario(context, scenario: Scenario):
@@ -93,7 +103,7 @@ def after_scenario(context, scenario: Scenario):
     try:
         world.end_scenario()
     finally:
-        _attach_evidence(world, getattr(context, "backend_log_offset", 0))
+        _attach_evidence(world, getattr(context, "backend_log_offset", 0), getattr(context, "history_positions", {}))
 
 
 def _backend_log_size(world: World) -> int:
@@ -104,16 +114,28 @@ def _backend_log_size(world: World) -> int:
         return 0
 
 
-def _attach_evidence(world: World, log_offset: int) -> None:
+def _history_positions(world: World) -> dict[str, int]:
+    try:
+        return world.history.positions()
+    except Exception:  # evidence must never fail a scenario; the slice then starts at the record's beginning
+        return {}
+
+
+def _attach_evidence(world: World, log_offset: int, history_positions: dict[str, int]) -> None:
     origin = world.seen.started_mono
-    evidence.attach_json("API exchanges", evidence.api_exchanges(world.api.transcript))
+    evidence.attach_json("API exchanges", evidence.api_exchanges(world.api.transcript, origin))
     evidence.attach_text("CLI transcripts", evidence.cli_transcripts(world.cli.transcripts))
     evidence.attach_json("Fault timeline", evidence.fault_timeline(world.faults.timeline, origin))
     if world.history.source:
         try:
-            evidence.attach_json(f"IB history ({world.history.source})", world.history.raw())
+            for record, events in world.history.slices(history_positions).items():
+                evidence.attach_json(f"IB history ({record})", events)
         except Exception as exc:  # evidence must never hide the verdict
             evidence.attach_text("IB history unavailable", str(exc))
+    samples = [s for s in world.sut.samples if s.mono >= origin] if world.sut is not None else []
+    if samples:
+        evidence.attach_png("Backend resources", plots.resources_png(samples, world.faults.timeline, origin))
+        evidence.attach_json("Backend resource samples", evidence.resource_samples(samples, origin))
     backend = world.embedded.backend if world.embedded else None
     if backend is not None:
         try:

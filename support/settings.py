@@ -38,7 +38,7 @@ class EmbeddedTuning:
     max_idle_s: float = 2.0
     health_interval_s: float = 0.5
     pool_size: int = 5
-    client_id_span: int = 5            # preferred ID .. preferred + span - 1
+    client_id_span: int = 10           # preferred ID .. preferred + span - 1 (more IDs than pool slots)
     connect_timeout_s: float = 3.0
 
 
@@ -56,6 +56,7 @@ class Settings:
     ib_port: int = 0                     # the gateway itself (probes, client-ID squatters)
     api_base_url: str = ""
     cli: tuple[str, ...] = ()
+    backend_command: tuple[str, ...] = ()  # embedded: how to start the backend (default: refbackend)
     preferred_client_id: int = 1
     gateway_control: str = ""            # control URL of a simulator the user started
     proxy_control: str = ""              # control URL of a fault proxy the user started
@@ -91,9 +92,10 @@ class Settings:
             SettingsError: a value cannot be converted or is out of range.
         """
         data = {str(k): v for k, v in userdata.items()}
-        top = _convert_fields(cls, data, skip={"thresholds", "tuning", "cli"})
-        if "cli" in data and str(data["cli"]).strip():
-            top["cli"] = tuple(shlex.split(str(data["cli"])))
+        top = _convert_fields(cls, data, skip={"thresholds", "tuning", "cli", "backend_command"})
+        for name in ("cli", "backend_command"):
+            if name in data and str(data[name]).strip():
+                top[name] = tuple(shlex.split(str(data[name])))
         settings = cls(thresholds=Thresholds(**_convert_fields(Thresholds, data)),
                        tuning=EmbeddedTuning(**_convert_fields(EmbeddedTuning, data)), **top)
         settings.check()

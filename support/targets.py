@@ -114,7 +114,8 @@ class EmbeddedTargets:
         self._backend_defaults = defaults
         env = backend_environment(self.settings, self._proxy_port, defaults)
         env["REFBACKEND_DATA_DIR"] = str(self.log_dir / f"backend-data-{self._backend_runs}")
-        self.backend = ManagedProcess([venv_script("refbackend"), "serve", "--host", "127.0.0.1", "--port", "0"],
+        command = self.settings.backend_command or (venv_script("refbackend"),)
+        self.backend = ManagedProcess([*command, "serve", "--host", "127.0.0.1", "--port", "0"],
                                       self.log_dir / "backend.log", env=env, name="backend")
         ready = self.backend.start(ready_timeout_s=30.0)
         return self.targets(f"http://127.0.0.1:{ready['port']}")
@@ -123,7 +124,8 @@ class EmbeddedTargets:
         """The current addresses."""
         assert self.backend is not None, "backend not started"
         url = api_base_url or f"http://127.0.0.1:{self.backend.ready['port']}"
-        return Targets(url, (venv_script("refbackend"),), "127.0.0.1", self._gateway_port,
+        cli = self.settings.cli or self.settings.backend_command or (venv_script("refbackend"),)
+        return Targets(url, cli, "127.0.0.1", self._gateway_port,
                        self._gateway_control, self._proxy_control, self.backend.pid, self._proxy_port)
 
     @property

@@ -2,7 +2,7 @@
 
 from behave import given, then, when
 
-from support import checkers, evidence, plots, troubles, workloads
+from support import checkers, troubles, workloads
 
 
 @given("the backend's resources are being sampled")
@@ -28,7 +28,6 @@ def step_mixed_with_faults(context, count, every):
 @then("the backend's memory grew by at most {limit_mb:d} MB")
 def step_memory(context, limit_mb):
     samples = context.world.sut.stop_sampling()
-    evidence.attach_png("Backend resources", plots.resources_png(samples, context.world.faults.timeline, context.world.seen.started_mono))
     grown_mb = checkers.growth(samples, "rss_mb")
     assert grown_mb <= limit_mb, f"RSS grew by {grown_mb:.1f} MB (> {limit_mb} MB) over {len(samples)} samples"
 

@@ -1,0 +1,93 @@
+"""Run scenarios of the specification (optionally against a mutant) and read back each scenario's outcome."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+ROOT = Path(__file__).resolve().parents[2]
+LAUNCH = ROOT / "tests" / "mutants" / "launch.py"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one scenario ended: ``passed``, ``failed``, ``skipped``, and the first step that did not pass."""
+
+    scenario: str
+    status: str
+    step: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class SpecRun:
+    """One behave run: outcomes by scenario name, exit code, wall time."""
+
+    outcomes: dict[str, Outcome]
+    exit_code: int
+    elapsed_s: float
+    output: str
+
+
+def mutant_command(mutant: str) -> str:
+    """The command that runs the reference backend (server and CLI) with ``mutant`` applied."""
+    return shlex.join([sys.executable, str(LAUNCH), mutant])
+
+
+def run_spec(out_dir: Path, names: Iterable[str] = (), tags: str | None = None, mutant: str | None = None,
+             timeout_s: float = 900.0) -> SpecRun:
+    """Run behave on the embedded targets; ``names`` are exact scenario names (regex-escaped here)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result_file = out_dir / "behave.json"
+    command = [sys.executable, "-m", "behave", str(ROOT / "features"), "--no-skipped", "--no-capture",
+               "-f", "json", "-o", str(result_file), "-f", "progress", "-D", f"reports_dir={out_dir}"]
+    if tags:
+        command += ["--tags", tags]
+    for name in names:
+        command += ["--name", "^" + re.escape(name.strip())]
+    if mutant:
+        command += ["-D", f"backend_command={mutant_command(mutant)}", "-D", f"cli={mutant_command(mutant)}"]
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
+    elapsed_s = time.monotonic() - started
+    outcomes = read_outcomes(result_file) if result_file.exists() else {}
+    return SpecRun(outcomes, done.returncode, elapsed_s, done.stdout[-6000:] + done.stderr[-4000:])
+
+
+def read_outcomes(result_file: Path) -> dict[str, Outcome]:
+    """Scenario outcomes from behave's JSON formatter output (rules and outlines included)."""
+    outcomes: dict[str, Outcome] = {}
+    for node in _walk(json.loads(result_file.read_text() or "[]")):
+        if node.get("type") != "scenario":
+            continue
+        status, step, message = "passed", "", ""
+        steps = node.get("steps", [])
+        for s in steps:
+            result = s.get("result") or {}
+            if result.get("status") in ("failed", "error", "undefined"):
+                status, step = "failed", s.get("name", "")
+                message = result.get("error_message") or ""
+                message = "\n".join(message) if isinstance(message, list) else str(message)
+                break
+        else:
+            if not steps or all((s.get("result") or {}).get("status") in (None, "skipped") for s in steps):
+                status = "skipped"
+        outcomes[node.get("name", "").strip()] = Outcome(node.get("name", "").strip(), status, step, message)
+    return outcomes
+
+
+def _walk(value: Any):
+    if isinstance(value, dict):
+        yield value
+        for child in value.values():
+            yield from _walk(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _walk(child)
