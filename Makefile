@@ -37,6 +37,10 @@ standard: install
 exhaustive: install
 	$(BIN)/ib-resilience run --level exhaustive
 
+## The basic level with the Markdown summary and the Allure HTML (multi-file and single-file).
+report: install
+	$(BIN)/ib-resilience run --level basic --report
+
 pytest: install
 	$(BIN)/pytest -q tests
 

@@ -41,15 +41,23 @@ def attach_png(name: str, png: bytes) -> None:
     _attach(png, name, AttachmentType.PNG if AttachmentType else None)
 
 
-def api_exchanges(responses: Iterable[Any]) -> list[dict[str, Any]]:
-    """API transcript entries as JSON-able dicts."""
+def api_exchanges(responses: Iterable[Any], origin_mono: float | None = None) -> list[dict[str, Any]]:
+    """API transcript entries as JSON-able dicts (``started_s`` since ``origin_mono``, when given)."""
     return [{"method": r.method, "path": r.path, "request": r.request_body, "status": r.status,
+             "started_s": None if origin_mono is None else round(r.started_mono - origin_mono, 3),
              "elapsed_s": round(r.elapsed_s, 4), "error": r.error, "body": r.body} for r in responses]
 
 
 def cli_transcripts(runs: Iterable[Any]) -> str:
     """CLI transcripts as one text."""
     return "\n\n".join(run.describe(tail_lines=200) for run in runs)
+
+
+def resource_samples(samples: Iterable[Any], origin_mono: float) -> list[dict[str, Any]]:
+    """Process samples taken since ``origin_mono`` (the scenario's start), times in seconds from it."""
+    return [{"t_s": round(s.mono - origin_mono, 3), "rss_mb": round(s.rss_mb, 2), "open_fds": s.open_fds,
+             "threads": s.threads, "tcp_connections": s.tcp_connections, "ib_connections": s.ib_connections,
+             "children": s.children} for s in samples if s.mono >= origin_mono]
 
 
 def fault_timeline(windows: Iterable[Any], origin_mono: float) -> list[dict[str, Any]]:

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     results = args.reports_dir / "allure-results"
     results.mkdir(parents=True, exist_ok=True)
-    for stale in results.glob("*"):
+    for stale in [*results.glob("*"), *(args.reports_dir / "junit").glob("TESTS-*.xml")]:
         if stale.is_file():
             stale.unlink()
     command = behave_command(args)
@@ -111,5 +111,5 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ib-resilience: level {args.level} finished in {elapsed_s:.1f} s, exit {code}", flush=True)
     if args.report:
         from .reporting import render_reports
-        render_reports(args.reports_dir, args.level, elapsed_s)
+        render_reports(args.reports_dir, args.level, elapsed_s, return_code=code)
     return code

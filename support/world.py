@@ -81,6 +81,8 @@ class World:
         self.faults.timeline.clear()
         self.faults.heal_all()
         self.ib.release_all()
+        if self.sut is not None:
+            self.sut.samples.clear()  # leak growth is judged over this scenario's samples only
         if self.history.source:
             self.history.bookmark()
 

@@ -100,6 +100,17 @@ class IbHistory:
         """Forget what happened before now."""
         self._marks[self.source] = self._client().last_seq()
 
+    def _records(self) -> dict[str, ControlClient]:
+        return {name: client for name, client in (("gateway", self.gateway), ("proxy", self.proxy)) if client}
+
+    def positions(self) -> dict[str, int]:
+        """The last sequence number of every record (the simulator's and the proxy's), by record name."""
+        return {name: client.last_seq() for name, client in self._records().items()}
+
+    def slices(self, since: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
+        """Raw events of every record after ``since`` (from :meth:`positions`), by record name (evidence)."""
+        return {name: client.history(since.get(name, 0)) for name, client in self._records().items()}
+
     def raw(self) -> list[dict[str, Any]]:
         """Raw events of the preferred record since the bookmark."""
         return self._client().history(self._marks.get(self.source, 0))

@@ -32,6 +32,7 @@ class IbProbe:
     accounts: tuple[str, ...]
     elapsed_s: float
     error: str = ""
+    server_version: int = 0      # the TWS API version the gateway negotiated (0 when not connected)
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class IbDriver:
                 await self._connect(ib, client_id, timeout_s)
                 server_time = await asyncio.wait_for(ib.reqCurrentTimeAsync(), timeout_s)
                 return IbProbe(client_id, True, server_time, tuple(ib.managedAccounts()),
-                               time.monotonic() - started)
+                               time.monotonic() - started, server_version=ib.client.serverVersion())
             except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
                 return IbProbe(client_id, False, None, (), time.monotonic() - started,
                                f"{exc.__class__.__name__}: {exc}")

@@ -1,0 +1,464 @@
+"""What a run produced, read back from Allure result files and JUnit: counts, failures, critical checks."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import xml.etree.ElementTree as ElementTree
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Iterable
+
+from .checkers import growth
+from .drivers.cli import WARNING_PATTERNS
+from .settings import Thresholds
+
+STATUSES = ("passed", "failed", "broken", "skipped", "unknown")
+PASS, FAIL, NOT_EXERCISED = "pass", "fail", "not exercised"
+
+#: Failure categories, first match wins. The patterns are Java-compatible (Allure matches them too)
+#: and follow the messages the steps and claims produce.
+CATEGORIES: tuple[dict[str, Any], ...] = (
+    {"name": "Async / coroutine warnings", "key": "async", "matchedStatuses": ["failed", "broken"],
+     "messageRegex": r"(?s).*(RuntimeWarning|never awaited|coroutine|the CLI printed|Task was destroyed"
+                     r"|Event loop is closed).*"},
+    {"name": "Silent connection not caught", "key": "silent", "matchedStatuses": ["failed", "broken"],
+     "messageRegex": r"(?s).*(not success or a hang|the failure took|reports IB unhealthy|expected 503"
+                     r"|without a validation round-trip|was never answered|no validation went unanswered"
+                     r"|discarded as silent).*"},
+    {"name": "Leaks and garbage collection", "key": "leaks", "matchedStatuses": ["failed", "broken"],
+     "messageRegex": r"(?s).*(RSS grew|fds grew|threads grew|IB sockets in the backend|still open"
+                     r"|every backend connection closes|pool not empty|only live connections|closed less than"
+                     r"|connections closed during|garbage collection).*"},
+    {"name": "Client IDs", "key": "client_ids", "matchedStatuses": ["failed", "broken"],
+     "messageRegex": r"(?s).*([Cc]lient IDs?\b|error 326|client_id).*"},
+    {"name": "Resilience score", "key": "score", "matchedStatuses": ["failed", "broken"],
+     "messageRegex": r"(?s).*([Ss]core|phases not working|resilience report).*"},
+    {"name": "Timeouts and hangs", "key": "timeouts", "matchedStatuses": ["failed", "broken"],
+     "messageRegex": r"(?s).*(not true within|timed out|no answer within|took [0-9.]+ s >|did not stop in time"
+                     r"|TimeoutError|not finished within|took at most).*"},
+    {"name": "Other product defects", "key": "product", "matchedStatuses": ["failed"], "messageRegex": r"(?s).*"},
+    {"name": "Suite or target errors", "key": "suite", "matchedStatuses": ["broken"], "messageRegex": r"(?s).*"},
+)
+
+#: Faults after which a backend must notice trouble (silent-detection time is measured for these).
+SILENT_KINDS = frozenset({"silent", "unanswered", "blackhole", "no_handshake", "ignore_start_api", "connectivity_lost"})
+#: Faults that interrupt service (recovery time is measured after these are healed).
+DISRUPTIVE_KINDS = SILENT_KINDS | {"restart", "refuse", "reset", "drop_clients"}
+#: API paths whose answer says something about IB.
+IB_PATHS = ("/ib/health", "/ib/resilience", "/ib/symbols/discover", "/data/load")
+ENVIRONMENT_FILE = "environment.properties"
+
+
+def category_of(status: str, message: str) -> dict[str, Any] | None:
+    """The first category matching a failed or broken result (None for passed/skipped ones)."""
+    for category in CATEGORIES:
+        if status in category["matchedStatuses"] and re.fullmatch(category["messageRegex"], message or ""):
+            return category
+    return None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One file a scenario (or one of its steps) attached."""
+
+    name: str
+    path: Path
+    type: str
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """One scenario as Allure recorded it."""
+
+    name: str
+    feature: str
+    status: str
+    message: str
+    failing_step: str
+    labels: dict[str, tuple[str, ...]]
+    attachments: tuple[Attachment, ...]
+    duration_s: float
+
+    def label(self, name: str) -> str:
+        """The first value of a label ('' when absent)."""
+        return (self.labels.get(name) or ("",))[0]
+
+    @property
+    def category(self) -> dict[str, Any] | None:
+        """The failure category (None unless failed or broken)."""
+        return category_of(self.status, self.message)
+
+    def attached(self, name: str) -> list[Attachment]:
+        """Attachments with this name (prefix match for names with a suffix, e.g. ``IB history``)."""
+        return [a for a in self.attachments if a.name == name or a.name.startswith(name + " (")]
+
+    def attached_json(self, name: str) -> Any:
+        """The parsed JSON of the first attachment called ``name`` (None when absent or unreadable)."""
+        for attachment in self.attached(name):
+            try:
+                return json.loads(attachment.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+        return None
+
+    def attached_text(self, name: str) -> str:
+        """The concatenated text of every attachment called ``name``."""
+        texts = []
+        for attachment in self.attached(name):
+            try:
+                texts.append(attachment.path.read_text(encoding="utf-8", errors="replace"))
+            except OSError:
+                continue
+        return "\n".join(texts)
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """Every scenario result of one run, plus the run's environment properties."""
+
+    directory: Path
+    scenarios: tuple[ScenarioResult, ...]
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Scenarios per Allure status (every status present, zero included)."""
+        found = Counter(s.status for s in self.scenarios)
+        return {status: found.get(status, 0) for status in STATUSES}
+
+    @property
+    def total(self) -> int:
+        """Number of scenarios."""
+        return len(self.scenarios)
+
+    @property
+    def problems(self) -> list[ScenarioResult]:
+        """Failed and broken scenarios, in the order they ran."""
+        return [s for s in self.scenarios if s.status in ("failed", "broken")]
+
+    def thresholds(self) -> Thresholds:
+        """The bounds the run used (``threshold.*`` properties), the seed's defaults otherwise."""
+        values = {}
+        for name in Thresholds.__dataclass_fields__:
+            raw = self.properties.get(f"threshold.{name}")
+            try:
+                values[name] = float(raw) if raw is not None else None
+            except ValueError:
+                values[name] = None
+        return Thresholds(**{k: v for k, v in values.items() if v is not None})
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """A Java-style ``key=value`` properties file as a dict (empty when missing)."""
+    properties: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return properties
+    for line in lines:
+        if line.strip() and not line.lstrip().startswith(("#", "!")) and "=" in line:
+            key, value = line.split("=", 1)
+            properties[key.strip()] = value.strip().replace("\\:", ":").replace("\\=", "=")
+    return properties
+
+
+def load_results(results_dir: Path) -> RunResults:
+    """Read every ``*-result.json`` of an Allure results directory, oldest first.
+
+    Raises:
+        FileNotFoundError: the directory does not exist.
+    """
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise FileNotFoundError(f"no Allure results directory at {results_dir}")
+    raw = []
+    for path in sorted(results_dir.glob("*-result.json")):
+        try:
+            raw.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue  # a half-written file of an interrupted run is not a scenario
+    raw.sort(key=lambda r: r.get("start") or 0)
+    scenarios = tuple(_scenario(results_dir, r) for r in raw)
+    return RunResults(results_dir, scenarios, read_properties(results_dir / ENVIRONMENT_FILE))
+
+
+def _scenario(results_dir: Path, raw: dict[str, Any]) -> ScenarioResult:
+    labels: dict[str, list[str]] = {}
+    for label in raw.get("labels") or []:
+        labels.setdefault(str(label.get("name")), []).append(str(label.get("value")))
+    steps = list(_walk_steps(raw.get("steps") or []))
+    failing = next((s for s in steps if s.get("status") in ("failed", "broken")), None)
+    message = ((raw.get("statusDetails") or {}).get("message") or "").strip()
+    if failing is not None and not message:
+        message = ((failing.get("statusDetails") or {}).get("message") or "").strip()
+    attachments = [a for item in [raw, *steps] for a in item.get("attachments") or []]
+    start, stop = raw.get("start") or 0, raw.get("stop") or 0
+    return ScenarioResult(
+        name=str(raw.get("name") or ""), feature=(labels.get("feature") or [""])[0],
+        status=str(raw.get("status") or "unknown"), message=message,
+        failing_step=str(failing.get("name")) if failing else "",
+        labels={k: tuple(v) for k, v in labels.items()},
+        attachments=tuple(Attachment(str(a.get("name")), results_dir / str(a.get("source")), str(a.get("type")))
+                          for a in attachments),
+        duration_s=max(0.0, (stop - start) / 1000.0))
+
+
+def _walk_steps(steps: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+    for step in steps:
+        yield step
+        yield from _walk_steps(step.get("steps") or [])
+
+
+def junit_counts(junit_dir: Path) -> dict[str, int]:
+    """Totals over every ``TESTS-*.xml`` of a JUnit directory: tests, failures, errors, skipped."""
+    totals = Counter({"tests": 0, "failures": 0, "errors": 0, "skipped": 0})
+    for path in sorted(Path(junit_dir).glob("TESTS-*.xml")):
+        try:
+            root = ElementTree.parse(path).getroot()
+        except (OSError, ElementTree.ParseError):
+            continue
+        suites = [root] if root.tag == "testsuite" else root.iter("testsuite")
+        for suite in suites:
+            for key in totals:
+                totals[key] += int(suite.get(key) or 0)
+    return dict(totals)
+
+
+# ------------------------------------------------------------------------------------------- critical checks
+
+@dataclass(frozen=True)
+class Check:
+    """One critical check of the seed: what is required, what the run showed, and the verdict."""
+
+    name: str
+    requirement: str
+    observed: str
+    verdict: str  # PASS, FAIL or NOT_EXERCISED
+
+
+def critical_checks(run: RunResults) -> list[Check]:
+    """The seed's critical checks, derived from what the scenarios attached and how they ended."""
+    bounds = run.thresholds()
+    return [coroutine_check(run), healthy_score_check(run, bounds), score_under_faults_check(run, bounds),
+            silent_detection_check(run, bounds), recovery_check(run, bounds), leak_check(run)]
+
+
+def coroutine_check(run: RunResults) -> Check:
+    """No RuntimeWarning, un-awaited coroutine or traceback in any CLI transcript."""
+    requirement = "no RuntimeWarning / un-awaited coroutine / traceback in any CLI output"
+    runs, noisy = 0, []
+    for scenario in run.scenarios:
+        transcript = scenario.attached_text("CLI transcripts")
+        runs += sum(1 for line in transcript.splitlines() if line.startswith("$ "))
+        noisy += [f"{scenario.name}: {line.strip()}" for line in transcript.splitlines()
+                  if any(p.search(line) for p in WARNING_PATTERNS)]
+    flagged = [s for s in run.problems if (s.category or {}).get("key") == "async"]
+    noisy += [f"{s.name}: {s.message.splitlines()[0] if s.message else 'failed'}" for s in flagged
+              if not any(line.startswith(s.name + ":") for line in noisy)]
+    if noisy:
+        return Check("Async/coroutine errors", requirement, f"DETECTED: {'; '.join(noisy[:3])}"
+                     + (f" (+{len(noisy) - 3} more)" if len(noisy) > 3 else ""), FAIL)
+    if not runs:
+        return Check("Async/coroutine errors", requirement, "no CLI command ran at this level", NOT_EXERCISED)
+    scenarios = sum(1 for s in run.scenarios if s.attached("CLI transcripts"))
+    return Check("Async/coroutine errors", requirement,
+                 f"none detected in {runs} CLI run(s) of {scenarios} scenario(s)", PASS)
+
+
+@dataclass(frozen=True)
+class _Exchange:
+    path: str
+    started_s: float
+    finished_s: float
+    status: int | None
+    body: Any
+
+    @property
+    def data(self) -> Any:
+        return self.body.get("data") if isinstance(self.body, dict) else None
+
+    @property
+    def score(self) -> float | None:
+        data = self.data
+        value = data.get("overall_resilience_score") if isinstance(data, dict) else None
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
+    def answered_ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300 and not (
+            isinstance(self.body, dict) and self.body.get("success") is False)
+
+    def troubled(self, score_min: float) -> bool:
+        """The answer shows the backend noticed IB trouble (or the call hung / failed)."""
+        if not self.answered_ok:
+            return True
+        data = self.data if isinstance(self.data, dict) else {}
+        return ((self.score is not None and self.score < score_min) or data.get("healthy") is False
+                or data.get("status") == "failed")
+
+    def healthy(self, score_min: float) -> bool:
+        """The answer shows IB working through the backend."""
+        if not self.answered_ok:
+            return False
+        data = self.data if isinstance(self.data, dict) else {}
+        if self.path == "/ib/resilience":
+            return self.score is not None and self.score >= score_min
+        if self.path == "/ib/health":
+            return data.get("healthy") is True
+        if self.path == "/ib/symbols/discover":
+            return bool(data.get("symbol_info"))
+        return data.get("status") in ("success", "partial")
+
+
+@dataclass(frozen=True)
+class _Window:
+    kind: str
+    applied_s: float
+    healed_s: float | None
+
+    def covers(self, at_s: float) -> bool:
+        return at_s >= self.applied_s and (self.healed_s is None or at_s < self.healed_s)
+
+
+def _exchanges(scenario: ScenarioResult) -> list[_Exchange]:
+    out = []
+    for e in scenario.attached_json("API exchanges") or []:
+        if not isinstance(e, dict) or e.get("started_s") is None or str(e.get("path")) not in IB_PATHS:
+            continue
+        started = float(e["started_s"])
+        out.append(_Exchange(str(e["path"]), started, started + float(e.get("elapsed_s") or 0.0),
+                             e.get("status"), e.get("body")))
+    return sorted(out, key=lambda e: e.started_s)
+
+
+def _windows(scenario: ScenarioResult, kinds: frozenset[str]) -> list[_Window]:
+    out = []
+    for w in scenario.attached_json("Fault timeline") or []:
+        kind = str(((w or {}).get("definition") or {}).get("kind", ""))
+        if kind in kinds and w.get("applied_s") is not None:
+            healed = w.get("healed_s")
+            out.append(_Window(kind, float(w["applied_s"]), None if healed is None else float(healed)))
+    return out
+
+
+def _span(values: list[float], unit: str = " s") -> str:
+    return f"max {max(values):.2f}{unit}, median {statistics.median(values):.2f}{unit} over {len(values)}"
+
+
+def healthy_score_check(run: RunResults, bounds: Thresholds) -> Check:
+    """The score is at least the healthy minimum whenever no fault is on and the pool has a live connection."""
+    requirement = f"≥ {bounds.score_min:g}/100 with the gateway healthy"
+    scores = []
+    for scenario in run.scenarios:
+        if scenario.attached_json("Fault timeline"):
+            continue  # a scenario with faults says nothing about the healthy score
+        for e in _exchanges(scenario):
+            pool = (e.data or {}).get("connection_pool_health") if isinstance(e.data, dict) else None
+            if e.path == "/ib/resilience" and e.score is not None and (pool or {}).get("healthy_connections", 0) >= 1:
+                scores.append(e.score)
+    if not scores:
+        return Check("Resilience score (healthy)", requirement, "no report with a live pool at this level", NOT_EXERCISED)
+    low = min(scores)
+    verdict = PASS if low >= bounds.score_min else FAIL
+    note = " (below 65: infrastructure trouble)" if low < bounds.score_infrastructure else ""
+    return Check("Resilience score (healthy)", requirement,
+                 f"min {low:g}, max {max(scores):g} over {len(scores)} report(s){note}", verdict)
+
+
+def score_under_faults_check(run: RunResults, bounds: Thresholds) -> Check:
+    """The score falls below the healthy minimum while the gateway is silent or gone."""
+    requirement = f"falls below {bounds.score_min:g} within {bounds.silent_detection_s:g} s of a silent/absent gateway"
+    lows, stuck = [], []
+    for scenario in run.scenarios:
+        exchanges = [e for e in _exchanges(scenario) if e.path == "/ib/resilience" and e.score is not None]
+        for window in _windows(scenario, DISRUPTIVE_KINDS):
+            inside = [e for e in exchanges if window.covers(e.started_s)]
+            if not inside:
+                continue
+            lows.append(min(e.score for e in inside))
+            late = any(e.started_s - window.applied_s >= bounds.silent_detection_s for e in inside)
+            if lows[-1] >= bounds.score_min and late:
+                stuck.append(f"{scenario.name}: stayed {lows[-1]:g} during {window.kind}")
+    if not lows:
+        return Check("Resilience score (under faults)", requirement, "no report during a fault at this level",
+                     NOT_EXERCISED)
+    observed = f"lowest {min(lows):g} in {len(lows)} fault window(s)"
+    if stuck:
+        return Check("Resilience score (under faults)", requirement, observed + "; " + "; ".join(stuck[:3]), FAIL)
+    return Check("Resilience score (under faults)", requirement, observed, PASS)
+
+
+def silent_detection_check(run: RunResults, bounds: Thresholds) -> Check:
+    """Time from a silencing fault to the first answer that shows the backend noticed."""
+    requirement = f"≤ {bounds.silent_detection_s:g} s, never a hang"
+    times, missed = [], []
+    for scenario in run.scenarios:
+        exchanges = _exchanges(scenario)
+        for window in _windows(scenario, SILENT_KINDS):
+            during = [e for e in exchanges if window.covers(e.started_s)]
+            noticed = next((e for e in during if e.troubled(bounds.score_min)), None)
+            if noticed is not None:
+                times.append(noticed.finished_s - window.applied_s)
+            elif during and scenario.status in ("failed", "broken"):
+                missed.append(f"{scenario.name}: {window.kind} never noticed in {len(during)} answer(s)")
+    if not times and not missed:
+        return Check("Silent-connection detection", requirement, "no silencing fault at this level", NOT_EXERCISED)
+    observed = (_span(times) + " fault(s)") if times else "never noticed"
+    slow = [t for t in times if t > bounds.silent_detection_s]
+    verdict = FAIL if missed or slow else PASS
+    if missed:
+        observed += "; " + "; ".join(missed[:3])
+    return Check("Silent-connection detection", requirement, observed, verdict)
+
+
+def recovery_check(run: RunResults, bounds: Thresholds) -> Check:
+    """Time from a disruptive fault's end to the first answer that shows IB working again."""
+    requirement = f"≤ {bounds.recovery_s:g} s after the gateway is back"
+    times, stuck = [], []
+    for scenario in run.scenarios:
+        exchanges = _exchanges(scenario)
+        for window in _windows(scenario, DISRUPTIVE_KINDS):
+            if window.healed_s is None:
+                continue
+            after = [e for e in exchanges if e.started_s >= window.healed_s]
+            back = next((e for e in after if e.healthy(bounds.score_min)), None)
+            if back is not None:
+                times.append(back.finished_s - window.healed_s)
+            elif after and scenario.status in ("failed", "broken"):
+                stuck.append(f"{scenario.name}: not back after {window.kind}")
+    if not times and not stuck:
+        return Check("Recovery time", requirement, "no recovery observed at this level", NOT_EXERCISED)
+    observed = (_span(times) + " recover(ies)") if times else "never recovered"
+    verdict = FAIL if stuck or any(t > bounds.recovery_s for t in times) else PASS
+    if stuck:
+        observed += "; " + "; ".join(stuck[:3])
+    return Check("Recovery time", requirement, observed, verdict)
+
+
+def leak_check(run: RunResults) -> Check:
+    """Resource growth over the sampled (stability) scenarios, and any leak-category failure."""
+    requirement = "RSS, fds, threads flat; IB connections within the pool; everything closed after cleanup"
+    pool_size = int(float(run.properties.get("tuning.pool_size") or 0)) or None
+    summaries, failures = [], []
+    for scenario in run.scenarios:
+        samples = [SimpleNamespace(**s) for s in scenario.attached_json("Backend resource samples") or []
+                   if isinstance(s, dict)]
+        if samples:
+            peak = max(getattr(s, "ib_connections", 0) for s in samples)
+            summaries.append(f"{scenario.name}: RSS {growth(samples, 'rss_mb'):+.1f} MB, "
+                             f"fds {growth(samples, 'open_fds'):+g}, threads {growth(samples, 'threads'):+g}, "
+                             f"peak {peak} IB connection(s)" + (f" (pool {pool_size})" if pool_size else ""))
+            if scenario.status in ("failed", "broken") or (pool_size and peak > pool_size):
+                failures.append(scenario.name)
+    failures += [s.name for s in run.problems if (s.category or {}).get("key") == "leaks" and s.name not in failures]
+    if not summaries and not failures:
+        return Check("Leaks", requirement, "no resource sampling at this level (stability scenarios are @standard)",
+                     NOT_EXERCISED)
+    observed = "; ".join(summaries) or "no samples"
+    if failures:
+        return Check("Leaks", requirement, observed + "; failed: " + ", ".join(failures[:5]), FAIL)
+    return Check("Leaks", requirement, observed, PASS)

@@ -1,0 +1,204 @@
+"""A real small run with --report: the Markdown summary, the Allure HTML and its metadata, against what behave saw."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import ib_insync
+import pytest
+from behave.parser import parse_file
+
+from chromium_cdp import Browser, ChromiumError, ensure_chromium
+from support.reporting import directory_size
+from support.results import category_of, junit_counts
+from support.settings import ROOT
+
+SCREENSHOT_DIR = ROOT / "reports" / "screenshots"
+
+
+def _markdown_stat(text: str, label: str) -> int:
+    match = re.search(rf"^- \*\*{re.escape(label)}:\*\* (\d+)", text, re.M)
+    assert match, f"no '{label}' line in the Markdown summary"
+    return int(match.group(1))
+
+
+def _junit_failures(junit_dir: Path) -> list[dict[str, str]]:
+    """Each failed testcase with its scenario name, failing step and message, as behave's JUnit wrote them."""
+    out = []
+    for path in sorted(junit_dir.glob("TESTS-*.xml")):
+        for case in ElementTree.parse(path).getroot().iter("testcase"):
+            failure = case.find("failure")
+            if failure is None:
+                failure = case.find("error")
+            if failure is None:
+                continue
+            step = re.search(r"Failing step: (.+?) \.\.\. failed", failure.text or "")
+            out.append({"name": case.get("name", ""), "step": step.group(1) if step else "",
+                        "message": failure.get("message", "")})
+    return out
+
+
+def _leaves(node: dict) -> list[str]:
+    """Names of the test results under a node of Allure's category tree (category → message → test)."""
+    if "children" not in node:
+        return [node["name"]]
+    return [name for child in node["children"] for name in _leaves(child)]
+
+
+def _allure_results(run) -> list[dict]:
+    return [json.loads(p.read_text()) for p in (run.reports_dir / "allure-results").glob("*-result.json")]
+
+
+def test_run_failed_as_arranged(real_run):
+    assert real_run.exit_code == 1, real_run.output[-2000:]
+    assert real_run.failed >= 1 and real_run.passed >= 4, real_run.output[-2000:]
+
+
+def test_markdown_totals_match_behave_and_junit(real_run):
+    text = real_run.markdown.read_text()
+    ran = real_run.passed + real_run.failed
+    assert _markdown_stat(text, "Total Scenarios") == ran
+    assert _markdown_stat(text, "Passed") == real_run.passed
+    assert _markdown_stat(text, "Failed") == real_run.failed
+    junit = junit_counts(real_run.reports_dir / "junit")
+    assert (junit["tests"], junit["failures"]) == (ran, real_run.failed)
+    assert "JUnit cross-check:** " in text and "(agrees)" in text
+    assert "**Overall Result:** ❌ FAILED" in text and "**Return Code:** 1" in text
+    print(f"\nMarkdown summary: {real_run.markdown}")
+
+
+def test_markdown_names_each_failure_with_its_step_and_message(real_run):
+    text = real_run.markdown.read_text()
+    section = text.split("### Failed Scenarios", 1)[1].split("## Recommendations", 1)[0]
+    failures = _junit_failures(real_run.reports_dir / "junit")
+    assert len(failures) == real_run.failed
+    for failure in failures:
+        assert f": {failure['name']}\n" in section, f"{failure['name']} missing from:\n{section}"
+        assert f"**Failing step:** `{failure['step']}`" in section
+        assert failure["message"].splitlines()[0][:80] in section
+    assert section.count("**Re-run alone:** `ib-resilience run --level standard --name '") == real_run.failed
+    assert section.count("#### ") == real_run.failed
+
+
+def test_markdown_critical_checks_come_from_the_evidence(real_run):
+    text = real_run.markdown.read_text()
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| ([^|]+?) \|.*$", text, re.M)}
+    # The run tightened the silent-detection bound to 0.5 s; the backend needs its 3 s validation timeout.
+    silent = rows["Silent-connection detection"]
+    assert "≤ 0.5 s" in silent and "❌ fail" in silent, silent
+    measured = [float(x) for x in re.findall(r"max (\d+\.\d+) s", silent)]
+    assert measured and measured[0] > 0.5
+    assert re.search(r"none detected in [1-9]\d* CLI run", rows["Async/coroutine errors"])
+    assert "Resources stay flat over 150 requests: RSS" in rows["Leaks"] and "✅ pass" in rows["Leaks"]
+    assert "✅ pass" in rows["Recovery time"] and "recover" in rows["Recovery time"]
+    assert re.search(r"min \d+, max \d+ over \d+ report", rows["Resilience score (healthy)"])
+    assert "DO NOT DEPLOY" in text.split("## Recommendations", 1)[1]
+
+
+def test_allure_html_both_forms_without_analytics(real_run):
+    report, single = real_run.reports_dir / "allure-report", real_run.reports_dir / "allure-report-single" / "index.html"
+    assert (report / "index.html").is_file() and single.is_file()
+    for path in [single, report / "index.html", *report.glob("*.js")]:
+        assert "googletagmanager" not in path.read_text(errors="replace"), f"analytics left in {path}"
+    size_dir, size_single = directory_size(report), single.stat().st_size
+    assert size_dir > 100_000 and size_single > 100_000
+    print(f"\nAllure report: {report} ({size_dir / 1e6:.1f} MB); single file {single} ({size_single / 1e6:.1f} MB)")
+
+
+def test_allure_metadata_describes_the_targets(real_run):
+    results = real_run.reports_dir / "allure-results"
+    properties = dict(line.split("=", 1) for line in (results / "environment.properties").read_text().splitlines())
+    ready = re.search(r"READY backend .*?port=(\d+)", (real_run.reports_dir / "logs" / "backend.log").read_text())
+    assert ready and properties["api_base_url"].endswith(f":{ready.group(1)}")
+    assert properties["ib_insync.version"] == ib_insync.__version__
+    assert properties["threshold.silent_detection_s"] == "0.5"
+    assert properties["gateway.server_version"].isdigit() and properties["backend.version"] != "unknown"
+    assert properties["run.level"] == "standard"
+    executor = json.loads((results / "executor.json").read_text())
+    assert "standard" in executor["buildName"]
+    # Allure put each failure in the category the report's own rules give it.
+    categories = json.loads((real_run.reports_dir / "allure-report" / "data" / "categories.json").read_text())
+    shown = {leaf: group["name"] for group in categories["children"] for leaf in _leaves(group)}
+    for result in _allure_results(real_run):
+        if result["status"] in ("failed", "broken"):
+            expected = category_of(result["status"], result["statusDetails"]["message"])["name"]
+            assert shown[result["name"]] == expected
+
+
+def test_allure_labels_follow_the_tags(real_run):
+    features = {}
+    for path in (ROOT / "features").glob("*.feature"):
+        feature = parse_file(str(path))
+        features.update({s.name: s for s in feature.walk_scenarios()})
+    severity = {"basic": "critical", "standard": "normal", "exhaustive": "minor"}
+    for result in _allure_results(real_run):
+        labels = {}
+        for label in result["labels"]:
+            labels.setdefault(label["name"], []).append(label["value"])
+        tags = features[result["name"]].effective_tags
+        level = next(t for t in ("basic", "standard", "exhaustive") if t in tags)
+        assert labels["level"] == [level] and labels["severity"] == [severity[level]], result["name"]
+        phases = sorted(t for t in tags if t.startswith("phase"))
+        assert [p.split(":")[0].replace("Phase ", "phase") for p in labels.get("phase", [])] == phases
+        assert labels["feature"] == [features[result["name"]].feature.name]
+        assert set(labels["tag"]) == set(tags)
+
+
+def test_each_scenario_carries_its_evidence(real_run):
+    by_name = {r["name"]: r for r in _allure_results(real_run)}
+    names = lambda result: {a["name"] for a in result.get("attachments", [])}  # noqa: E731
+    assert "API exchanges" in names(by_name["A healthy gateway scores at least 75"])
+    assert "CLI transcripts" in names(by_name['"ib test" passes against a healthy gateway'])
+    assert {"API exchanges", "Fault timeline", "Backend log", "IB history (gateway)", "IB history (proxy)"} \
+        <= names(by_name["The gateway stops answering after the handshake"])
+    stability = by_name["Resources stay flat over 150 requests"]
+    assert {"Backend resources", "Backend resource samples"} <= names(stability)
+    png = next(a for a in stability["attachments"] if a["name"] == "Backend resources")
+    assert (real_run.reports_dir / "allure-results" / png["source"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.timeout(400)
+def test_single_file_report_in_chromium_shows_the_run(real_run):
+    try:
+        binary = ensure_chromium()
+    except ChromiumError as exc:
+        pytest.skip(f"headless Chromium unavailable: {exc}")
+    single = real_run.reports_dir / "allure-report-single" / "index.html"
+    url = single.resolve().as_uri()
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    with Browser(binary) as browser:
+        browser.navigate(url + "#")
+        total = browser.wait_for("document.querySelector('.splash__title')?.textContent", 30,
+                                 "the overview shows its total")
+        assert int(total) == real_run.passed + real_run.failed
+        overview = browser.screenshot(SCREENSHOT_DIR / "allure-single-file-overview.png")
+        browser.navigate(url + "#suites")
+        shown = browser.wait_for("document.querySelector('.status-toggle') && Object.fromEntries("
+                                 "[...document.querySelectorAll('.status-toggle .y-label')]"
+                                 ".map(e => [e.dataset.status, +e.textContent]))", 30, "the status counters")
+        assert (shown["passed"], shown["failed"] + shown["broken"]) == (real_run.passed, real_run.failed), shown
+        browser.navigate(url + "#testresult/" + _test_case_uid(single, "Resources stay flat over 150 requests"))
+        browser.wait_for("!!document.querySelector('.attachment-row[data-type=\"image/png\"]')", 30,
+                         "the resource plot's attachment row")
+        browser.evaluate("document.querySelector('.attachment-row[data-type=\"image/png\"]').click()")
+        width, height = browser.wait_for(
+            "(() => { const i = document.querySelector('.attachment-row__content img');"
+            " if (!i || !i.complete || !i.naturalWidth) return null; i.scrollIntoView();"
+            " return [i.naturalWidth, i.naturalHeight]; })()", 30, "the resource plot renders")
+        assert width > 300 and height > 300
+        plot = browser.screenshot(SCREENSHOT_DIR / "allure-single-file-resource-plot.png")
+    print(f"\nChromium screenshots: {overview} and {plot}")
+
+
+def _test_case_uid(single_file: Path, name: str) -> str:
+    """The report's uid of the test case called ``name``, read from the data embedded in the single file."""
+    html = single_file.read_text()
+    for match in re.finditer(r"d\('data/test-cases/[0-9a-f]+\.json','([A-Za-z0-9+/=]+)'\)", html):
+        case = json.loads(base64.b64decode(match.group(1)))
+        if case.get("name") == name:
+            return case["uid"]
+    raise AssertionError(f"no test case {name!r} in {single_file}")
