@@ -135,8 +135,8 @@ def measure(metric: str, port: int, duration_s: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Start the floor and the simulator, measure each ``--rounds`` times, print the best figures."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration-s", type=float, default=1.0, help="length of each measurement")
-    parser.add_argument("--rounds", type=int, default=5, help="alternate floor/simulator this many times")
+    parser.add_argument("--duration-s", type=float, default=0.6, help="length of each measurement")
+    parser.add_argument("--rounds", type=int, default=8, help="alternate floor/simulator this many times")
     parser.add_argument("--serve-floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
