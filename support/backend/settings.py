@@ -73,24 +73,21 @@ ENV_VARS: tuple[EnvVar, ...] = (
 )
 
 
-def _float(text: str, name: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise SettingsError(f"{name}={text!r} is not a number") from None
-    if value < 0:
-        raise SettingsError(f"{name}={text!r} must be >= 0")
-    return value
+def _number(kind: type, what: str) -> Callable[[str, str], object]:
+    """A parser of non-negative ``kind`` values that names the variable in its error."""
+    def parse(text: str, name: str) -> object:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise SettingsError(f"{name}={text!r} is not {what}") from None
+        if value < 0:
+            raise SettingsError(f"{name}={text!r} must be >= 0")
+        return value
+    return parse
 
 
-def _int(text: str, name: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise SettingsError(f"{name}={text!r} is not an integer") from None
-    if value < 0:
-        raise SettingsError(f"{name}={text!r} must be >= 0")
-    return value
+_float = _number(float, "a number")
+_int = _number(int, "an integer")
 
 
 def _bool(text: str, name: str) -> bool:

@@ -7,13 +7,10 @@ import datetime as dt
 import os
 import socket
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, TypeVar
 
-import requests
-
+from support.drivers.api import ApiDriver, ApiResponse
 from support.launch import ManagedProcess
 
 T = TypeVar("T")
@@ -39,55 +36,22 @@ def run(body: Awaitable[T], timeout_s: float = BODY_TIMEOUT_S) -> T:
     return asyncio.run(asyncio.wait_for(body, timeout_s))  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
-class Answer:
-    """One API answer and how long it took."""
+class Api(ApiDriver):
+    """The suite's API driver with the shorthands these tests use."""
 
-    status: int
-    body: Any
-    elapsed_s: float
-
-    @property
-    def data(self) -> Any:
-        """The envelope's ``data``."""
-        return self.body.get("data") if isinstance(self.body, dict) else None
-
-    @property
-    def error(self) -> Any:
-        """The envelope's ``error``."""
-        return self.body.get("error") if isinstance(self.body, dict) else None
-
-
-class Api:
-    """A bounded, timed client of ``<url>/api/v1``."""
-
-    def __init__(self, url: str):
-        self.url = url.rstrip("/")
-        self.session = requests.Session()
-
-    def call(self, method: str, path: str, timeout_s: float = API_TIMEOUT_S, **kwargs: Any) -> Answer:
-        """One request; the answer's status, JSON body and duration."""
-        started = time.monotonic()
-        response = self.session.request(method, f"{self.url}/api/v1{path}", timeout=timeout_s, **kwargs)
-        return Answer(response.status_code, response.json(), time.monotonic() - started)
-
-    def get(self, path: str, **kwargs: Any) -> Answer:
+    def get(self, path: str, params: dict[str, Any] | None = None) -> ApiResponse:
         """``GET``."""
-        return self.call("GET", path, **kwargs)
+        return self.call("GET", path, params=params)
 
-    def post(self, path: str, **kwargs: Any) -> Answer:
-        """``POST``."""
-        return self.call("POST", path, **kwargs)
+    def post(self, path: str, json: Any = None, params: dict[str, Any] | None = None) -> ApiResponse:
+        """``POST`` with a JSON body."""
+        return self.call("POST", path, json, params)
 
     def score(self) -> float:
         """The current resilience score."""
         answer = self.get("/ib/resilience")
-        assert answer.status == 200, answer.body
+        assert answer.status == 200, answer.describe()
         return answer.data["overall_resilience_score"]
-
-    def close(self) -> None:
-        """Release the session."""
-        self.session.close()
 
 
 class BackendProcess:
@@ -113,13 +77,11 @@ class BackendProcess:
         """Start and wait for READY."""
         ready = self.process.start(ready_timeout_s=30.0)
         self.url = ready["url"]
-        self.api = Api(self.url)
+        self.api = Api(self.url, timeout_s=API_TIMEOUT_S)
         return self
 
     def stop(self) -> int | None:
         """SIGTERM (SIGKILL after 5 s); the exit code."""
-        if self.api is not None:
-            self.api.close()
         return self.process.stop()
 
     def log(self) -> str:

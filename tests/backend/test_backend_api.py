@@ -30,7 +30,7 @@ def test_every_ib_endpoint_has_the_contract_shape(backend: BackendProcess) -> No
     for path in ("/ib/status", "/ib/health", "/ib/resilience", "/ib/config", "/ib/symbols/discovered", "/symbols"):
         answer = api.get(path)
         assert answer.status == 200 and set(answer.body) == ENVELOPE_KEYS, (path, answer.body)
-        assert answer.body["success"] is True and answer.error is None
+        assert answer.body["success"] is True and answer.error_code == ""
     status = api.get("/ib/status").data
     assert set(status["connection"]) >= {"connected", "host", "port", "client_id", "connection_time"}
     assert set(status["connection_metrics"]) >= {"total_connections", "failed_connections", "last_connect_time",
@@ -107,19 +107,19 @@ def test_discovery_of_known_unknown_and_cached_symbols(backend: BackendProcess, 
     assert [s["symbol"] for s in api.get("/ib/symbols/discovered", params={"instrument_type": "forex"}).data[
         "symbols"]] == ["EURUSD"]
     bad = api.post("/ib/symbols/discover", json={"symbol": "../etc"})
-    assert bad.status == 400 and bad.body["success"] is False and bad.error["code"] == "INVALID-INPUT"
+    assert bad.status == 400 and bad.body["success"] is False and bad.error_code == "INVALID-INPUT"
     assert api.post("/ib/symbols/discover", json={}).status == 422
 
 
 def test_gateway_down_answers_503_with_ib_codes_quickly(make_backend: Callable[..., BackendProcess]) -> None:
     api = make_backend(free_port()).api
     health = api.get("/ib/health")
-    assert health.status == 503 and health.error["code"] == "IB-UNHEALTHY" and health.body["success"] is False
+    assert health.status == 503 and health.error_code == "IB-UNHEALTHY" and health.body["success"] is False
     assert health.data["healthy"] is False and "connect" in health.data["error_message"]
     discover = api.post("/ib/symbols/discover", json={"symbol": "AAPL"})
-    assert discover.status == 503 and discover.error["code"].startswith("IB-") and discover.error["message"]
+    assert discover.status == 503 and discover.error_code.startswith("IB-") and discover.error_message
     load = api.post("/data/load", json={"symbol": "AAPL", "timeframe": "1d", "mode": "tail"})
-    assert load.status == 503 and load.error["code"].startswith("IB-")
+    assert load.status == 503 and load.error_code.startswith("IB-")
     assert load.data["status"] == "failed" and load.data["fetched_bars"] == 0 and load.data["ib_requests_made"] == 0
     for answer in (health, discover, load):
         assert answer.elapsed_s < CONTRACT_BOUND_S
@@ -131,7 +131,7 @@ def test_a_silent_gateway_fails_requests_instead_of_hanging(proxied_backend: Bac
     assert api.post("/ib/symbols/discover", json={"symbol": "AAPL"}).status == 200
     proxy.apply(Silent())
     discover = api.post("/ib/symbols/discover", json={"symbol": "MSFT"})
-    assert discover.status == 503 and discover.error["code"] == "IB-SILENT", discover.body
+    assert discover.status == 503 and discover.error_code == "IB-SILENT", discover.body
     health = api.get("/ib/health")
     assert health.status == 503 and health.data["healthy"] is False
     assert discover.elapsed_s < CONTRACT_BOUND_S and health.elapsed_s < CONTRACT_BOUND_S
@@ -142,9 +142,9 @@ def test_config_put_sends_new_connections_to_the_new_gateway(backend: BackendPro
     api = backend.api
     api.post("/ib/symbols/discover", json={"symbol": "AAPL"})
     other = make_gateway()
-    unchanged = api.call("PUT", "/ib/config", json={})
+    unchanged = api.call("PUT", "/ib/config", {})
     assert unchanged.status == 200 and unchanged.data["reconnect_required"] is False
-    changed = api.call("PUT", "/ib/config", json={"port": other.port, "client_id": 3})
+    changed = api.call("PUT", "/ib/config", {"port": other.port, "client_id": 3})
     assert changed.status == 200 and changed.data["reconnect_required"] is True
     assert changed.data["previous_config"]["port"] == gateway.port
     assert changed.data["new_config"]["port"] == other.port and api.get("/ib/config").data["port"] == other.port
@@ -152,8 +152,8 @@ def test_config_put_sends_new_connections_to_the_new_gateway(backend: BackendPro
     assert api.post("/ib/symbols/discover", json={"symbol": "AAPL", "force_refresh": True}).status == 200
     assert [e["client_id"] for e in events(other, "start_api")] == [3]
     eventually(lambda: not open_connections(gateway), within_s=2.0, describe="old gateway's connection closed")
-    assert api.call("PUT", "/ib/config", json={"port": 0}).status == 422
-    assert api.call("PUT", "/ib/config", json={"port": 70000}).status == 422
+    assert api.call("PUT", "/ib/config", {"port": 0}).status == 422
+    assert api.call("PUT", "/ib/config", {"port": 70000}).status == 422
 
 
 def test_cleanup_closes_every_connection_and_counts_them(backend: BackendProcess, gateway: ThreadedGateway) -> None:
@@ -258,9 +258,9 @@ def test_an_async_load_is_polled_and_cancelled(backend: BackendProcess, gateway:
     assert cancelled.data["result_summary"]["fetched_bars"] == 0, "a cancelled load reports no bars it did not get"
     assert api.get("/data/SPY/1d").status == 404
     again = api.call("DELETE", f"/operations/{slow}")
-    assert again.status == 409 and again.error["code"] == "OPERATION-NOT-CANCELLABLE"
+    assert again.status == 409 and again.error_code == "OPERATION-NOT-CANCELLABLE"
     missing = api.get("/operations/op_nope")
-    assert missing.status == 404 and missing.error["code"] == "OPERATION-NOT-FOUND"
+    assert missing.status == 404 and missing.error_code == "OPERATION-NOT-FOUND"
 
 
 def test_pacing_violations_are_retried_with_backoff(make_gateway: Callable[..., ThreadedGateway],
@@ -280,7 +280,7 @@ def test_pacing_violations_are_retried_with_backoff(make_gateway: Callable[..., 
 
 def test_an_unknown_symbol_load_is_a_clear_not_found(backend: BackendProcess) -> None:
     load = backend.api.post("/data/load", json={"symbol": "XXXX", "timeframe": "1d", "mode": "tail"})
-    assert load.status == 404 and load.error["code"] == "SYMBOL-NOT-FOUND" and load.data["status"] == "failed"
+    assert load.status == 404 and load.error_code == "SYMBOL-NOT-FOUND" and load.data["status"] == "failed"
 
 
 @pytest.mark.parametrize("method, path, body, status, code", [
@@ -295,7 +295,7 @@ def test_an_unknown_symbol_load_is_a_clear_not_found(backend: BackendProcess) ->
 ])
 def test_bad_requests_get_clear_errors(backend: BackendProcess, method: str, path: str, body: dict | None,
                                        status: int, code: str | None) -> None:
-    answer = backend.api.call(method, path, json=body)
+    answer = backend.api.call(method, path, body)
     assert answer.status == status, answer.body
     if code:
-        assert answer.body["success"] is False and answer.error["code"] == code and answer.error["message"]
+        assert answer.body["success"] is False and answer.error_code == code and answer.error_message
