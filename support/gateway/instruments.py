@@ -262,7 +262,8 @@ def match(query: ContractQuery, instruments: list[Instrument]) -> list[Instrumen
 
 
 def _exchange_ok(inst: Instrument, exchange: str) -> bool:
-    return not exchange or exchange.upper() in inst.validExchanges.split(",") or exchange.upper() == inst.exchange
+    wanted = exchange.upper()
+    return not wanted or wanted in (inst.exchange, inst.primaryExchange) or wanted in inst.validExchanges.split(",")
 
 
 def _on_exchange(inst: Instrument, exchange: str) -> Instrument:

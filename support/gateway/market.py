@@ -191,9 +191,14 @@ class BarMaker:
     def _text(self, value: float, rounding: Callable[[float], float]) -> str:
         return f"{rounding(value / self.tick) * self.tick:.{self.decimals}f}"
 
-    def bar(self, t0: int, t1: int, label: str) -> Bar:
-        """One bar spanning epoch seconds [t0, t1), labelled ``label``."""
+    def bar(self, t0: int, t1: int, label: str, trading_s: int = 0) -> Bar:
+        """One bar spanning epoch seconds [t0, t1), labelled ``label``.
+
+        Args:
+            trading_s: seconds of trading inside the bar (volume scales with it); default the whole span.
+        """
         span_s = max(1, t1 - t0)
+        trading_s = trading_s or span_s
         o, c = self.price(t0), self.price(t1)
         # One hash gives the three per-bar draws (high, low, volume) as 21-bit fractions.
         draws = _mix(self.seed ^ (t0 * 0x9E3779B97F4A7C15 & _MASK64) ^ span_s)
@@ -202,7 +207,7 @@ class BarMaker:
         lo = min(o, c) * (1 - amp * ((draws >> 21) & _BITS21) / _BITS21)
         o, c, hi, lo = ((x + self.shift) * self.scale for x in (o, c, hi, lo))
         if self.base_volume:
-            volume = int(self.base_volume * span_s / 23_400 * (0.5 + ((draws >> 42) & _BITS21) / _BITS21))
+            volume = int(self.base_volume * trading_s / 23_400 * (0.5 + ((draws >> 42) & _BITS21) / _BITS21))
             wap = (hi + lo + c) / 3
             volume_text, wap_text, count_text = str(volume), f"{wap:.{self.decimals + 2}f}", str(volume // 150 + 1)
         else:
@@ -358,7 +363,7 @@ def _period_bars(inst: Instrument, maker: BarMaker, query: HistoryQuery, bar_s: 
         raise _too_many(max_bars)
     for days in groups.values():
         first_day, t0, _ = days[0]
-        out.append(maker.bar(t0, days[-1][2], f"{first_day:%Y%m%d}"))
+        out.append(maker.bar(t0, days[-1][2], f"{first_day:%Y%m%d}", trading_s=sum(c - o for _, o, c in days)))
 
 
 def head_timestamp(inst: Instrument, format_date: int) -> str:

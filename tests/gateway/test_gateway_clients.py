@@ -178,3 +178,33 @@ def test_client_id_stays_in_use_for_the_release_delay(make_gateway) -> None:
             assert again.isConnected()
 
     run(body())
+
+
+def test_version_is_negotiated_per_connection(make_gateway) -> None:
+    gateway = make_gateway(server_version_max=178)
+
+    async def body() -> None:
+        async with ib_session(ib_async, gateway.port, client_id=31) as newer, \
+                ib_session(ib_insync, gateway.port, client_id=32) as older:
+            for lib, ib in ((ib_async, newer), (ib_insync, older)):
+                await bounded(ib.reqCurrentTimeAsync())
+                details = await bounded(ib.reqContractDetailsAsync(lib.Stock("SPY", "SMART", "USD")))
+                assert details[0].stockType == "ETF"
+
+    run(body())
+    versions = {c["client_id"]: c["version"] for c in gateway.connections()}
+    assert versions == {31: 178, 32: 176}
+
+
+def test_a_client_without_a_common_version_is_refused(make_gateway) -> None:
+    gateway = make_gateway(server_version_max=150)
+
+    async def body() -> None:
+        ib = ib_insync.IB()
+        with pytest.raises((asyncio.TimeoutError, ConnectionError)):
+            await ib.connectAsync("127.0.0.1", gateway.port, clientId=33, timeout=1.0)
+        ib.disconnect()
+
+    run(body())
+    bad = [e["reason"] for e in gateway.history() if e["kind"] == "bad_input"]
+    assert len(bad) == 1 and bad[0].startswith("no common version")
