@@ -11,7 +11,7 @@ import time
 from typing import Any, Mapping
 
 from ..control import ControlServer, HttpError, Request, Response
-from ..faults import GATEWAY, Fault, FaultError
+from ..faults import GATEWAY, ConnectivityLost, Delay, DropClients, Fault, FaultError, PushError, Restart, Unanswered
 from ..history import History
 from ..wire import encode_fields
 from .config import ConfigError, GatewayConfig
@@ -218,8 +218,8 @@ class Gateway:
         self.history.record("start_api", conn_id=session.conn_id, client_id=client_id)
         data = encode_fields(15, 1, self._config.account) + encode_fields(9, 1, session.next_order_id)
         lost = self._matching("connectivity_lost", client_id)
-        if lost is not None:
-            session.lost, session.restored_code = True, getattr(lost, "restored_code")
+        if isinstance(lost, ConnectivityLost):
+            session.lost, session.restored_code = True, lost.restored_code
             data += encode_notices(session.version, ((1100, error_text(1100)), *FARMS_BROKEN))
         elif self._config.farm_notices:
             data += encode_notices(session.version, FARMS_OK)
@@ -289,8 +289,8 @@ class Gateway:
         for fault in self._faults.values():
             if not fault.applies_to(session.client_id):
                 continue
-            if fault.kind == "connectivity_lost" or (
-                    fault.kind == "unanswered" and getattr(fault, "covers")(request_type)):
+            if isinstance(fault, ConnectivityLost) or (
+                    isinstance(fault, Unanswered) and fault.covers(request_type)):
                 return fault.name
         return None
 
@@ -300,11 +300,9 @@ class Gateway:
             return 0.0, None
         best_ms, name = 0, None
         for fault in self._faults.values():
-            if fault.kind == "delay" and fault.applies_to(session.client_id) and \
-                    getattr(fault, "covers")(request_type):
-                latency_ms = getattr(fault, "latency_ms")
-                if latency_ms > best_ms or name is None:
-                    best_ms, name = latency_ms, fault.name
+            if isinstance(fault, Delay) and fault.applies_to(session.client_id) and fault.covers(request_type):
+                if fault.latency_ms > best_ms or name is None:
+                    best_ms, name = fault.latency_ms, fault.name
         return best_ms / 1000, name
 
     # ------------------------------------------------------------------ FaultTarget
@@ -366,14 +364,14 @@ class Gateway:
     # ------------------------------------------------------------------ fault effects
 
     def _act_once(self, fault: Fault) -> None:
-        if fault.kind == "error":
-            code, req_id = getattr(fault, "code"), getattr(fault, "req_id")
-            text = getattr(fault, "message") or error_text(code, req_id)
+        if isinstance(fault, PushError):
+            code, req_id = fault.code, fault.req_id
+            text = fault.message or error_text(code, req_id)
             for session in self._open_sessions(fault):
                 if session.write(encode_error(session.version, req_id, code, text)):
                     self.history.record("error_sent", conn_id=session.conn_id, client_id=session.client_id,
                                         code=code, req_id=req_id)
-        elif fault.kind == "drop_clients":
+        elif isinstance(fault, DropClients):
             for session in list(self._sessions.values()):
                 if fault.client_id is None or (session.state == "open" and session.client_id == fault.client_id):
                     session.close("drop_clients")
@@ -383,7 +381,8 @@ class Gateway:
         assert self._loop is not None
         if self._restart_timer is not None:
             self._restart_timer.cancel()
-        self._restart_timer = self._loop.call_later(getattr(fault, "down_s"), self._restart_elapsed, fault.name)
+        assert isinstance(fault, Restart)
+        self._restart_timer = self._loop.call_later(fault.down_s, self._restart_elapsed, fault.name)
         await self._unlisten()
         for session in list(self._sessions.values()):
             session.close("restart", abort=True)
@@ -407,8 +406,8 @@ class Gateway:
                     session.send_handshake()
         for session in self._open_sessions():
             lost = self._matching("connectivity_lost", session.client_id)
-            if lost is not None:
-                restored_code = getattr(lost, "restored_code")
+            if isinstance(lost, ConnectivityLost):
+                restored_code = lost.restored_code
                 if not session.lost:
                     self._push(session, ((1100, error_text(1100)), *FARMS_BROKEN))
                 session.lost, session.restored_code = True, restored_code

@@ -13,7 +13,7 @@ import zoneinfo
 from dataclasses import dataclass
 from typing import Callable
 
-from .instruments import Instrument, number_text
+from .instruments import Instrument
 
 UTC = dt.timezone.utc
 DAY_S = 86_400
