@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Iterator
 
 import pytest
@@ -18,12 +17,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/gateway/" in str(item.fspath).replace("\\", "/") and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(DEFAULT_TEST_TIMEOUT_S))
-
-
-@pytest.fixture(autouse=True)
-def _quiet_client_libraries(caplog: pytest.LogCaptureFixture) -> None:
-    """The client libraries log every IB error at ERROR; keep them at WARNING+ in captured logs only."""
-    caplog.set_level(logging.WARNING)
 
 
 @pytest.fixture
