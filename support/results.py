@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .checkers import growth
 from .drivers.cli import WARNING_PATTERNS
@@ -44,10 +44,12 @@ CATEGORIES: tuple[dict[str, Any], ...] = (
     {"name": "Suite or target errors", "key": "suite", "matchedStatuses": ["broken"], "messageRegex": r"(?s).*"},
 )
 
-#: Faults after which a backend must notice trouble (silent-detection time is measured for these).
+#: Faults after which a backend must notice trouble (silent-detection time is measured for these);
+#: ``silent`` / ``unanswered`` count only when they swallow the validation request (or everything).
 SILENT_KINDS = frozenset({"silent", "unanswered", "blackhole", "no_handshake", "ignore_start_api", "connectivity_lost"})
 #: Faults that interrupt service (recovery time is measured after these are healed).
 DISRUPTIVE_KINDS = SILENT_KINDS | {"restart", "refuse", "reset", "drop_clients"}
+_VALIDATION_REQUESTS = frozenset({"*", "reqCurrentTime"})
 #: API paths whose answer says something about IB.
 IB_PATHS = ("/ib/health", "/ib/resilience", "/ib/symbols/discover", "/data/load")
 ENVIRONMENT_FILE = "environment.properties"
@@ -335,11 +337,24 @@ def _exchanges(scenario: ScenarioResult) -> list[_Exchange]:
     return sorted(out, key=lambda e: e.started_s)
 
 
+def _counts_as(definition: dict[str, Any], kinds: frozenset[str]) -> bool:
+    """Whether a fault definition is one of ``kinds`` in effect (a partial silence or a refuse that keeps
+    open connections leaves a working path to IB, so it is neither silencing nor disruptive)."""
+    kind = str(definition.get("kind", ""))
+    attributes = definition.get("attributes") or {}
+    if kind in ("silent", "unanswered"):
+        return kind in kinds and bool(_VALIDATION_REQUESTS & set(attributes.get("request_types") or ["*"]))
+    if kind == "refuse":
+        return kind in kinds and attributes.get("keep_existing") is False
+    return kind in kinds
+
+
 def _windows(scenario: ScenarioResult, kinds: frozenset[str]) -> list[_Window]:
     out = []
     for w in scenario.attached_json("Fault timeline") or []:
-        kind = str(((w or {}).get("definition") or {}).get("kind", ""))
-        if kind in kinds and w.get("applied_s") is not None:
+        definition = (w or {}).get("definition") or {}
+        kind = str(definition.get("kind", ""))
+        if _counts_as(definition, kinds) and w.get("applied_s") is not None:
             healed = w.get("healed_s")
             out.append(_Window(kind, float(w["applied_s"]), None if healed is None else float(healed)))
     return out
@@ -394,49 +409,51 @@ def score_under_faults_check(run: RunResults, bounds: Thresholds) -> Check:
 
 def silent_detection_check(run: RunResults, bounds: Thresholds) -> Check:
     """Time from a silencing fault to the first answer that shows the backend noticed."""
-    requirement = f"≤ {bounds.silent_detection_s:g} s, never a hang"
-    times, missed = [], []
-    for scenario in run.scenarios:
-        exchanges = _exchanges(scenario)
-        for window in _windows(scenario, SILENT_KINDS):
-            during = [e for e in exchanges if window.covers(e.started_s)]
-            noticed = next((e for e in during if e.troubled(bounds.score_min)), None)
-            if noticed is not None:
-                times.append(noticed.finished_s - window.applied_s)
-            elif during and scenario.status in ("failed", "broken"):
-                missed.append(f"{scenario.name}: {window.kind} never noticed in {len(during)} answer(s)")
-    if not times and not missed:
-        return Check("Silent-connection detection", requirement, "no silencing fault at this level", NOT_EXERCISED)
-    observed = (_span(times) + " fault(s)") if times else "never noticed"
-    slow = [t for t in times if t > bounds.silent_detection_s]
-    verdict = FAIL if missed or slow else PASS
-    if missed:
-        observed += "; " + "; ".join(missed[:3])
-    return Check("Silent-connection detection", requirement, observed, verdict)
+    def measure(window: _Window, exchanges: list[_Exchange], failed: bool) -> tuple[float | None, str]:
+        during = [e for e in exchanges if window.covers(e.started_s)]
+        noticed = next((e for e in during if e.troubled(bounds.score_min)), None)
+        if noticed is not None:
+            return noticed.finished_s - window.applied_s, ""
+        return None, f"{window.kind} never noticed in {len(during)} answer(s)" if during and failed else ""
+    return _timing_check(run, SILENT_KINDS, measure, "Silent-connection detection",
+                         f"≤ {bounds.silent_detection_s:g} s, never a hang", bounds.silent_detection_s, "fault(s)",
+                         "no silencing fault at this level")
 
 
 def recovery_check(run: RunResults, bounds: Thresholds) -> Check:
     """Time from a disruptive fault's end to the first answer that shows IB working again."""
-    requirement = f"≤ {bounds.recovery_s:g} s after the gateway is back"
-    times, stuck = [], []
+    def measure(window: _Window, exchanges: list[_Exchange], failed: bool) -> tuple[float | None, str]:
+        if window.healed_s is None:
+            return None, ""
+        after = [e for e in exchanges if e.started_s >= window.healed_s]
+        back = next((e for e in after if e.healthy(bounds.score_min)), None)
+        if back is not None:
+            return back.finished_s - window.healed_s, ""
+        return None, f"not back after {window.kind}" if after and failed else ""
+    return _timing_check(run, DISRUPTIVE_KINDS, measure, "Recovery time",
+                         f"≤ {bounds.recovery_s:g} s after the gateway is back", bounds.recovery_s, "recover(ies)",
+                         "no recovery observed at this level")
+
+
+def _timing_check(run: RunResults, kinds: frozenset[str],
+                  measure: Callable[[_Window, list[_Exchange], bool], tuple[float | None, str]],
+                  name: str, requirement: str, bound_s: float, noun: str, unexercised: str) -> Check:
+    """A time measured per fault window of ``kinds``; any window past ``bound_s`` or with a problem fails."""
+    times, problems = [], []
     for scenario in run.scenarios:
         exchanges = _exchanges(scenario)
-        for window in _windows(scenario, DISRUPTIVE_KINDS):
-            if window.healed_s is None:
-                continue
-            after = [e for e in exchanges if e.started_s >= window.healed_s]
-            back = next((e for e in after if e.healthy(bounds.score_min)), None)
-            if back is not None:
-                times.append(back.finished_s - window.healed_s)
-            elif after and scenario.status in ("failed", "broken"):
-                stuck.append(f"{scenario.name}: not back after {window.kind}")
-    if not times and not stuck:
-        return Check("Recovery time", requirement, "no recovery observed at this level", NOT_EXERCISED)
-    observed = (_span(times) + " recover(ies)") if times else "never recovered"
-    verdict = FAIL if stuck or any(t > bounds.recovery_s for t in times) else PASS
-    if stuck:
-        observed += "; " + "; ".join(stuck[:3])
-    return Check("Recovery time", requirement, observed, verdict)
+        for window in _windows(scenario, kinds):
+            took_s, problem = measure(window, exchanges, scenario.status in ("failed", "broken"))
+            if took_s is not None:
+                times.append(took_s)
+            if problem:
+                problems.append(f"{scenario.name}: {problem}")
+    if not times and not problems:
+        return Check(name, requirement, unexercised, NOT_EXERCISED)
+    observed = f"{_span(times)} {noun}" if times else "never"
+    if problems:
+        observed += "; " + "; ".join(problems[:3])
+    return Check(name, requirement, observed, FAIL if problems or any(t > bound_s for t in times) else PASS)
 
 
 def leak_check(run: RunResults) -> Check:

@@ -68,9 +68,9 @@ def exchange(path: str, started_s: float, elapsed_s: float, status: int | None, 
             "body": None if status is None else {"success": 200 <= status < 300, "data": data}}
 
 
-def fault(kind: str, applied_s: float, healed_s: float | None) -> dict:
-    return {"fault": kind, "plane": "proxy", "definition": {"kind": kind}, "applied_s": applied_s,
-            "healed_s": healed_s}
+def fault(kind: str, applied_s: float, healed_s: float | None, **attributes) -> dict:
+    return {"fault": kind, "plane": "proxy", "definition": {"kind": kind, "attributes": attributes},
+            "applied_s": applied_s, "healed_s": healed_s}
 
 
 @pytest.fixture
@@ -165,10 +165,19 @@ def test_slow_detection_and_no_recovery_fail(results):
 
 def test_a_score_that_stays_high_during_an_outage_fails(results):
     results.scenario("constant score", "failed", message="ConditionTimeout: the resilience score below 75: not true",
-                     faults=[fault("refuse", 1.0, None)],
+                     faults=[fault("refuse", 1.0, None, keep_existing=False)],
                      exchanges=[exchange("/ib/resilience", t, 0.05, 200, HEALTHY) for t in (1.2, 3.0, 6.5)])
     check = checks_by_name(results)["Resilience score (under faults)"]
     assert check.verdict == "fail" and "stayed 100" in check.observed
+
+
+def test_partial_faults_leave_the_score_alone(results):
+    results.scenario("history unanswered", faults=[fault("unanswered", 0.0, 9.0, request_types=["reqHistoricalData"]),
+                                                   fault("refuse", 0.0, 9.0, keep_existing=True)],
+                     exchanges=[exchange("/ib/resilience", t, 0.05, 200, HEALTHY) for t in (1.0, 6.0, 8.0)])
+    checks = checks_by_name(results)
+    assert checks["Resilience score (under faults)"].verdict == "not exercised"
+    assert checks["Silent-connection detection"].verdict == "not exercised"
 
 
 def test_healthy_score_ignores_scenarios_with_faults_and_empty_pools(results):
