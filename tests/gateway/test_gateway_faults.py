@@ -173,7 +173,7 @@ def test_restart_drops_refuses_then_accepts_again(gateway: ThreadedGateway, cont
         async with ib_session(ib_insync, gateway.port, client_id=8) as ib:
             dropped = asyncio.Event()
             ib.disconnectedEvent += dropped.set
-            control.apply(Restart(down_s=1.0))
+            control.apply(Restart(down_s=2.0))
             await bounded(dropped.wait())
             probe = ib_insync.IB()
             with pytest.raises(ConnectionRefusedError):
