@@ -61,6 +61,7 @@ class Settings:
     gateway_control: str = ""            # control URL of a simulator the user started
     proxy_control: str = ""              # control URL of a fault proxy the user started
     backend_pid: int = 0                 # external: the SUT's process, for leak sampling
+    gateway_account: str = "DU1234567"   # embedded: the account the simulator presents
     timeout_multiplier: float = 1.0
     squatter_client_id_base: int = 900   # IDs the suite's own probes use
     reports_dir: Path = ROOT / "reports"

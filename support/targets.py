@@ -94,8 +94,11 @@ class EmbeddedTargets:
     def start(self) -> Targets:
         """Start the gateway, the proxy in front of it, then the backend behind the proxy."""
         tool = venv_script("ib-resilience")
+        account = self.settings.gateway_account
         self.gateway = ManagedProcess([tool, "gateway", "--host", "127.0.0.1", "--port", "0", "--control-port", "0",
-                                       *GATEWAY_COMPRESSION], self.log_dir / "gateway.log", name="gateway")
+                                       "--account", account, *GATEWAY_COMPRESSION,
+                                       *(() if account.startswith("D") else ("--allow-live-account",))],
+                                      self.log_dir / "gateway.log", name="gateway")
         ready = self.gateway.start()
         self._gateway_port = int(ready["port"])
         self._gateway_control = f"http://127.0.0.1:{ready['control_port']}"
@@ -153,7 +156,7 @@ class EmbeddedTargets:
 def start_lone_gateway(account: str, log_dir: Path) -> ManagedProcess:
     """A throw-away simulator logged in to ``account`` (for the safety scenarios); caller stops it."""
     process = ManagedProcess([venv_script("ib-resilience"), "gateway", "--host", "127.0.0.1", "--port", "0",
-                              "--control-port", "0", "--account", account],
+                              "--control-port", "0", "--account", account, "--allow-live-account"],
                              Path(log_dir) / f"gateway-{account}.log", name=f"gateway-{account}")
     process.start()
     return process

@@ -46,6 +46,8 @@ class GatewayConfig:
         time_zone: the TWS login time zone (handshake time, endDateTime without a zone).
         farm_notices: send the 2104/2106/2158 farm-OK notices after startApi.
         history_max_events: size of the event ring (read at start).
+        allow_live_account: present a non-paper account (no money is involved: this is a simulator);
+            only so that clients' "never touch a live account" guards can be tested.
     """
 
     account: str = "DU1234567"
@@ -69,12 +71,16 @@ class GatewayConfig:
     time_zone: str = "US/Eastern"
     farm_notices: bool = True
     history_max_events: int = 100_000
+    allow_live_account: bool = False
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             _check_type(field.name, _hints()[field.name], getattr(self, field.name))
-        if not self.account.startswith("D") or not self.account.isalnum():
-            raise ConfigError(f"account {self.account!r} is not a paper account (DU…/DF…)")
+        if not self.account.isalnum():
+            raise ConfigError(f"account {self.account!r} is not an IB account code")
+        if not self.account.startswith("D") and not self.allow_live_account:
+            raise ConfigError(f"account {self.account!r} is not a paper account (DU…/DF…); "
+                              "--allow-live-account presents it anyway, to test clients' safety guards")
         if not 100 <= self.server_version_max <= 178:
             raise ConfigError("server_version_max must be within 100..178")
         if self.max_clients_action not in MAX_CLIENTS_ACTIONS:
