@@ -157,10 +157,11 @@ class ApiDriver:
         return self.call("GET", "/ib/symbols/discovered", params=params)
 
     def load_data(self, symbol: str, timeframe: str = "1d", mode: str = "tail",
-                  async_mode: bool = False, **extra: Any) -> ApiResponse:
-        """``POST /data/load``."""
+                  async_mode: bool = False, timeout_s: float | None = None, **extra: Any) -> ApiResponse:
+        """``POST /data/load`` (a synchronous load may legitimately take long: 90 s bound by default)."""
         body = {"symbol": symbol, "timeframe": timeframe, "mode": mode, **extra}
-        return self.call("POST", "/data/load", body, params={"async_mode": str(async_mode).lower()})
+        return self.call("POST", "/data/load", body, params={"async_mode": str(async_mode).lower()},
+                         timeout_s=timeout_s or max(self.timeout_s, 90.0))
 
     def operation(self, operation_id: str) -> ApiResponse:
         """``GET /operations/{id}``."""
