@@ -44,6 +44,15 @@ report: install
 pytest: install
 	$(BIN)/pytest -q tests
 
+## Proof that the spec can fail: every seeded bug against its bug class; kill matrix in reports/.
+prove: install
+	$(BIN)/python tests/mutants/prove.py --level standard
+
+## Flakiness: the standard level RUNS times on the clean reference (failures per scenario).
+RUNS ?= 10
+flaky: install
+	$(BIN)/python tests/mutants/flakiness.py --runs $(RUNS) --level standard
+
 ## Benchmarks print figures and assert nothing about time.
 bench: bench-gateway bench-proxy bench-backend
 

@@ -188,6 +188,140 @@ def _blocking_call_in_endpoint() -> None:
     service.Backend.discover = discover
 
 
+# ----------------------------------------------------------------------------- more bugs, one per remaining claim
+
+
+def _validation_timeout_too_short() -> None:
+    import dataclasses
+    from support.backend import pool
+    original = pool.ConnectionPool.__init__
+
+    def __init__(self, settings):
+        original(self, dataclasses.replace(settings, validation_timeout_s=0.5))  # "IB answers in ms anyway"
+    pool.ConnectionPool.__init__ = __init__
+
+
+def _naive_local_timestamp() -> None:
+    import datetime
+    from support.backend import resilience
+    resilience.wall_iso = lambda: datetime.datetime.now().isoformat()  # local, no zone
+
+
+def _unknown_symbol_is_500() -> None:
+    from support.backend import service
+    original = service.Backend._lookup
+
+    async def _lookup(self, symbol):
+        record = await original(self, symbol)
+        if record is None:
+            raise RuntimeError(f"no contract for {symbol}")  # unhandled: HTTP 500
+        return record
+    service.Backend._lookup = _lookup
+
+
+def _ctrl_c_leaves_operation_running() -> None:
+    from support.backend import cli
+
+    def _cancel(api, op_id, why, exit_code=130):
+        cli.err(f"{why.capitalize()}.")  # the operation goes on in the backend
+        return exit_code
+    cli._cancel = _cancel
+
+
+def _no_pacing_backoff() -> None:
+    import dataclasses
+    from support.backend import service
+    original = service.Backend.__init__
+
+    def __init__(self, settings):
+        original(self, dataclasses.replace(settings, pacing_backoff_s=0.0))  # retry at once
+    service.Backend.__init__ = __init__
+
+
+def _requests_counted_twice() -> None:
+    from support.backend import service
+    original = service.Backend._fetch_segment
+
+    async def _fetch_segment(self, contract, timeframe, start, end, result, op):
+        bars = await original(self, contract, timeframe, start, end, result, op)
+        result["ib_requests_made"] += 1  # counted again by the caller
+        return bars
+    service.Backend._fetch_segment = _fetch_segment
+
+
+def _open_close_swapped_in_cache() -> None:
+    import dataclasses
+    from support.backend import service
+    original = service.Backend._merge
+
+    async def _merge(self, symbol, timeframe, bars):
+        await original(self, symbol, timeframe, [dataclasses.replace(b, open=b.close, close=b.open) for b in bars])
+    service.Backend._merge = _merge
+
+
+def _cli_traceback_when_api_down() -> None:
+    import requests
+    from support.backend import client
+    original = client.ApiClient.call
+
+    def call(self, method, path, json=None, params=None, timeout_s=None):
+        requests.get(self.base_url + "/api/v1/symbols", timeout=5)  # unguarded: a traceback when the API is down
+        return original(self, method, path, json, params, timeout_s)
+    client.ApiClient.call = call
+
+
+def _health_without_probe() -> None:
+    from support.backend import service
+
+    async def health(self):
+        return True, {"healthy": True, "connection_ok": True, "data_fetching_ok": True,
+                      "last_successful_request": None, "error_message": None}  # "it was fine at start-up"
+    service.Backend.health = health
+
+
+def _connect_without_timeout() -> None:
+    from support.backend import pool
+    original = pool.connect_ib
+
+    async def connect_ib(host, port, client_id, timeout_s, readonly=True):
+        return await original(host, port, client_id, 3600.0, readonly)  # waits as long as the gateway likes
+    pool.connect_ib = connect_ib
+
+
+def _client_ids_never_reused() -> None:
+    from support.backend import pool
+    original = pool.ConnectionPool._next_client_id
+
+    def _next_client_id(self, tried):
+        used = self.__dict__.setdefault("_ever_used", set())
+        choice = original(self, set(tried) | used)  # a freed ID is never taken again
+        if choice is not None:
+            used.add(choice)
+        return choice
+    pool.ConnectionPool._next_client_id = _next_client_id
+
+
+def _answers_kept_forever() -> None:
+    from support.backend import api, server
+    original = api.create_app
+    kept = []
+
+    def create_app(*args, **kwargs):
+        app = original(*args, **kwargs)
+
+        @app.middleware("http")
+        async def keep(request, call_next):
+            kept.append(b"x" * (256 * 1024))  # "request log for debugging", never trimmed
+            return await call_next(request)
+        return app
+    api.create_app = server.create_app = create_app
+
+
+def _cleanup_without_closing() -> None:
+    from support.backend import pool
+    pool.ConnectionPool.cleanup = lambda self, force=False: len(self._connections)  # counted, not closed
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant("validation_skipped_on_reuse", "validation skipped when a pooled connection is reused", "@phase1",
            (Kill("A reused connection is validated again", "validated with a server-time request"),),
@@ -235,6 +369,41 @@ MUTANTS: tuple[Mutant, ...] = (
            "@api",
            (Kill("Concurrent health, status, discovery and data requests", "slowest 5 percent"),),
            _blocking_call_in_endpoint),
+    Mutant("validation_timeout_too_short", "a validation timeout so short that a slow gateway is declared dead",
+           "@silent",
+           (Kill("A slow but alive gateway is not declared dead", "the request succeeds"),),
+           _validation_timeout_too_short),
+    Mutant("naive_local_timestamp", "the resilience report's timestamp in local time without a zone", "@score",
+           (Kill("The report is current", "current UTC time"),), _naive_local_timestamp),
+    Mutant("unknown_symbol_is_500", "an unknown symbol answered with HTTP 500", "@api",
+           (Kill("An unknown symbol is reported as not found", "symbol was not found"),), _unknown_symbol_is_500),
+    Mutant("ctrl_c_leaves_operation_running", "Ctrl-C stops the CLI but leaves the load running", "@cli",
+           (Kill("Ctrl-C during a data load cancels the operation cleanly", "ends up cancelled"),),
+           _ctrl_c_leaves_operation_running),
+    Mutant("no_pacing_backoff", "IB pacing error 162 retried at once, without waiting", "@recovery",
+           (Kill("A pacing violation is waited out, not crashed on", "data loads succeed"),), _no_pacing_backoff),
+    Mutant("requests_counted_twice", "ib_requests_made that does not match the requests IB received", "@pipeline",
+           (Kill("The load reports the IB requests it really made", "as many IB requests as the gateway"),),
+           _requests_counted_twice),
+    Mutant("open_close_swapped_in_cache", "cached bars that differ from what IB served (open and close swapped)",
+           "@pipeline",
+           (Kill("Discover, load and read back", "exactly the bars IB serves"),), _open_close_swapped_in_cache),
+    Mutant("cli_traceback_when_api_down", "a CLI that dies with a traceback when the API is down", "@cli",
+           (Kill("The API is not running", "no warning, coroutine complaint or traceback"),),
+           _cli_traceback_when_api_down),
+    Mutant("health_without_probe", "an IB health check that reports healthy without asking IB", "@silent or @recovery",
+           (Kill("Only the server-time request goes unanswered", "reports IB unhealthy"),), _health_without_probe),
+    Mutant("connect_without_timeout", "a connect that waits for the handshake without a bound", "@silent",
+           (Kill("The handshake is never answered", "fails within the silent-detection bound"),),
+           _connect_without_timeout),
+    Mutant("client_ids_never_reused", "freed client IDs never reused (the IDs run out)", "@client_ids",
+           (Kill("The preferred ID is used again once it is free", "last accepted the backend"),),
+           _client_ids_never_reused),
+    Mutant("answers_kept_forever", "every answer kept in memory (unbounded growth)", "@leaks",
+           (Kill("Resources stay flat over 150 requests", "memory grew by at most"),), _answers_kept_forever),
+    Mutant("cleanup_without_closing", "a cleanup that reports connections closed without closing them", "@pool",
+           (Kill("Cleanup closes every connection the gateway saw", "cleanup reports the connections"),),
+           _cleanup_without_closing),
 )
 
 BY_NAME = {m.name: m for m in MUTANTS}

@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         runs[mutant.name] = run = run_spec(work / mutant.name, tags=f"{LEVEL_TAGS[args.level]} and ({mutant.tags})",
                                            mutant=mutant.name)
         killed = sum(o.status == "failed" for o in run.outcomes.values())
-        print(f"{mutant.name:<36} killed by {killed:>2} of {len(run.outcomes):>2} scenarios ({run.elapsed_s:.0f} s)",
-              flush=True)
+        ran = sum(o.status != "skipped" for o in run.outcomes.values())
+        print(f"{mutant.name:<36} killed by {killed:>2} of {ran:>2} scenarios ({run.elapsed_s:.0f} s)", flush=True)
     text = matrix_markdown(clean, runs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
