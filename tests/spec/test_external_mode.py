@@ -1,0 +1,40 @@
+"""The same feature files judge a backend the suite did not start (external mode, by configuration)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from support.settings import Settings
+from support.targets import EmbeddedTargets
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_basic_level_against_targets_started_elsewhere(tmp_path):
+    targets = EmbeddedTargets(Settings(reports_dir=tmp_path), tmp_path / "servers")
+    try:
+        t = targets.start()
+        run = subprocess.run(
+            [sys.executable, "-m", "support.cli", "run", "--level", "basic", "--reports-dir", str(tmp_path / "run"),
+             "--api-base-url", t.api_base_url, "--cli", " ".join(t.cli), "--ib-host", t.ib_host,
+             "--ib-port", str(t.ib_port), "--gateway-control", t.gateway_control, "--proxy-control", t.proxy_control],
+            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        targets.stop()
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "11 scenarios passed, 0 failed" in run.stdout
+
+
+def test_capabilities_the_target_lacks_are_skipped_with_a_reason(tmp_path):
+    targets = EmbeddedTargets(Settings(reports_dir=tmp_path), tmp_path / "servers")
+    try:
+        t = targets.start()
+        run = subprocess.run(
+            [sys.executable, "-m", "support.cli", "run", "--level", "basic", "--reports-dir", str(tmp_path / "run"),
+             "--api-base-url", t.api_base_url, "--cli", " ".join(t.cli), "--ib-host", t.ib_host,
+             "--ib-port", str(t.ib_port), "--name", "silent gateway drives the score"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        targets.stop()
+    assert "SKIPPED 'A silent gateway drives the score below 75': needs.fault_proxy" in run.stderr
+    assert "0 failed" in run.stdout and "1 passed" not in run.stdout
