@@ -79,15 +79,15 @@ def _validation_by_cached_value() -> None:
 
 def _unawaited_coroutine_in_cli() -> None:
     from support.backend import cli
-    original = cli.ib_test
+    original = cli._api
 
     async def acquire_ib_connection():
         return None
 
-    def ib_test(api, symbol, verbose):
-        acquire_ib_connection()  # the seed's bug: a coroutine called, never awaited
-        return original(api, symbol, verbose)
-    cli.ib_test = ib_test
+    def _api(*args, **kwargs):
+        acquire_ib_connection()  # the seed's bug: a coroutine called on every CLI path, never awaited
+        return original(*args, **kwargs)
+    cli._api = _api
 
 
 def _no_326_fallback() -> None:
