@@ -89,7 +89,6 @@ class EmbeddedTargets:
         self._gateway_port = 0
         self._proxy_port = 0
         self._backend_runs = 0
-        self._backend_defaults = False
 
     def start(self) -> Targets:
         """Start the gateway, the proxy in front of it, then the backend behind the proxy."""
@@ -114,7 +113,6 @@ class EmbeddedTargets:
         """(Re)start the reference backend; ``defaults`` keeps KTRDR's idle and health timings."""
         self.stop_backend()
         self._backend_runs += 1
-        self._backend_defaults = defaults
         env = backend_environment(self.settings, self._proxy_port, defaults)
         env["REFBACKEND_DATA_DIR"] = str(self.log_dir / f"backend-data-{self._backend_runs}")
         command = self.settings.backend_command or (venv_script("refbackend"),)
@@ -130,11 +128,6 @@ class EmbeddedTargets:
         cli = self.settings.cli or self.settings.backend_command or (venv_script("refbackend"),)
         return Targets(url, cli, "127.0.0.1", self._gateway_port,
                        self._gateway_control, self._proxy_control, self.backend.pid, self._proxy_port)
-
-    @property
-    def backend_has_defaults(self) -> bool:
-        """Whether the running backend uses KTRDR's default timings."""
-        return self._backend_defaults
 
     def stop_backend(self) -> int | None:
         """Stop the backend (SIGTERM, bounded); return its exit code."""

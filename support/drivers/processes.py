@@ -103,8 +103,3 @@ def listener_pid(port: int) -> int:
             return conn.pid
     return 0
 
-
-def port_is_listening(port: int) -> bool:
-    """Whether anything on this machine listens on TCP ``port``."""
-    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
-               for c in psutil.net_connections(kind="tcp"))
