@@ -322,6 +322,85 @@ def _cleanup_without_closing() -> None:
     pool.ConnectionPool.cleanup = lambda self, force=False: len(self._connections)  # counted, not closed
 
 
+def _connectivity_flag_never_cleared() -> None:
+    from support.backend import pool
+    original_adopt, original_acquire = pool.ConnectionPool._adopt, pool.ConnectionPool.acquire
+
+    def _adopt(self, ib, client_id, host, port, generation):
+        conn = original_adopt(self, ib, client_id, host, port, generation)
+
+        def on_notice(req_id, code, message, contract):
+            if code in (1100, 1101, 2103, 2105):
+                self.ib_down = True  # set on "lost" and farm notices; 1102 "restored" is never handled
+        ib.errorEvent += on_notice
+        return conn
+
+    async def acquire(self):
+        if getattr(self, "ib_down", False):
+            raise pool.GatewayUnavailable("IB connectivity lost")
+        return await original_acquire(self)
+    pool.ConnectionPool._adopt, pool.ConnectionPool.acquire = _adopt, acquire
+
+
+def _silence_remembered() -> None:
+    from support.backend import pool
+    original = pool.ConnectionPool.acquire
+
+    async def acquire(self):
+        if time.monotonic() < getattr(self, "tripped_until", 0.0):
+            raise pool.GatewaySilent("IB Gateway was silent recently; not trying again yet")
+        try:
+            return await original(self)
+        except pool.GatewaySilent:
+            self.tripped_until = time.monotonic() + 60.0  # a breaker that stays open for a minute
+            raise
+    pool.ConnectionPool.acquire = acquire
+
+
+def _unhealthy_answered_200() -> None:
+    from support.backend import service
+    original = service.Backend.health
+
+    async def health(self):
+        _, data = await original(self)
+        return True, data  # the body says unhealthy, the status says OK
+    service.Backend.health = health
+
+
+def _preferred_id_skipped() -> None:
+    from support.backend import pool
+    original = pool.ConnectionPool.__init__
+
+    def __init__(self, settings):
+        original(self, settings)
+        self.client_id_min += 1  # off by one: the preferred ID is never tried
+    pool.ConnectionPool.__init__ = __init__
+
+
+def _status_shape_drift() -> None:
+    from support.backend import service
+    original = service.Backend.status
+
+    def status(self):
+        data = original(self)
+        data["metrics"] = data.pop("data_metrics")  # renamed field: clients of the contract break
+        return data
+    service.Backend.status = status
+
+
+def _idle_default_not_ktrdr() -> None:
+    import dataclasses
+    import os
+    from support.backend import settings as backend_settings
+    original = backend_settings.Settings.from_env.__func__
+
+    def from_env(cls, environ=None):
+        loaded = original(cls, environ)
+        env = os.environ if environ is None else environ
+        return loaded if env.get("REFBACKEND_MAX_IDLE_S") else dataclasses.replace(loaded, max_idle_s=600.0)
+    backend_settings.Settings.from_env = classmethod(from_env)
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant("validation_skipped_on_reuse", "validation skipped when a pooled connection is reused", "@phase1",
            (Kill("A reused connection is validated again", "validated with a server-time request"),),
@@ -404,6 +483,23 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("cleanup_without_closing", "a cleanup that reports connections closed without closing them", "@pool",
            (Kill("Cleanup closes every connection the gateway saw", "cleanup reports the connections"),),
            _cleanup_without_closing),
+    Mutant("connectivity_flag_never_cleared", "IB 'connectivity lost' remembered after IB says it is restored",
+           "@recovery",
+           (Kill("IB notice 2103 does not disturb the service -- @1.1 ", "discover a symbol again"),),
+           _connectivity_flag_never_cleared),
+    Mutant("silence_remembered", "a silent gateway remembered for a minute after it talks again", "@silent or @score",
+           (Kill("Requests succeed again after the silence ends", "discover a symbol again"),), _silence_remembered),
+    Mutant("unhealthy_answered_200", "an unhealthy IB reported with HTTP 200", "@silent",
+           (Kill("The backend reports IB unhealthy when the gateway is silent", "reports IB unhealthy"),),
+           _unhealthy_answered_200),
+    Mutant("preferred_id_skipped", "the preferred client ID never tried (off by one)", "@client_ids",
+           (Kill("A fresh pool connects with the preferred client ID", "accepted the backend with the preferred"),),
+           _preferred_id_skipped),
+    Mutant("status_shape_drift", "an /ib/status field renamed (the contract broken)", "@api",
+           (Kill("the IB status answers with the contract's shape -- @1.2 ", "contract's shape"),), _status_shape_drift),
+    Mutant("idle_default_not_ktrdr", "an idle timeout default other than KTRDR's 300 s", "@gc",
+           (Kill("A backend started without tuning reports the default timings", "idle timeout of 300"),),
+           _idle_default_not_ktrdr),
 )
 
 BY_NAME = {m.name: m for m in MUTANTS}
