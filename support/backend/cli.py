@@ -6,11 +6,14 @@ Each command's behaviour is a module-level function (``ib_test``, ``ib_status``,
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import os
+import signal
 import sys
-from typing import Any, Optional
+import threading
+from typing import Any, Iterator, Optional
 
 import typer
 
@@ -217,17 +220,37 @@ def _print_result(result: dict[str, Any], output_format: str) -> None:
 def data_load(api: ApiClient, symbol: str, timeframe: str, mode: str, start: Optional[str], end: Optional[str],
               output_format: str, progress: bool) -> int:
     """Start an async load, follow its operation, cancel it on Ctrl-C (exit 130)."""
+    with _ctrl_c_as_flag() as interrupted:
+        return _follow_load(api, symbol, timeframe, mode, start, end, output_format, progress, interrupted)
+
+
+@contextlib.contextmanager
+def _ctrl_c_as_flag() -> Iterator[threading.Event]:
+    """Turn Ctrl-C into a flag for the duration of a load, so that it can never strike between
+    "the operation started" and "we know its ID" (it would leave the load running)."""
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _follow_load(api: ApiClient, symbol: str, timeframe: str, mode: str, start: Optional[str], end: Optional[str],
+                 output_format: str, progress: bool, interrupted: threading.Event) -> int:
     body = {"symbol": symbol, "timeframe": timeframe, "mode": mode, "start_date": start, "end_date": end}
     started = api.call("POST", "/data/load", json=body, params={"async_mode": "true"})
     if started.status != 200 or not started.data:
         err(f"Error: could not start the load: {started.error_message}")
-        return 1
+        return 130 if interrupted.is_set() else 1
     op_id = started.data["operation_id"]
     if progress:
         out(f"Loading {symbol.upper()} {timeframe} ({mode}), operation {op_id}")
     seen: list[str] = []
 
     def finished() -> dict[str, Any] | None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
         answer = api.call("GET", f"/operations/{op_id}")
         if answer.status != 200:
             raise ApiError(f"operation {op_id}: {answer.error_message}")
