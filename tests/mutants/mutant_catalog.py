@@ -401,6 +401,20 @@ def _idle_default_not_ktrdr() -> None:
     backend_settings.Settings.from_env = classmethod(from_env)
 
 
+def _cli_status_constant_score() -> None:
+    import json
+    from support.backend import cli
+    original = cli.ib_status
+
+    def ib_status(api, output_format, verbose):
+        if output_format != "json":
+            return original(api, output_format, verbose)
+        status = api.call("GET", "/ib/status")
+        cli.out(json.dumps({"status": status.data, "resilience": {"overall_resilience_score": 100.0}}, indent=2))
+        return 0  # the score "everyone knows", never asked for
+    cli.ib_status = ib_status
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant("validation_skipped_on_reuse", "validation skipped when a pooled connection is reused", "@phase1",
            (Kill("A reused connection is validated again", "validated with a server-time request"),),
@@ -500,6 +514,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("idle_default_not_ktrdr", "an idle timeout default other than KTRDR's 300 s", "@gc",
            (Kill("A backend started without tuning reports the default timings", "idle timeout of 300"),),
            _idle_default_not_ktrdr),
+    Mutant("cli_status_constant_score", "CLI ib status printing a constant score instead of the live one", "@cli",
+           (Kill('"ib status" shows the live score, not a constant', "shows the resilience score the API reports"),),
+           _cli_status_constant_score),
 )
 
 BY_NAME = {m.name: m for m in MUTANTS}
