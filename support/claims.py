@@ -14,6 +14,13 @@ from .world import World
 from .waiting import eventually
 
 
+def answered_within(response: ApiResponse, bound_s: float) -> ApiResponse:
+    """An answer (any status) came within ``bound_s``; a hang or a slower answer fails the claim."""
+    assert not response.timed_out and response.elapsed_s <= bound_s, \
+        f"answer took {response.elapsed_s:.2f} s > {bound_s:.1f} s: {response.describe()}"
+    return response
+
+
 def failed_within(response: ApiResponse, bound_s: float) -> ApiResponse:
     """The answer is a failure (not success, not a hang) that came within ``bound_s``."""
     assert not response.ok and not response.timed_out, f"expected a failure, not success or a hang: {response.describe()}"

@@ -82,6 +82,10 @@ class Settings:
         """A bound after the timeout multiplier."""
         return seconds * self.timeout_multiplier
 
+    def bound_s(self, threshold: str) -> float:
+        """A threshold of the seed in seconds, after the multiplier: ``bound_s("recovery_s")``."""
+        return self.scaled(getattr(self.thresholds, threshold))
+
     @classmethod
     def from_userdata(cls, userdata: Mapping[str, Any]) -> "Settings":
         """Build settings from behave's userdata (strings); unknown keys are ignored.

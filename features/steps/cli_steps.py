@@ -7,16 +7,21 @@ from behave import then, when
 from support import claims, cli_checks
 
 
+def _give_up_s(w):
+    """How long the suite lets a command run before killing it: the CLI bound plus a grace, so overruns are measured."""
+    return w.settings.bound_s("cli_command_s") + 15.0
+
+
 @when('the operator runs "{command}"')
 def step_run(context, command):
     w = context.world
-    w.seen.cli_runs.append(w.cli.run(shlex.split(command), timeout_s=w.settings.scaled(w.settings.thresholds.cli_command_s + 15)))
+    w.seen.cli_runs.append(w.cli.run(shlex.split(command), timeout_s=_give_up_s(w)))
 
 
 @when('the operator runs "{command}" against an API that is not running')
 def step_run_no_api(context, command):
     w = context.world
-    run = w.cli.run(shlex.split(command), timeout_s=w.settings.scaled(w.settings.thresholds.cli_command_s + 15),
+    run = w.cli.run(shlex.split(command), timeout_s=_give_up_s(w),
                     api_base_url=cli_checks.unused_api_url())
     w.seen.cli_runs.append(run)
 
@@ -25,7 +30,7 @@ def step_run_no_api(context, command):
 def step_run_concurrently(context, count, command):
     w = context.world
     w.seen.cli_runs += cli_checks.run_concurrently(w.cli, shlex.split(command), count,
-                                                   w.settings.scaled(w.settings.thresholds.cli_command_s + 15))
+                                                   _give_up_s(w))
 
 
 @when('the operator starts "{command}" and presses Ctrl-C once it is running')
@@ -37,14 +42,14 @@ def step_interrupt(context, command):
 @then("the command succeeds within the CLI bound")
 def step_cli_ok(context):
     w = context.world
-    cli_checks.succeeded(w.seen.last_cli_run, w.settings.scaled(w.settings.thresholds.cli_command_s))
+    cli_checks.succeeded(w.seen.last_cli_run, w.settings.bound_s("cli_command_s"))
 
 
 @then("every command succeeds within the CLI bound")
 def step_cli_all_ok(context):
     w = context.world
     for run in w.seen.cli_runs:
-        cli_checks.succeeded(run, w.settings.scaled(w.settings.thresholds.cli_command_s))
+        cli_checks.succeeded(run, w.settings.bound_s("cli_command_s"))
 
 
 @then("the command printed no warning, coroutine complaint or traceback")
@@ -57,7 +62,7 @@ def step_cli_clean(context):
 @then("the command fails with a clear message within the CLI bound")
 def step_cli_fails(context):
     w = context.world
-    cli_checks.failed_clearly(w.seen.last_cli_run, w.settings.scaled(w.settings.thresholds.cli_command_s))
+    cli_checks.failed_clearly(w.seen.last_cli_run, w.settings.bound_s("cli_command_s"))
 
 
 @then("the command fails with a message that it could not connect to the API")
@@ -69,7 +74,7 @@ def step_cli_no_api(context):
 @then("the command stops within the CLI bound")
 def step_cli_stops(context):
     w = context.world
-    run, bound_s = w.seen.last_cli_run, w.settings.scaled(w.settings.thresholds.cli_command_s)
+    run, bound_s = w.seen.last_cli_run, w.settings.bound_s("cli_command_s")
     assert not run.timed_out and run.exit_code is not None and run.elapsed_s <= bound_s, f"the command did not stop in time:\n{run.describe()}"
 
 

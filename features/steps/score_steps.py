@@ -76,6 +76,6 @@ def step_score_recovers(context, minimum):
 @then("every resilience report during the trouble came within the API response bound")
 def step_reports_in_time(context):
     w = context.world
-    bound_s = w.settings.scaled(w.settings.thresholds.api_response_s)
+    bound_s = w.settings.bound_s("api_response_s")
     slow = [r.describe() for r in w.seen.responses if r.path == "/ib/resilience" and (r.timed_out or r.elapsed_s > bound_s)]
     assert not slow, f"resilience reports slower than {bound_s:.1f} s:\n" + "\n".join(slow)

@@ -70,13 +70,13 @@ def step_succeeds_within_validation(context, extra_s):
 @then("the request fails within the silent-detection bound instead of hanging")
 def step_fails_fast(context):
     w = context.world
-    claims.failed_within(w.seen.last_response, w.settings.scaled(w.settings.thresholds.silent_detection_s))
+    claims.failed_within(w.seen.last_response, w.settings.bound_s("silent_detection_s"))
 
 
 @then("the request fails with a clear IB error within the silent-detection bound")
 def step_fails_clearly(context):
     w = context.world
-    response = claims.failed_within(w.seen.last_response, w.settings.scaled(w.settings.thresholds.silent_detection_s))
+    response = claims.failed_within(w.seen.last_response, w.settings.bound_s("silent_detection_s"))
     assert response.error_code.startswith("IB-") and response.error_message, f"expected an IB- error with a message: {response.describe()}"
 
 
