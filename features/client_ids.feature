@@ -5,24 +5,25 @@ Feature: Client IDs: the preferred one first, the next in order on error 326, fr
   and reuses freed IDs first. When every allowed ID is taken it says so quickly.
 
   Background:
-    Given the backend is serving requests through a healthy gateway
+    Given the gateway answers
+    And the API answers
+    And a symbol discovery succeeds
     And the backend holds no IB connections
 
   Rule: the preferred client ID comes first
 
     @basic @needs.ib_history
     Scenario: A fresh pool connects with the preferred client ID
-      When a client discovers the symbol "AAPL"
+      When a client discovers a symbol
       Then the request succeeds
       And the gateway accepted the backend with the preferred client ID
-      And the resilience report lists the preferred client ID in use
 
   Rule: error 326 moves the backend to the next ID in order
 
     @standard @needs.ib_history
     Scenario Outline: Client IDs already taken by someone else are skipped in order
       Given another application holds <taken> client ID(s) starting at the preferred one
-      When a client discovers the symbol "AAPL"
+      When a client discovers a symbol
       Then the request succeeds
       And the gateway refused the backend <taken> time(s) with error 326
       And the gateway accepted the backend with the preferred client ID plus <taken>
@@ -38,7 +39,7 @@ Feature: Client IDs: the preferred one first, the next in order on error 326, fr
       And a client has discovered a symbol
       When the other application lets its client IDs go
       And the backend cleans up its IB connections
-      And a client discovers the symbol "MSFT"
+      And a client discovers a symbol
       Then the gateway last accepted the backend with the preferred client ID
 
     @standard @needs.gateway_control
@@ -55,5 +56,5 @@ Feature: Client IDs: the preferred one first, the next in order on error 326, fr
     @standard @needs.ib_history
     Scenario: Every allowed client ID is taken
       Given another application holds every client ID the backend may use
-      When a client discovers the symbol "AAPL"
+      When a client discovers a symbol
       Then the request fails with a clear IB error within the silent-detection bound

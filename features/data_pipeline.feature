@@ -5,7 +5,9 @@ Feature: The data pipeline, end to end, survives faults honestly
   completed with the bars it really got), never a hang and never bars it did not receive.
 
   Background:
-    Given the backend is serving requests through a healthy gateway
+    Given the gateway answers
+    And the API answers
+    And a symbol discovery succeeds
 
   Rule: what is cached is what IB served
 
@@ -14,12 +16,14 @@ Feature: The data pipeline, end to end, survives faults honestly
       When a client discovers the symbol "AAPL"
       And a client loads "AAPL" daily bars from IB
       Then the data load succeeds
+      And the load's bars came from IB during the request
       And the cached "AAPL" daily bars are exactly the bars IB serves for the same request
 
     @standard @needs.ib_history
     Scenario: The load reports the IB requests it really made
       When a client loads "MSFT" hourly bars from IB
       Then the data load succeeds
+      And the load's bars came from IB during the request
       And the load reported as many IB requests as the gateway received
 
     @standard

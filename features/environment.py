@@ -7,7 +7,7 @@ import sys
 from behave import fixture, use_fixture
 from behave.model import Scenario
 
-from support import evidence, plots, reporting
+from support import evidence, plots, preflight, reporting
 from support.settings import Settings
 from support.targets import EmbeddedTargets, external_targets
 from support.waiting import set_timeout_multiplier
@@ -27,6 +27,7 @@ CAPABILITIES = {
 def before_all(context):
     settings = Settings.from_userdata(context.config.userdata)
     set_timeout_multiplier(settings.timeout_multiplier)
+    preflight.ensure_reachable(settings)
     embedded = None
     if settings.embedded:
         embedded = EmbeddedTargets(settings, settings.reports_dir / "logs")

@@ -5,7 +5,9 @@ Feature: The connection pool holds up under stress and recovers
   the service is back within 10 seconds after the stress ends.
 
   Background:
-    Given the backend is serving requests through a healthy gateway
+    Given the gateway answers
+    And the API answers
+    And a symbol discovery succeeds
 
   Rule: the pool limit holds, whatever the load
 
@@ -28,7 +30,7 @@ Feature: The connection pool holds up under stress and recovers
     Scenario: Cleanup closes every connection the gateway saw
       Given 5 clients have discovered symbols at the same time
       When the backend cleans up its IB connections
-      Then the cleanup reports the connections it closed
+      Then the cleanup reports as many closed connections as the gateway saw close
       And the gateway sees every backend connection close within 2 seconds
 
     @standard

@@ -6,7 +6,9 @@ Feature: The resilience score tells the truth about the IB connection
   of recovery. A score that stays at 100 with no gateway is the bug this suite exists to catch.
 
   Background:
-    Given the backend is serving requests through a healthy gateway
+    Given the gateway answers
+    And the API answers
+    And a symbol discovery succeeds
 
   Rule: healthy means at least 75, with every phase working
 
@@ -15,6 +17,7 @@ Feature: The resilience score tells the truth about the IB connection
       When a client reads the resilience report
       Then the resilience score is at least 75
       And every resilience phase reports working
+      And the client-ID phase reports working only if the backend holds the preferred client ID
       And the score is one the contract allows
 
     @standard

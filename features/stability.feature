@@ -5,7 +5,9 @@ Feature: No leaks over extended operation
   connections than its pool allows. Samples are attached to the report as a plot.
 
   Background:
-    Given the backend is serving requests through a healthy gateway
+    Given the gateway answers
+    And the API answers
+    And a symbol discovery succeeds
 
   @standard @needs.backend_process
   Scenario: Resources stay flat over 150 requests

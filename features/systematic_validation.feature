@@ -6,7 +6,9 @@ Feature: Every connection is validated before it is handed out
   share one connection at the same moment.
 
   Background:
-    Given the backend is serving requests through a healthy gateway
+    Given the gateway answers
+    And the API answers
+    And a symbol discovery succeeds
 
   Rule: validation is a real round-trip to IB, made before every handoff
 
@@ -25,7 +27,7 @@ Feature: Every connection is validated before it is handed out
     @standard @needs.gateway_control
     Scenario: Validation that gets a slow but timely answer lets the request through
       Given the gateway answers the server-time request 1000 ms late
-      When a client discovers the symbol "AAPL"
+      When a client discovers a symbol
       Then the request succeeds within the validation bound plus 2 seconds
 
   Rule: a connection that fails validation is never used
@@ -34,7 +36,7 @@ Feature: Every connection is validated before it is handed out
     Scenario: A connection whose validation is never answered carries no request
       Given a client has discovered a symbol
       And the gateway stops answering server-time requests
-      When a client discovers the symbol "MSFT"
+      When a client discovers a symbol
       Then the request fails within the silent-detection bound instead of hanging
       And no request was sent on a connection that failed validation
 

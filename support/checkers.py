@@ -199,3 +199,62 @@ def growth(samples: Sequence[Any], attribute: str) -> float:
         return 0.0
     quarter = max(1, len(values) // 4)
     return statistics.median(values[-quarter:]) - statistics.median(values[:quarter])
+
+
+# ----------------------------------------------------------------------------- self-reports vs what IB saw
+
+
+def open_during(connections: Iterable[dict[str, Any]], start_mono: float, end_mono: float) -> tuple[set[int], set[int]]:
+    """Client IDs of ``connections`` open for the whole window, and those open at any moment of it."""
+    throughout, anytime = set(), set()
+    for c in connections:
+        opened, closed = float(c["connected_mono"]), c.get("disconnected_mono")
+        if opened <= end_mono and (closed is None or float(closed) >= start_mono):
+            anytime.add(int(c["client_id"]))
+            if opened <= start_mono and (closed is None or float(closed) >= end_mono):
+                throughout.add(int(c["client_id"]))
+    return throughout, anytime
+
+
+def same_host(a: str, b: str) -> bool:
+    """Whether two host names name the same address (``localhost`` is ``127.0.0.1``)."""
+    import socket
+
+    def address(host: str) -> str:
+        try:
+            return socket.gethostbyname(str(host).strip("[]"))
+        except OSError:
+            return str(host)
+    loopback = ("127.0.0.1", "::1")
+    return address(a) == address(b) or (address(a) in loopback and address(b) in loopback)
+
+
+def requests_between(events: Sequence[IbEvent], request_type: str, start_mono: float, end_mono: float) -> list[IbEvent]:
+    """Requests of ``request_type`` the gateway side received within the window."""
+    return [e for e in events if e.kind == "request" and e.type == request_type and start_mono <= e.mono <= end_mono]
+
+
+def answered_between(events: Sequence[IbEvent], request_type: str, start_mono: float, end_mono: float) -> Verdict:
+    """A request of ``request_type`` was received and answered within the window."""
+    asked = requests_between(events, request_type, start_mono, end_mono)
+    answered = [e for e in events if e.kind == "response" and e.type == request_type
+                and start_mono <= e.mono <= end_mono and any(a.conn_id == e.conn_id for a in asked)]
+    window = [e for e in events if start_mono - 1.0 <= e.mono <= end_mono + 1.0]
+    if not asked:
+        return Verdict(False, f"the gateway received no {request_type} from the backend in that window "
+                              f"({end_mono - start_mono:.2f} s)\n  {_tail(window)}")
+    if not answered:
+        return Verdict(False, f"{len(asked)} {request_type} received but none answered in that window\n  {_tail(window)}")
+    return Verdict(True, f"{len(asked)} {request_type} received, {len(answered)} answered")
+
+
+def in_flight_longer_than(events: Sequence[IbEvent], request_type: str, min_s: float) -> Verdict:
+    """Some ``request_type`` request stayed unanswered at IB for at least ``min_s``."""
+    asked = {(e.conn_id, e.req_id): e.mono for e in events if e.kind == "request" and e.type == request_type}
+    spans = [e.mono - asked[(e.conn_id, e.req_id)] for e in events
+             if e.kind in ("response", "error") and (e.conn_id, e.req_id) in asked]
+    longest = max(spans, default=0.0)
+    if longest < min_s:
+        return Verdict(False, f"no {request_type} was in flight at IB for {min_s:.1f} s (longest {longest:.1f} s, "
+                              f"{len(asked)} received); the scenario proved nothing\n  {_tail(events)}")
+    return Verdict(True, f"a {request_type} was in flight for {longest:.1f} s")

@@ -37,15 +37,39 @@ def _recorded(world: World, call: Callable[[], ApiResponse]) -> Callable[[], Api
     return probe
 
 
-def service_ready(world: World, within_s: float) -> ApiResponse:
-    """The backend answers ``/ib/health`` healthy (it has a validated IB connection)."""
-    probe = _recorded(world, world.api.ib_health)
-    return eventually(lambda: _healthy(probe()), within_s, "the backend reports IB healthy")
+def gateway_answers(world: World, within_s: float) -> None:
+    """The gateway itself completes a connection and answers a server-time request (the suite's own probe)."""
+    client_id = world.settings.squatter_client_id_base + 3
+
+    def probe() -> bool:
+        result = world.ib.probe(client_id, timeout_s=world.settings.bound_s("validation_s"))
+        assert result.connected and result.server_time, f"IB at {world.targets.ib_host}:{world.targets.ib_port}: {result.error}"
+        return True
+    eventually(probe, within_s, "the gateway answers the suite's own probe", interval_s=0.5)
 
 
-def _healthy(response: ApiResponse) -> ApiResponse | None:
-    assert response.status == 200 and (response.data or {}).get("healthy") is True, response.describe()
+def api_answers(world: World, within_s: float) -> ApiResponse:
+    """The API's service health (``GET /health``, no IB involved) answers 200."""
+    probe = _recorded(world, world.api.health)
+
+    def check() -> ApiResponse:
+        response = probe()
+        assert response.status == 200, response.describe()
+        return response
+    return eventually(check, within_s, "the API answers", interval_s=0.2)
+
+
+def says_healthy(response: ApiResponse) -> ApiResponse:
+    """An ``/ib/health`` answer that says healthy: HTTP 200 and ``healthy: true``."""
+    assert response.status == 200 and (response.data or {}).get("healthy") is True, \
+        f"expected HTTP 200 with healthy true: {response.describe()}"
     return response
+
+
+def reports_healthy(world: World, within_s: float) -> ApiResponse:
+    """The backend answers ``/ib/health`` healthy within ``within_s``."""
+    probe = _recorded(world, world.api.ib_health)
+    return eventually(lambda: says_healthy(probe()), within_s, "the backend reports IB healthy")
 
 
 def reports_unhealthy(world: World, within_s: float) -> ApiResponse:
@@ -73,8 +97,8 @@ def score_matches(world: World, predicate: Callable[[float], bool], wanted: str,
 
 
 def discovery_succeeds(world: World, within_s: float) -> ApiResponse:
-    """A forced symbol discovery succeeds within ``within_s``."""
-    probe = _recorded(world, lambda: world.api.discover("AAPL"))
+    """A forced discovery of a fresh symbol succeeds within ``within_s``."""
+    probe = _recorded(world, lambda: world.api.discover(world.symbols.fresh()))
 
     def check() -> ApiResponse:
         response = probe()
@@ -120,7 +144,10 @@ def backend_connections_closed(world: World, within_s: float) -> list[dict[str, 
 
 
 def client_id_range(world: World) -> tuple[int, int]:
-    """The client IDs the backend may use, as ``/ib/config`` reports them."""
+    """The client IDs the backend may use: the target profile's range, else what ``/ib/config`` reports."""
+    profile = world.settings.profile
+    if profile.client_id_min and profile.client_id_max:
+        return profile.client_id_min, profile.client_id_max
     response = world.api.ib_config()
     world.seen.responses.append(response)
     id_range = (response.data or {}).get("client_id_range") or {}
@@ -195,3 +222,43 @@ def pool_holds_only_live_connections(world: World, within_s: float) -> dict[str,
         assert pool["healthy_connections"] == pool["total_connections"], f"pool health {pool}"
         return pool
     return eventually(check, within_s, "the pool holds only live connections")
+
+
+def closed_count_matches_gateway(world: World, reported: Any, start_mono: float, end_mono: float, what: str) -> int:
+    """A cleanup's reported count of closed connections equals the closes the gateway saw during it."""
+    assert isinstance(reported, int) and not isinstance(reported, bool), f"no count of closed connections reported: {what}"
+    grace_s = world.settings.bound_s("validation_s")  # closes reach the gateway just after the answer
+
+    def closes() -> list[Any]:
+        return [c for c in world.history.backend_connections(start_mono) if c.get("disconnected_mono") is not None
+                and start_mono <= float(c["disconnected_mono"]) <= end_mono + grace_s]
+
+    def agree() -> int:
+        seen = len(closes())
+        assert seen >= 1, "the gateway saw no backend connection close; the scenario proved nothing"
+        assert seen == reported, f"reported {reported} closed, the gateway saw {seen} close"
+        return seen
+    return eventually(agree, grace_s, f"the gateway sees {reported} backend connection(s) close", interval_s=0.2)
+
+
+def open_ids_during(world: World, response: Any) -> tuple[set[int], set[int]]:
+    """Client IDs of the backend's connections open at the gateway throughout, and at any time of, a request."""
+    connections = world.history.backend_connections(response.started_mono)
+    assert connections, "the gateway saw no backend connection during the request; nothing to compare"
+    return checkers.open_during(connections, response.started_mono, response.finished_mono)
+
+
+def names_backend_address(world: World, host: Any, port: Any, where: str) -> None:
+    """``host``/``port`` are where the backend's IB connections really go."""
+    want_host, want_port = world.targets.backend_ib_host, world.targets.backend_ib_port
+    assert port == want_port and checkers.same_host(str(host), want_host), \
+        f"{where} names {host}:{port}; the backend connects to IB through {want_host}:{want_port}"
+
+
+def within_patience(world: World, wait_s: float, why: str) -> str:
+    """'' if a wait the target's own timings impose fits ``max_wait_s``; else the reason to skip."""
+    limit_s = world.settings.profile.max_wait_s
+    if wait_s <= limit_s:
+        return ""
+    return (f"{why} makes this scenario wait {wait_s:.0f} s > max_wait_s {limit_s:.0f} s "
+            "(compress the target's timings, or raise -D max_wait_s)")

@@ -7,6 +7,7 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
+from . import bars, checkers, claims
 from .drivers.cli import CliDriver, CliRun
 from .waiting import eventually
 from .world import World
@@ -14,6 +15,8 @@ from .world import World
 _CANNOT_CONNECT = re.compile(r"(could not|couldn't|cannot|can't|unable to|failed to) connect|connection refused"
                              r"|is the (api|server|backend) running", re.IGNORECASE)
 _SCORE = re.compile(r"(?:resilience[_ ]score|overall_resilience_score)\W{0,6}(\d+(?:\.\d+)?)", re.IGNORECASE)
+_CLOSED = re.compile(r"closed\W{0,3}(\d+)|(\d+)\s+(?:IB\s+)?connections?\W{0,3}closed|connections_closed\W{0,4}(\d+)",
+                     re.IGNORECASE)
 _OPERATION = re.compile(r"operation(?:[ _]?id)?\W{1,4}([A-Za-z0-9][\w-]{5,})", re.IGNORECASE)
 
 
@@ -73,3 +76,56 @@ def operation_id_in(text: str) -> str | None:
     """The operation ID a CLI printed (None if it printed none)."""
     match = _OPERATION.search(text)
     return match.group(1) if match else None
+
+
+def closed_count_in(text: str) -> int | None:
+    """The number of closed connections a cleanup printed (None if it printed none)."""
+    match = _CLOSED.search(text)
+    return int(next(g for g in match.groups() if g is not None)) if match else None
+
+
+def asked_ib(world: World, run: CliRun, request_type: str = "reqContractDetails") -> None:
+    """The gateway received ``request_type`` from the backend while the command ran."""
+    asked = checkers.requests_between(world.history.events(), request_type, run.started_mono, run.finished_mono)
+    assert asked, f"the gateway received no {request_type} from the backend while the command ran:\n{run.describe()}"
+
+
+def shows_live_score(world: World, run: CliRun) -> None:
+    """The command printed the resilience score the API reports now."""
+    shown, actual = score_in(run.output), claims.resilience_value(world, "overall_resilience_score")
+    assert shown is not None and float(shown) == float(actual), \
+        f"the CLI shows score {shown}, the API reports {actual}:\n{run.describe()}"
+
+
+def reported_gateway_closes(world: World, run: CliRun) -> None:
+    """The count of closed connections the command printed is the count the gateway saw close."""
+    claims.closed_count_matches_gateway(world, closed_count_in(run.output), run.started_mono, run.finished_mono,
+                                        run.describe())
+
+
+def loaded_from_ib(world: World, run: CliRun) -> None:
+    """A data load: the gateway received and answered historical-data requests while the command ran."""
+    verdict = checkers.answered_between(world.history.events(), "reqHistoricalData", run.started_mono, run.finished_mono)
+    assert verdict, f"{verdict.message}\n{run.describe()}"
+
+
+#: What each command must have done, by its first two words.
+JOBS = {"ib test": asked_ib, "ib status": shows_live_score, "ib cleanup": reported_gateway_closes,
+        "data load": loaded_from_ib}
+
+
+def did_its_job(world: World, run: CliRun) -> None:
+    """The command did what its name says (judged from what IB saw or the API reports)."""
+    words = " ".join(run.argv[len(world.cli.command):][:2])
+    assert words in JOBS, f"no judge for {words!r}; known: {', '.join(JOBS)}"
+    JOBS[words](world, run)
+
+
+def printed_cached_bars(world: World, run: CliRun, symbol: str, kind: str, rows: int) -> None:
+    """The command printed the closes of the last ``rows`` bars the API has cached."""
+    timeframe = bars.LOADS[kind][0]
+    cached = claims.cached_bars(world, symbol, timeframe)
+    assert len(cached) >= rows, f"only {len(cached)} {symbol} {timeframe} bars cached"
+    numbers = {round(float(n), 2) for n in re.findall(r"-?\d+\.\d+", run.output)}
+    missing = [b.key for b in cached[-rows:] if round(b.ohlcv[3], 2) not in numbers]
+    assert not missing, f"the CLI did not print the close of the cached bars {missing}:\n{run.describe()}"

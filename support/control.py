@@ -307,6 +307,11 @@ class ControlClient:
         """Sequence number of the newest event (a bookmark for :meth:`history`)."""
         return self._call("GET", "/history?since=999999999999")["last_seq"]
 
+    def listen_address(self) -> tuple[str, int]:
+        """``GET /listen``: where the proxy accepts clients (proxy only)."""
+        answer = self._call("GET", "/listen")
+        return str(answer["host"]), int(answer["port"])
+
     def config(self) -> dict[str, Any]:
         """``GET /config``: the target's rules (simulator only)."""
         return self._call("GET", "/config")

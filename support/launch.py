@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO, Sequence
 
@@ -70,8 +71,9 @@ class ManagedProcess:
     """
 
     def __init__(self, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
-                 name: str | None = None):
+                 name: str | None = None, cwd: str | None = None):
         self.argv = list(argv)
+        self.cwd = cwd
         self.log_path = Path(log_path)
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.name = name or Path(self.argv[0]).name
@@ -93,20 +95,44 @@ class ManagedProcess:
         Raises:
             ProcessStartError: it exited or stayed silent past ``ready_timeout_s``.
         """
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "a", encoding="utf-8")
-        self._log.write(f"$ {shlex.join(self.argv)}\n")
-        self._log.flush()
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=self.env, text=True,
-                                     start_new_session=True, bufsize=1, preexec_fn=_die_with_parent)
-        self._pump = threading.Thread(target=self._read_output, name=f"{self.name}-output", daemon=True)
-        self._pump.start()
+        self._spawn()
         if not self._ready_event.wait(ready_timeout_s) or not self.ready:
             self.stop()
             tail = self.log_tail()
             raise ProcessStartError(f"{self.name} not ready within {ready_timeout_s} s:\n{tail}")
         return self.ready
+
+    def start_until_url(self, url: str, timeout_s: float = 120.0) -> None:
+        """Start a process that prints no READY line; wait until ``url`` answers below HTTP 500.
+
+        Raises:
+            ProcessStartError: it exited, or ``url`` did not answer within ``timeout_s``.
+        """
+        import requests
+
+        self._spawn()
+        deadline, pause = time.monotonic() + timeout_s, threading.Event()
+        while time.monotonic() < deadline and self.running():
+            try:
+                if requests.get(url, timeout=2.0).status_code < 500:
+                    self.ready = {"url": url}
+                    return
+            except requests.RequestException:
+                pass
+            pause.wait(0.5)  # the poll's pacing, bounded by the deadline
+        self.stop()
+        raise ProcessStartError(f"{self.name}: {url} did not answer within {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def _spawn(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "a", encoding="utf-8")
+        self._log.write(f"$ {shlex.join(self.argv)}\n")
+        self._log.flush()
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=self.env, text=True, cwd=self.cwd,
+                                     start_new_session=True, bufsize=1, preexec_fn=_die_with_parent)
+        self._pump = threading.Thread(target=self._read_output, name=f"{self.name}-output", daemon=True)
+        self._pump.start()
 
     def _read_output(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None and self._log is not None

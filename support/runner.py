@@ -93,9 +93,34 @@ def _run_bounded(command: list[str], env: dict[str, str], timeout_s: float) -> i
         raise
 
 
+#: How long one scenario may wait on the target's own timings, per level (the exhaustive level
+#: includes KTRDR's real 300 s idle timeout; basic and standard never wait that long).
+MAX_WAIT_S = {"basic": 60, "standard": 120, "exhaustive": 900}
+
+
+def _preflight(args: argparse.Namespace) -> str:
+    """'' when an external target's API, gateway and CLI answer; else one line saying what does not."""
+    from .preflight import PreflightError, ensure_reachable
+    from .settings import Settings, SettingsError
+
+    command = behave_command(args)
+    userdata = dict(c.split("=", 1) for i, c in enumerate(command) if i and command[i - 1] == "-D" and "=" in c)
+    try:
+        ensure_reachable(Settings.from_userdata(userdata))
+    except (PreflightError, SettingsError) as exc:
+        return str(exc)
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run behave at the chosen level; exit 0 only if every selected scenario passed."""
     args = build_parser().parse_args(argv)
+    if not any(d.startswith("max_wait_s=") for d in args.define):
+        args.define.insert(0, f"max_wait_s={MAX_WAIT_S[args.level]}")
+    problem = _preflight(args)
+    if problem:
+        print(f"ib-resilience: {problem}", file=sys.stderr, flush=True)
+        return 2
     results = args.reports_dir / "allure-results"
     results.mkdir(parents=True, exist_ok=True)
     for stale in [*results.glob("*"), *(args.reports_dir / "junit").glob("TESTS-*.xml")]:
@@ -111,5 +136,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ib-resilience: level {args.level} finished in {elapsed_s:.1f} s, exit {code}", flush=True)
     if args.report:
         from .reporting import render_reports
-        render_reports(args.reports_dir, args.level, elapsed_s, return_code=code)
+        render_reports(args.reports_dir, args.level, elapsed_s, return_code=code,
+                       run_argv=list(argv if argv is not None else sys.argv[1:]))
     return code

@@ -32,14 +32,30 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class TargetProfile:
+    """Facts about the system under test that its API does not report (the README's target profile).
+
+    Everything else the suite needs to know (idle timeout, health interval, client-ID range)
+    it reads from the target itself; these settings fill the gaps, and in embedded mode they
+    also configure the reference backend, so the suite and the backend never disagree.
+    """
+
+    pool_limit: int = 5                # the most IB connections the backend may hold at once (KTRDR: 5)
+    client_id_min: int = 0             # 0: the range the backend reports in /ib/config
+    client_id_max: int = 0
+    connect_timeout_s: float = 3.0     # the backend's bound on one IB connect
+    backend_ib_host: str = ""          # where the backend's IB connections go ('': the proxy, else the gateway)
+    backend_ib_port: int = 0
+    max_wait_s: float = 120.0          # longest a scenario may wait on the target's own timings
+
+
+@dataclass(frozen=True)
 class EmbeddedTuning:
     """Time compression for the embedded reference backend (the defaults stay KTRDR's)."""
 
     max_idle_s: float = 2.0
     health_interval_s: float = 0.5
-    pool_size: int = 5
     client_id_span: int = 10           # preferred ID .. preferred + span - 1 (more IDs than pool slots)
-    connect_timeout_s: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +81,10 @@ class Settings:
     timeout_multiplier: float = 1.0
     squatter_client_id_base: int = 900   # IDs the suite's own probes use
     reports_dir: Path = ROOT / "reports"
+    symbols: tuple[str, ...] = ("AAPL", "MSFT", "IBM", "SPY", "GOOGL", "AMZN", "NVDA", "TSLA",
+                                "META", "JPM", "XOM", "KO", "INTC", "QQQ")  # real symbols, rotated
     thresholds: Thresholds = field(default_factory=Thresholds)
+    profile: TargetProfile = field(default_factory=TargetProfile)
     tuning: EmbeddedTuning = field(default_factory=EmbeddedTuning)
 
     @property
@@ -97,11 +116,14 @@ class Settings:
             SettingsError: a value cannot be converted or is out of range.
         """
         data = {str(k): v for k, v in userdata.items()}
-        top = _convert_fields(cls, data, skip={"thresholds", "tuning", "cli", "backend_command"})
+        top = _convert_fields(cls, data, skip={"thresholds", "profile", "tuning", "cli", "backend_command", "symbols"})
         for name in ("cli", "backend_command"):
             if name in data and str(data[name]).strip():
                 top[name] = tuple(shlex.split(str(data[name])))
+        if str(data.get("symbols", "")).strip():
+            top["symbols"] = tuple(s.strip().upper() for s in str(data["symbols"]).split(",") if s.strip())
         settings = cls(thresholds=Thresholds(**_convert_fields(Thresholds, data)),
+                       profile=TargetProfile(**_convert_fields(TargetProfile, data)),
                        tuning=EmbeddedTuning(**_convert_fields(EmbeddedTuning, data)), **top)
         settings.check()
         return settings
@@ -112,6 +134,10 @@ class Settings:
             raise SettingsError(f"target must be {EMBEDDED!r} or {EXTERNAL!r}, not {self.target!r}")
         if self.timeout_multiplier <= 0:
             raise SettingsError("timeout_multiplier must be > 0")
+        if self.profile.pool_limit < 1 or self.profile.max_wait_s <= 0:
+            raise SettingsError("pool_limit must be ≥ 1 and max_wait_s > 0")
+        if len(self.symbols) < 4:
+            raise SettingsError("symbols needs at least 4 comma-separated symbols the gateway knows")
         if self.target == EXTERNAL:
             missing = [name for name in ("api_base_url", "ib_port") if not getattr(self, name)]
             if missing:

@@ -26,7 +26,8 @@ class Targets:
     gateway_control: str = ""    # '' when the target has no simulator
     proxy_control: str = ""      # '' when no fault proxy sits in front of the gateway
     backend_pid: int = 0         # 0 when the backend's process is not visible
-    backend_ib_port: int = 0     # the port the backend's IB connections go to (proxy or gateway)
+    backend_ib_port: int = 0     # where the backend's IB connections go (the proxy, or the gateway)
+    backend_ib_host: str = "127.0.0.1"
 
     def describe(self) -> dict[str, str]:
         """Flat text view (for reports and environment.properties)."""
@@ -44,8 +45,21 @@ def external_targets(settings: Settings) -> Targets:
 
     api_port = urlsplit(settings.api_base_url).port or 80
     pid = settings.backend_pid or listener_pid(api_port)
+    host, port = backend_ib_address(settings)
     return Targets(settings.api_base_url, settings.cli, settings.ib_host, settings.ib_port,
-                   settings.gateway_control, settings.proxy_control, pid, settings.ib_port)
+                   settings.gateway_control, settings.proxy_control, pid, port, host)
+
+
+def backend_ib_address(settings: Settings) -> tuple[str, int]:
+    """Where an external backend's IB connections go: the profile's setting, else the fault proxy's
+    listener (asked from the proxy), else the gateway itself."""
+    profile = settings.profile
+    if profile.backend_ib_port:
+        return profile.backend_ib_host or settings.ib_host, profile.backend_ib_port
+    if settings.proxy_control:
+        from .control import ControlClient
+        return ControlClient(settings.proxy_control).listen_address()
+    return settings.ib_host, settings.ib_port
 
 
 def backend_environment(settings: Settings, ib_port: int, defaults: bool = False) -> dict[str, str]:
@@ -54,13 +68,13 @@ def backend_environment(settings: Settings, ib_port: int, defaults: bool = False
     Args:
         defaults: keep the backend's own (KTRDR) defaults for idle timeout and health interval.
     """
-    tuning = settings.tuning
+    tuning, profile = settings.tuning, settings.profile
     env = {
         "IB_HOST": "127.0.0.1",
         "IB_PORT": str(ib_port),
         "IB_CLIENT_ID": str(settings.preferred_client_id),
-        "IB_TIMEOUT": str(tuning.connect_timeout_s),
-        "REFBACKEND_POOL_SIZE": str(tuning.pool_size),
+        "IB_TIMEOUT": str(profile.connect_timeout_s),
+        "REFBACKEND_POOL_SIZE": str(profile.pool_limit),
         "REFBACKEND_CLIENT_ID_MAX": str(settings.preferred_client_id + tuning.client_id_span - 1),
         "REFBACKEND_VALIDATION_TIMEOUT_S": str(settings.thresholds.validation_s),
         # The embedded gateway's pacing is compressed too; the backend's own throttle follows it.

@@ -3,39 +3,34 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, Sequence
 
 from .drivers.api import ApiDriver, ApiResponse
 
-SYMBOLS = ("AAPL", "MSFT", "IBM", "SPY")
+
+def discover_sequentially(api: ApiDriver, symbols: Sequence[str]) -> list[ApiResponse]:
+    """One discovery per symbol, one after another (each forcing a trip to IB)."""
+    return [api.discover(symbol) for symbol in symbols]
 
 
-def symbol(i: int) -> str:
-    """The i-th symbol of the rotation."""
-    return SYMBOLS[i % len(SYMBOLS)]
+def discover_concurrently(api: ApiDriver, symbols: Sequence[str]) -> list[ApiResponse]:
+    """One discovery per symbol, all started at the same moment."""
+    return api.concurrently([lambda s=s: api.discover(s) for s in symbols], max_workers=len(symbols))
 
 
-def discover_sequentially(api: ApiDriver, count: int) -> list[ApiResponse]:
-    """``count`` discoveries one after another (each forcing a trip to IB)."""
-    return [api.discover(symbol(i)) for i in range(count)]
-
-
-def discover_concurrently(api: ApiDriver, count: int) -> list[ApiResponse]:
-    """``count`` discoveries started at the same moment."""
-    return api.concurrently([lambda i=i: api.discover(symbol(i)) for i in range(count)], max_workers=count)
-
-
-def discover_and_cleanup(api: ApiDriver, cycles: int) -> list[ApiResponse]:
-    """Rapid create/destroy: a discovery, then a pool cleanup, ``cycles`` times."""
+def discover_and_cleanup(api: ApiDriver, symbols: Sequence[str]) -> list[ApiResponse]:
+    """Rapid create/destroy: a discovery, then a pool cleanup, once per symbol."""
     out: list[ApiResponse] = []
-    for i in range(cycles):
-        out.append(api.discover(symbol(i)))
+    for symbol_name in symbols:
+        out.append(api.discover(symbol_name))
         out.append(api.cleanup())
     return out
 
 
-def mixed_calls(api: ApiDriver, count: int) -> list[Callable[[], ApiResponse]]:
+def mixed_calls(api: ApiDriver, count: int, symbols: Sequence[str]) -> list[Callable[[], ApiResponse]]:
     """A realistic mix: health, status, resilience, discovery (cached and forced), data reads and loads."""
+    def symbol(i: int) -> str:
+        return symbols[i % len(symbols)]
     kinds: list[Callable[[int], ApiResponse]] = [
         lambda i: api.health(),
         lambda i: api.ib_status(),
@@ -53,10 +48,10 @@ def mixed_calls(api: ApiDriver, count: int) -> list[Callable[[], ApiResponse]]:
     return calls
 
 
-def run_mixed(api: ApiDriver, count: int, workers: int = 5,
+def run_mixed(api: ApiDriver, count: int, symbols: Sequence[str], workers: int = 5,
               every: int = 0, between: Callable[[int], None] | None = None) -> list[ApiResponse]:
     """``count`` mixed calls on ``workers`` threads; ``between(n)`` runs after each block of ``every``."""
-    calls = mixed_calls(api, count)
+    calls = mixed_calls(api, count, symbols)
     out: list[ApiResponse] = []
     block = every or count
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -67,6 +62,36 @@ def run_mixed(api: ApiDriver, count: int, workers: int = 5,
     return out
 
 
-def burst(api: ApiDriver, count: int) -> list[ApiResponse]:
+def burst(api: ApiDriver, count: int, symbols: Sequence[str]) -> list[ApiResponse]:
     """``count`` mixed calls all at once."""
-    return api.concurrently(mixed_calls(api, count), max_workers=count)
+    return api.concurrently(mixed_calls(api, count, symbols), max_workers=count)
+
+
+def load_while_probing(api: ApiDriver, symbol: str, request: dict[str, str], bound_s: float,
+                       interval_s: float = 0.25) -> tuple[ApiResponse, list[ApiResponse]]:
+    """A synchronous data load, with the service health read every ``interval_s`` while it runs.
+
+    The first health read is under way before the load starts, so at least one overlaps it. The
+    probing stops when the load answers (each probe is bounded by twice ``bound_s``, the load by the
+    driver's own bound), so the whole call is bounded.
+    """
+    import threading
+
+    done, first = threading.Event(), threading.Event()
+    probes: list[ApiResponse] = []
+
+    def probe() -> None:
+        while True:
+            first.set()
+            probes.append(api.call("GET", "/health", timeout_s=2 * bound_s))
+            if done.wait(interval_s):
+                return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        prober = pool.submit(probe)
+        first.wait(bound_s)
+        try:
+            load = api.load_data(symbol, **request)
+        finally:
+            done.set()
+        prober.result()
+    return load, probes

@@ -14,6 +14,7 @@ from .drivers.history import IbHistory
 from .drivers.ib import IbDriver
 from .drivers.processes import ProcessDriver, ProcessNotFound
 from .settings import Settings
+from .symbols import SymbolRotation
 from .targets import EmbeddedTargets, Targets
 
 
@@ -51,6 +52,7 @@ class World:
         self.settings = settings
         self.embedded = embedded
         self.ib = IbDriver(targets.ib_host, targets.ib_port)
+        self.symbols = SymbolRotation(settings.symbols)
         self.seen = Observations()
         self.bind(targets)
 

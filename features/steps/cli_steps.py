@@ -80,9 +80,35 @@ def step_cli_stops(context):
 
 @then("the command's output shows the resilience score the API reports")
 def step_cli_score(context):
-    w = context.world
-    shown, actual = cli_checks.score_in(w.seen.last_cli_run.output), claims.resilience_value(w, "overall_resilience_score")
-    assert shown is not None and float(shown) == float(actual), f"CLI shows score {shown}, the API reports {actual}:\n{w.seen.last_cli_run.describe()}"
+    cli_checks.shows_live_score(context.world, context.world.seen.last_cli_run)
+
+
+@then("the command's output changed with the gateway's state")
+def step_cli_output_changed(context):
+    first, last = context.world.seen.cli_runs[-2:]
+    assert first.output.split() != last.output.split(), f"the same output before and after the fault:\n{last.describe()}"
+
+
+@then("the gateway received a contract-details request from the backend while the command ran")
+@then("the gateway received a contract-details request from the backend while each command ran")
+def step_cli_asked_ib(context):
+    for run in context.world.seen.cli_runs:
+        cli_checks.asked_ib(context.world, run)
+
+
+@then("the command did what it was asked")
+def step_cli_did_its_job(context):
+    cli_checks.did_its_job(context.world, context.world.seen.last_cli_run)
+
+
+@then("the command reported as many closed connections as the gateway saw close")
+def step_cli_cleanup_count(context):
+    cli_checks.reported_gateway_closes(context.world, context.world.seen.last_cli_run)
+
+
+@then('the command printed the last {rows:d} cached "{symbol}" {kind} bars')
+def step_cli_printed_bars(context, rows, symbol, kind):
+    cli_checks.printed_cached_bars(context.world, context.world.seen.last_cli_run, symbol, kind, rows)
 
 
 @then("the data-load operation ends up cancelled")

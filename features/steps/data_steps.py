@@ -2,12 +2,43 @@
 
 from behave import then, when
 
-from support import bars, claims, checkers
+from support import bars, checkers, claims, workloads
 
 
 @when('a client loads "{symbol}" {kind} bars from IB')
 def step_load(context, symbol, kind):
     context.world.seen.responses.append(context.world.api.load_data(symbol, **bars.load_request(kind)))
+
+
+@given('a client has loaded "{symbol}" {kind} bars from IB')
+def step_loaded(context, symbol, kind):
+    response = context.world.api.load_data(symbol, **bars.load_request(kind))
+    assert response.ok and (response.data or {}).get("status") == "success", f"the load failed: {response.describe()}"
+
+
+@when('a client loads "{symbol}" {kind} bars from IB while another client reads the service health')
+def step_load_while_probing(context, symbol, kind):
+    w = context.world
+    load, probes = workloads.load_while_probing(w.api, symbol, bars.load_request(kind), w.settings.bound_s("api_response_s"))
+    w.seen.responses += [*probes, load]
+
+
+@then("every service-health answer during the load came within the API response bound")
+def step_probes_in_time(context):
+    w = context.world
+    bound_s, load = w.settings.bound_s("api_response_s"), w.seen.last_response
+    # The first read starts just before the load (see workloads.load_while_probing), the rest while it runs.
+    probes = [r for r in w.seen.responses if r.path == "/health" and load.started_mono - 1.0 <= r.started_mono <= load.finished_mono]
+    slow = [r.describe() for r in probes if r.timed_out or r.status != 200 or r.elapsed_s > bound_s]
+    assert probes and not slow, f"{len(slow)} of {len(probes)} health answers slower than {bound_s:.1f} s or failed:\n" + "\n".join(slow[:5])
+
+
+@then("the load's bars came from IB during the request")
+def step_bars_from_ib(context):
+    w, load = context.world, context.world.seen.last_response
+    verdict = checkers.answered_between(w.history.events(), "reqHistoricalData", load.started_mono, load.finished_mono)
+    fetched = (load.data or {}).get("fetched_bars") or 0
+    assert verdict and fetched > 0, f"{verdict.message}; the load reports {fetched} bars fetched: {load.describe()}"
 
 
 @when('a client loads "{symbol}" {kind} bars from IB twice in a row')
@@ -36,6 +67,12 @@ def step_load_succeeds(context):
 def step_load_fails(context, seconds):
     response = context.world.seen.last_response
     claims.load_failed_clearly(response, context.world.settings.scaled(seconds))
+
+
+@then("the data load fails with a clear message within the API response bound")
+def step_load_fails_fast(context):
+    w = context.world
+    claims.load_failed_clearly(w.seen.last_response, w.settings.bound_s("api_response_s"))
 
 
 @then('the cached "{symbol}" {kind} bars are exactly the bars IB serves for the same request')

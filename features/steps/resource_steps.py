@@ -13,15 +13,16 @@ def step_sampling(context):
 
 @when("clients make {count:d} mixed requests")
 def step_mixed(context, count):
-    context.world.seen.responses += workloads.run_mixed(context.world.api, count)
-    context.world.sut.sample()
+    w = context.world
+    w.seen.responses += workloads.run_mixed(w.api, count, w.settings.symbols)
+    w.sut.sample()
 
 
 @when("clients make {count:d} mixed requests while the gateway goes silent every {every:d} requests")
 def step_mixed_with_faults(context, count, every):
     w = context.world
     blip = lambda n: troubles.silent_blip(w.faults, lambda: w.api.ib_health().ok, w.settings.thresholds.silent_detection_s, w.settings.thresholds.recovery_s)
-    w.seen.responses += workloads.run_mixed(w.api, count, every=every, between=blip)
+    w.seen.responses += workloads.run_mixed(w.api, count, w.settings.symbols, every=every, between=blip)
     w.sut.sample()
 
 
@@ -47,5 +48,6 @@ def step_threads(context, limit):
 @then("the backend never held more IB connections than its pool allows")
 def step_ib_sockets(context):
     w = context.world
-    peak = max(s.ib_connections for s in w.sut.samples)
-    assert 0 < peak <= w.settings.tuning.pool_size, f"peak of {peak} IB sockets in the backend; the pool allows {w.settings.tuning.pool_size}"
+    peak, limit = max(s.ib_connections for s in w.sut.samples), w.settings.profile.pool_limit
+    where = f"{w.targets.backend_ib_host}:{w.targets.backend_ib_port}"
+    assert 0 < peak <= limit, f"peak of {peak} backend sockets to IB at {where}; the pool allows {limit} (pool_limit)"

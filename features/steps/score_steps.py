@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from behave import given, then
+from behave import given, then, when
 
 from support import claims, contract
 
@@ -61,6 +61,7 @@ def step_preferred_in_use(context):
 
 
 @given("the resilience score falls below {limit:d} within the silent-detection bound")
+@when("the resilience score falls below {limit:d} within the silent-detection bound")
 @then("the resilience score falls below {limit:d} within the silent-detection bound")
 def step_score_falls(context, limit):
     w = context.world

@@ -5,10 +5,22 @@ from behave import given, then, when
 from support import claims, workloads
 
 
-@given("the backend is serving requests through a healthy gateway")
-def step_backend_serving(context):
+@given("the gateway answers")
+def step_gateway_answers(context):
     w = context.world
-    claims.service_ready(w, w.settings.thresholds.recovery_s)
+    claims.gateway_answers(w, w.settings.thresholds.recovery_s)
+
+
+@given("the API answers")
+def step_api_answers(context):
+    w = context.world
+    claims.api_answers(w, w.settings.thresholds.recovery_s)
+
+
+@given("a symbol discovery succeeds")
+def step_discovery_works(context):
+    w = context.world
+    claims.discovery_succeeds(w, w.settings.thresholds.recovery_s)
 
 
 @given("the backend holds no IB connections")
@@ -21,8 +33,20 @@ def step_cleanup(context):
 
 @given('a client has discovered a symbol')
 def step_discovered_one(context):
-    response = context.world.api.discover("AAPL")
+    response = context.world.api.discover(context.world.symbols.fresh())
     assert response.ok, f"discovery failed: {response.describe()}"
+
+
+@given('a client discovers a symbol')
+@when('a client discovers a symbol')
+def step_discover_fresh(context):
+    context.world.seen.responses.append(context.world.api.discover(context.world.symbols.fresh()))
+
+
+@when("a client discovers the same symbol {count:d} times in a row")
+def step_discover_repeatedly(context, count):
+    symbol = context.world.symbols.fresh()
+    context.world.seen.responses += workloads.discover_sequentially(context.world.api, [symbol] * count)
 
 
 @given('a client discovers the symbol "{symbol}"')
@@ -34,17 +58,20 @@ def step_discover(context, symbol):
 @when("a client discovers {count:d} symbols one after another")
 @when("a client discovers {count:d} more symbols one after another")
 def step_discover_sequence(context, count):
-    context.world.seen.responses += workloads.discover_sequentially(context.world.api, count)
+    w = context.world
+    w.seen.responses += workloads.discover_sequentially(w.api, w.symbols.batch(count))
 
 
 @when("{count:d} clients discover symbols at the same time")
 def step_discover_concurrently(context, count):
-    context.world.seen.responses += workloads.discover_concurrently(context.world.api, count)
+    w = context.world
+    w.seen.responses += workloads.discover_concurrently(w.api, w.symbols.batch(count))
 
 
 @given("{count:d} clients have discovered symbols at the same time")
 def step_discovered_concurrently(context, count):
-    failed = [r.describe() for r in workloads.discover_concurrently(context.world.api, count) if not r.ok]
+    w = context.world
+    failed = [r.describe() for r in workloads.discover_concurrently(w.api, w.symbols.batch(count)) if not r.ok]
     assert not failed, "setup discoveries failed:\n" + "\n".join(failed)
 
 
@@ -89,7 +116,12 @@ def step_reports_unhealthy(context):
 @then("the backend reports IB healthy")
 def step_reports_healthy(context):
     w = context.world
-    claims.service_ready(w, w.settings.thresholds.api_response_s)
+    claims.reports_healthy(w, w.settings.thresholds.api_response_s)
+
+
+@then("the answer says IB is healthy")
+def step_answer_healthy(context):
+    claims.says_healthy(context.world.seen.last_response)
 
 
 @then("a client can discover a symbol again within the recovery bound")
@@ -98,8 +130,9 @@ def step_recovers(context):
     claims.discovery_succeeds(w, w.settings.thresholds.recovery_s)
 
 
-@then("the cleanup reports the connections it closed")
+@then("the cleanup reports as many closed connections as the gateway saw close")
 def step_cleanup_reports(context):
-    data = context.world.seen.last_response.data or {}
-    assert data.get("connections_closed", 0) >= 1, f"cleanup closed nothing: {data}"
-    assert (data.get("pool_stats_after") or {}).get("total_connections", 0) == 0, f"pool not empty after cleanup: {data}"
+    w = context.world
+    response = w.seen.last_response
+    claims.closed_count_matches_gateway(w, (response.data or {}).get("connections_closed"), response.started_mono,
+                                        response.finished_mono, response.describe())

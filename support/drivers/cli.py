@@ -32,6 +32,12 @@ class CliRun:
     elapsed_s: float
     timed_out: bool = False
     interrupted: bool = False
+    started_mono: float = 0.0
+
+    @property
+    def finished_mono(self) -> float:
+        """Monotonic time the command ended (or was abandoned)."""
+        return self.started_mono + self.elapsed_s
 
     @property
     def warnings(self) -> list[str]:
@@ -90,7 +96,7 @@ class CliSession:
         if code is None and self._child.signalstatus is not None:
             code = 128 + self._child.signalstatus
         result = CliRun(self.argv, code, "".join(self._output).replace("\r\n", "\n"),
-                        time.monotonic() - self.started, timed_out, self.interrupted)
+                        time.monotonic() - self.started, timed_out, self.interrupted, self.started)
         if self._on_finish is not None:
             self._on_finish(result)
         return result

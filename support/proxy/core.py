@@ -106,6 +106,7 @@ class FaultProxy:
             self._control = ControlServer(self, "proxy", extra_routes={
                 ("PUT", r"/upstream"): self._put_upstream,
                 ("GET", r"/upstream"): self._get_upstream,
+                ("GET", r"/listen"): self._get_listen,
             })
             self.control_port = await self._control.start(control_host, control_port)
         self.history.record("proxy_started", host=self.host, port=self.port,
@@ -272,3 +273,7 @@ class FaultProxy:
 
     async def _get_upstream(self, request: Request, params: dict[str, str]) -> Response:
         return 200, {"host": self.upstream[0], "port": self.upstream[1]}
+
+    async def _get_listen(self, request: Request, params: dict[str, str]) -> Response:
+        """Where clients (the backend) connect: the suite learns the backend's IB address from here."""
+        return 200, {"host": self.host, "port": self.port}

@@ -415,6 +415,92 @@ def _cli_status_constant_score() -> None:
     cli.ib_status = ib_status
 
 
+# ----------------------------------------------------------------------------- the defects KTRDR showed
+
+
+def _status_never_connected() -> None:
+    from support.backend import service
+    original = service.Backend.status
+
+    def status(self):
+        data = original(self)
+        data["connection"].update(connected=False, client_id=None)  # a field nobody ever sets
+        return data
+    service.Backend.status = status
+
+
+def _config_constants() -> None:
+    from support.backend import service
+    original = service.Backend.config
+
+    def config(self):
+        data = original(self)
+        data.update(host="127.0.0.1", port=7497, client_id_range={"min": 11, "max": 999})  # TWS's defaults
+        return data
+    service.Backend.config = config
+
+
+def _cli_cleanup_constant() -> None:
+    from support.backend import cli
+
+    def ib_cleanup(api, force, verbose):
+        cli.out("Connections closed: 2")  # a placeholder that never calls the API
+        return 0
+    cli.ib_cleanup = ib_cleanup
+
+
+def _loads_never_reach_ib() -> None:
+    import asyncio
+    from support.backend import service
+
+    async def _load_into(self, request, op, result):
+        cached = await asyncio.to_thread(self.store.read, request.symbol, request.timeframe)
+        result.update(cached_before=len(cached or []), fetched_bars=len(cached or []))
+        result["status"] = "success"  # the coroutine that would ask IB is never awaited
+    service.Backend._load_into = _load_into
+
+
+def _connect_retried_for_30s() -> None:
+    import asyncio
+    from support.backend import pool
+    original = pool.ConnectionPool.acquire
+
+    async def acquire(self):
+        deadline = asyncio.get_running_loop().time() + 30.0
+        while True:
+            try:
+                return await original(self)
+            except pool.GatewayUnavailable:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(1.0)  # "the gateway will be back in a moment"
+    pool.ConnectionPool.acquire = acquire
+
+
+def _repeated_lookup_paced() -> None:
+    import asyncio
+    from support.backend import service
+    original = service.Backend._lookup
+    last_mono: dict[str, float] = {}
+
+    async def _lookup(self, symbol):
+        wait_s = last_mono.get(symbol, -1e9) + 15.0 - time.monotonic()
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)  # IB's identical-request rule applied to contract details
+        last_mono[symbol] = time.monotonic()
+        return await original(self, symbol)
+    service.Backend._lookup = _lookup
+
+
+def _health_always_503() -> None:
+    from support.backend import service
+
+    async def health(self):
+        return False, {"healthy": False, "connection_ok": True, "data_fetching_ok": True,
+                       "last_successful_request": None, "error_message": "no available connections"}
+    service.Backend.health = health
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant("validation_skipped_on_reuse", "validation skipped when a pooled connection is reused", "@phase1",
            (Kill("A reused connection is validated again", "validated with a server-time request"),),
@@ -428,7 +514,7 @@ MUTANTS: tuple[Mutant, ...] = (
                  "validated with a server-time request"),),
            _validation_by_cached_value),
     Mutant("unawaited_coroutine_in_cli", "an un-awaited coroutine on a CLI path", "@cli",
-           (Kill('"ib test" passes against a healthy gateway', "no warning, coroutine complaint"),),
+           (Kill('"ib test" passes against a healthy gateway, and really asks IB', "no warning, coroutine complaint"),),
            _unawaited_coroutine_in_cli),
     Mutant("no_326_fallback", "no fallback to the next client ID on error 326", "@client_ids",
            (Kill("Client IDs already taken by someone else are skipped in order -- @1.1 ", "the request succeeds"),),
@@ -450,7 +536,8 @@ MUTANTS: tuple[Mutant, ...] = (
            _constant_score),
     Mutant("cli_success_without_asking", "CLI ib test prints success without asking IB", "@cli",
            (Kill('"ib test" fails when the gateway suffers silence after the handshake -- @1.1 ',
-                 "fails with a clear message"),),
+                 "fails with a clear message"),
+            Kill('"ib test" passes against a healthy gateway, and really asks IB', "contract-details request")),
            _cli_success_without_asking),
     Mutant("no_reconnect_after_restart", "no reconnect after a gateway restart", "@recovery or @score",
            (Kill("The gateway restarts", "discover a symbol again within the recovery bound"),),
@@ -485,7 +572,9 @@ MUTANTS: tuple[Mutant, ...] = (
            (Kill("The API is not running", "no warning, coroutine complaint or traceback"),),
            _cli_traceback_when_api_down),
     Mutant("health_without_probe", "an IB health check that reports healthy without asking IB", "@silent or @recovery",
-           (Kill("Only the server-time request goes unanswered", "reports IB unhealthy"),), _health_without_probe),
+           (Kill("Only the server-time request goes unanswered", "reports IB unhealthy"),
+            Kill("A healthy IB report comes with a server-time request the gateway answered",
+                 "server-time request while the report was made")), _health_without_probe),
     Mutant("connect_without_timeout", "a connect that waits for the handshake without a bound", "@silent",
            (Kill("The handshake is never answered", "fails within the silent-detection bound"),),
            _connect_without_timeout),
@@ -495,7 +584,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("answers_kept_forever", "every answer kept in memory (unbounded growth)", "@leaks",
            (Kill("Resources stay flat over 150 requests", "memory grew by at most"),), _answers_kept_forever),
     Mutant("cleanup_without_closing", "a cleanup that reports connections closed without closing them", "@pool",
-           (Kill("Cleanup closes every connection the gateway saw", "cleanup reports the connections"),),
+           (Kill("Cleanup closes every connection the gateway saw", "cleanup reports as many closed connections"),),
            _cleanup_without_closing),
     Mutant("connectivity_flag_never_cleared", "IB 'connectivity lost' remembered after IB says it is restored",
            "@recovery",
@@ -507,7 +596,8 @@ MUTANTS: tuple[Mutant, ...] = (
            (Kill("The backend reports IB unhealthy when the gateway is silent", "reports IB unhealthy"),),
            _unhealthy_answered_200),
     Mutant("preferred_id_skipped", "the preferred client ID never tried (off by one)", "@client_ids",
-           (Kill("A fresh pool connects with the preferred client ID", "accepted the backend with the preferred"),),
+           (Kill("A fresh pool connects with the preferred client ID", "accepted the backend with the preferred"),
+            Kill("A healthy gateway scores at least 75", "reports working only if the backend holds the preferred")),
            _preferred_id_skipped),
     Mutant("status_shape_drift", "an /ib/status field renamed (the contract broken)", "@api",
            (Kill("the IB status answers with the contract's shape -- @1.2 ", "contract's shape"),), _status_shape_drift),
@@ -515,8 +605,27 @@ MUTANTS: tuple[Mutant, ...] = (
            (Kill("A backend started without tuning reports the default timings", "idle timeout of 300"),),
            _idle_default_not_ktrdr),
     Mutant("cli_status_constant_score", "CLI ib status printing a constant score instead of the live one", "@cli",
-           (Kill('"ib status" shows the live score, not a constant', "shows the resilience score the API reports"),),
+           (Kill('"ib status" in JSON shows the live score, not a constant -- @1.2 ', "shows the resilience score the API reports"),),
            _cli_status_constant_score),
+    Mutant("status_never_connected", "/ib/status always says connected: false", "@self_report",
+           (Kill("The IB status names a connection the gateway has open", "says connected"),), _status_never_connected),
+    Mutant("config_constants", "/ib/config reports TWS's default port and a fixed client-ID range", "@self_report",
+           (Kill("The IB configuration reports the address and the client IDs in use", "names the address"),),
+           _config_constants),
+    Mutant("cli_cleanup_constant", "CLI ib cleanup prints a constant count without calling the API", "@cli",
+           (Kill('"ib cleanup" reports the connections the gateway saw close', "reported as many closed connections"),),
+           _cli_cleanup_constant),
+    Mutant("loads_never_reach_ib", "data loads answer success with the cached bars, never asking IB", "@pipeline",
+           (Kill("Discover, load and read back", "came from IB during the request"),), _loads_never_reach_ib),
+    Mutant("connect_retried_for_30s", "a refused connection retried for 30 s inside the request", "@api",
+           (Kill("A synchronous data load while the gateway refuses connections fails fast and blocks no one",
+                 "fails with a clear message within the API response bound"),), _connect_retried_for_30s),
+    Mutant("repeated_lookup_paced", "a repeated lookup of one symbol paced by 15 s inside the request", "@api",
+           (Kill("The same symbol looked up again and again stays within the bound",
+                 "every answer came within the API response bound"),), _repeated_lookup_paced),
+    Mutant("health_always_503", "IB health always unhealthy (503), whatever the gateway does", "@silent",
+           (Kill("The backend reports IB healthy when the gateway answers", "the answer says IB is healthy"),),
+           _health_always_503),
 )
 
 BY_NAME = {m.name: m for m in MUTANTS}

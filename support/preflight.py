@@ -1,0 +1,53 @@
+"""Preflight: before the first scenario, the API, the gateway and the CLI of an external target answer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from urllib.parse import urlsplit
+
+import requests
+
+from .settings import Settings
+
+#: Bound on each preflight check; the three together stay under 5 s.
+CHECK_TIMEOUT_S = 1.5
+
+
+class PreflightError(RuntimeError):
+    """A target the run needs does not answer; the message is one line for the operator."""
+
+
+def problems(settings: Settings) -> list[str]:
+    """What is unreachable, one line each (empty when the run can start)."""
+    out = []
+    api = settings.api_base_url.rstrip("/") + "/api/v1/health"
+    try:
+        answer = requests.get(api, timeout=CHECK_TIMEOUT_S)
+        if answer.status_code >= 500:
+            out.append(f"the API at {api} answers HTTP {answer.status_code}")
+    except requests.RequestException as exc:
+        out.append(f"the API at {api} does not answer ({exc.__class__.__name__})")
+    try:
+        with socket.create_connection((settings.ib_host, settings.ib_port), timeout=CHECK_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        out.append(f"the IB gateway at {settings.ib_host}:{settings.ib_port} does not accept connections ({exc.strerror or exc})")
+    if settings.cli:
+        program = settings.cli[0]
+        if not (shutil.which(program) or (os.path.isfile(program) and os.access(program, os.X_OK))):
+            out.append(f"the CLI {program!r} is not an executable program")
+    parsed = urlsplit(settings.api_base_url)
+    if not parsed.scheme or not parsed.hostname:
+        out.append(f"api_base_url {settings.api_base_url!r} is not a URL")
+    return out
+
+
+def ensure_reachable(settings: Settings) -> None:
+    """Raise :class:`PreflightError` naming everything unreachable (external targets only)."""
+    if settings.embedded:
+        return
+    found = problems(settings)
+    if found:
+        raise PreflightError("preflight failed: " + "; ".join(found))
