@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed-stamp
 export ALLURE_NO_ANALYTICS := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install test pytest acceptance standard exhaustive report prove flaky bench bench-gateway bench-proxy bench-backend clean
+.PHONY: install test pytest acceptance standard exhaustive report prove flaky bench bench-gateway bench-proxy bench-backend clean ktrdr-rehearsal
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -67,3 +67,17 @@ bench-backend: install
 
 clean:
 	rm -rf reports build *.egg-info
+
+## A rehearsal against your own, already-built KTRDR (not part of `make test`; README, "Rehearsing against KTRDR").
+## The suite never builds KTRDR: KTRDR_DIR is a checkout you built, KTRDR_VENV its virtual environment.
+KTRDR_DIR ?=
+KTRDR_VENV ?= $(KTRDR_DIR)/.venv
+KTRDR_REF ?= $(shell git -C "$(KTRDR_DIR)" rev-parse --short=8 HEAD 2>/dev/null || echo local)
+KTRDR_RESET ?= git checkout -- data/symbol_discovery_cache.json; rm -f data/ib_client_id_registry.json; rm -rf logs
+LEVEL ?= standard
+ktrdr-rehearsal: install
+	@test -n "$(KTRDR_DIR)" || { echo "usage: make ktrdr-rehearsal KTRDR_DIR=<built KTRDR checkout> [KTRDR_VENV=<its venv>] [KTRDR_REF=<name>] [LEVEL=standard]"; exit 2; }
+	$(BIN)/ib-resilience rehearse --backend-cwd "$(KTRDR_DIR)" \
+	    --backend-command "$(KTRDR_VENV)/bin/uvicorn ktrdr.api.main:app --host 127.0.0.1 --port {api_port}" \
+	    --reset-command '$(KTRDR_RESET)' --cli "$(KTRDR_VENV)/bin/ktrdr" \
+	    --level $(LEVEL) --reports-dir reports/ktrdr-$(KTRDR_REF)

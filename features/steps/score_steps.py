@@ -29,7 +29,12 @@ def step_score_allowed(context):
 
 @then("the report's timestamp is the current UTC time")
 def step_timestamp_current(context):
-    stamp = contract.parse_timestamp(str((context.world.seen.last_response.data or {}).get("timestamp")))
+    response = context.world.seen.last_response
+    text = str((response.data or {}).get("timestamp"))
+    try:
+        stamp = contract.parse_timestamp(text)
+    except ValueError:
+        raise AssertionError(f"no ISO 8601 timestamp in the report: {response.describe()}") from None
     assert stamp.utcoffset() == dt.timedelta(0), f"timestamp {stamp.isoformat()} does not say UTC"
     drift_s = abs((dt.datetime.now(dt.timezone.utc) - stamp).total_seconds())
     assert drift_s <= 5.0, f"timestamp {stamp.isoformat()} is {drift_s:.1f} s away from now"
