@@ -60,7 +60,8 @@ class World:
         """(Re)create the drivers that depend on where the system is."""
         self.targets = targets
         # Longer than any bound a scenario claims (a hang shows as a timed-out answer, not a stuck run).
-        self.api = ApiDriver(targets.api_base_url, timeout_s=self.settings.scaled(20.0))
+        self.api = ApiDriver(targets.api_base_url, timeout_s=self.settings.scaled(20.0),
+                             load_timeout_s=self.settings.scaled(max(90.0, self.settings.profile.max_wait_s + 30.0)))
         self.cli = CliDriver(targets.cli, targets.api_base_url)
         gateway = ControlClient(targets.gateway_control) if targets.gateway_control else None
         proxy = ControlClient(targets.proxy_control) if targets.proxy_control else None

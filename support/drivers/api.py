@@ -80,6 +80,7 @@ class ApiDriver:
 
     base_url: str
     timeout_s: float = 30.0
+    load_timeout_s: float = 90.0      # a synchronous data load that is really receiving bars may take long
     transcript: list[ApiResponse] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -158,10 +159,10 @@ class ApiDriver:
 
     def load_data(self, symbol: str, timeframe: str = "1d", mode: str = "tail",
                   async_mode: bool = False, timeout_s: float | None = None, **extra: Any) -> ApiResponse:
-        """``POST /data/load`` (a synchronous load may legitimately take long: 90 s bound by default)."""
+        """``POST /data/load`` (a synchronous load may legitimately take long: ``load_timeout_s``)."""
         body = {"symbol": symbol, "timeframe": timeframe, "mode": mode, **extra}
         return self.call("POST", "/data/load", body, params={"async_mode": str(async_mode).lower()},
-                         timeout_s=timeout_s or max(self.timeout_s, 90.0))
+                         timeout_s=timeout_s or max(self.timeout_s, self.load_timeout_s))
 
     def operation(self, operation_id: str) -> ApiResponse:
         """``GET /operations/{id}``."""
