@@ -21,6 +21,9 @@ ENDPOINTS: dict[str, Callable[[ApiDriver], ApiResponse]] = {
     "the discovered symbols": ApiDriver.discovered,
 }
 
+#: HTTP statuses a well-formed answer may have (an unhealthy IB is a 503 carrying the health object).
+STATUSES: dict[str, tuple[int, ...]] = {"the IB health": (200, 503)}
+
 _NUMBER = (int, float)
 _OPT_STR = (str, type(None))
 _OPT_NUM = (int, float, type(None))
