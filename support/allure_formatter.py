@@ -2,8 +2,11 @@
 
 allure-behave 2.16 wraps only ``feature.scenarios``; behave 1.3 keeps the scenarios of a
 Rule on the rule, so without this they would run unreported (and attachments would fail).
-It also reads only feature and scenario tags (not rule or outline tags) and drops scenarios
-skipped for a missing capability when ``--no-skipped`` is given; both are put right here.
+It also reads only feature and scenario tags (not rule or outline tags), drops scenarios
+skipped for a missing capability when ``--no-skipped`` is given, and reports a scenario whose
+hook failed as passed or skipped where behave's JUnit says error; all are put right here.
+Each failed or broken scenario also gets its failure category (:mod:`support.results`): two
+labels and a prefix of its status message, which Allure's ``categories.json`` matches.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 import allure_commons
 from allure_behave.formatter import AllureFormatter as _AllureFormatter
 from allure_behave.listener import AllureListener
-from allure_behave.utils import TEST_PLAN_SKIP_REASON
-from allure_commons.model2 import Label, StatusDetails
+from allure_behave.utils import TEST_PLAN_SKIP_REASON, scenario_status, scenario_status_details
+from allure_commons.model2 import Label, Status, StatusDetails
 from allure_commons.types import LabelType, Severity
 from allure_commons.utils import host_tag, thread_tag
 from behave.model import Feature, Rule
+
+from .results import CAPABILITY_LABEL, KIND_LABEL, Category, categorise
 
 #: Level tag → Allure severity: what fails at a lower level hurts more.
 SEVERITY_BY_LEVEL = {"basic": Severity.CRITICAL, "standard": Severity.NORMAL, "exhaustive": Severity.MINOR}
@@ -71,23 +76,66 @@ class ResilienceListener(AllureListener):
         # A scenario the run selected but skipped (a capability the target lacks) is evidence:
         # keep it, with the reason, even under --no-skipped; tag-excluded ones stay hidden.
         reason = scenario.skip_reason or ""
-        selected = scenario.should_run_with_tags(self.behave_config.tag_expression) \
-            and scenario.should_run_with_name_select(self.behave_config)
-        keep = (scenario.status == "skipped" and self.hide_excluded and selected and reason
-                and reason != TEST_PLAN_SKIP_REASON)
-        if not keep:
-            super().stop_scenario(scenario)
-            return
+        if scenario.status == "skipped" and self.hide_excluded and self._selected(scenario) and reason \
+                and reason != TEST_PLAN_SKIP_REASON:
+            self._close(Status.SKIPPED, StatusDetails(message=f"skipped: {reason}"))
+        elif self._dropped(scenario):
+            self.logger.drop_test(self.current_scenario_uuid)
+            self.current_scenario_uuid = None
+        else:
+            self._close(*judged(scenario))
+
+    def _selected(self, scenario) -> bool:
+        """Whether the run's tag expression and ``--name`` select the scenario."""
+        expression = getattr(self.behave_config, "tag_expression", None) or self.behave_config.tags
+        return scenario.should_run_with_tags(expression) and scenario.should_run_with_name_select(self.behave_config)
+
+    def _dropped(self, scenario) -> bool:
+        """allure-behave's rule: skipped under ``--no-skipped``, or excluded with ``hide_excluded``."""
+        skipped_by_option = scenario.status == "skipped" and not self.behave_config.show_skipped
+        excluded = self.hide_excluded and (scenario.skip_reason == TEST_PLAN_SKIP_REASON
+                                           or not self._selected(scenario))
+        return skipped_by_option or excluded
+
+    def _close(self, status: str, details: StatusDetails | None, labels: list[Label] = ()) -> None:
+        """Finish the current test result with this status, details and extra labels, and report it."""
         self.flush_steps()
         test = self.logger.get_test(self.current_scenario_uuid)
         test.stop = allure_commons.utils.now()
-        test.status = "skipped"
-        test.statusDetails = StatusDetails(message=f"skipped: {reason}")
+        test.status, test.statusDetails = status, details
+        test.labels += list(labels)
         self.logger.close_test(self.current_scenario_uuid)
         self.current_step_uuid = None
         self.group_context.append_test(self.current_scenario_uuid)
         self.group_context.exit()
         self.current_scenario_uuid = None
+
+
+def judged(scenario) -> tuple[str, StatusDetails | None, list[Label]]:
+    """Allure status, details and category labels of a finished scenario.
+
+    A failed hook makes it broken (behave's JUnit counts it as an error); a failed or broken scenario's
+    message starts with its category's prefix, and its kind and capability become labels.
+    """
+    status, details = scenario_status(scenario), scenario_status_details(scenario)
+    if scenario.hook_failed and status not in (Status.FAILED, Status.BROKEN):
+        status = Status.BROKEN
+        details = StatusDetails(message=(scenario.error_message or "a hook failed").strip())
+    category = failure_category(scenario, status, details.message if details else "")
+    if category is None:
+        return status, details, []
+    details = StatusDetails(message=category.prefix + (details.message if details else ""),
+                            trace=details.trace if details else None)
+    return status, details, [Label(name=KIND_LABEL, value=category.kind.key),
+                             Label(name=CAPABILITY_LABEL, value=category.capability.key)]
+
+
+def failure_category(scenario, status: str, message: str) -> Category | None:
+    """The category of a failed or broken scenario, from its failing step and its effective tags."""
+    step = next((s for s in scenario.all_steps if s.status.name in ("failed", "error", "undefined")), None)
+    in_background = step is not None and any(step is s for s in scenario.background_steps)
+    return categorise(status, message, f"{step.keyword} {step.name}" if step else "",
+                      step.step_type if step else "", scenario.effective_tags, scenario.feature.name, in_background)
 
 
 class AllureFormatter(_AllureFormatter):

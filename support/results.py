@@ -19,30 +19,161 @@ from .settings import Thresholds
 STATUSES = ("passed", "failed", "broken", "skipped", "unknown")
 PASS, FAIL, NOT_EXERCISED = "pass", "fail", "not exercised"
 
-#: Failure categories, first match wins. The patterns are Java-compatible (Allure matches them too)
-#: and follow the messages the steps and claims produce.
-CATEGORIES: tuple[dict[str, Any], ...] = (
-    {"name": "Async / coroutine warnings", "key": "async", "matchedStatuses": ["failed", "broken"],
-     "messageRegex": r"(?s).*(RuntimeWarning|never awaited|coroutine|the CLI printed|Task was destroyed"
-                     r"|Event loop is closed).*"},
-    {"name": "Silent connection not caught", "key": "silent", "matchedStatuses": ["failed", "broken"],
-     "messageRegex": r"(?s).*(not success or a hang|the failure took|reports IB unhealthy|expected 503"
-                     r"|without a validation round-trip|was never answered|no validation went unanswered"
-                     r"|discarded as silent).*"},
-    {"name": "Leaks and garbage collection", "key": "leaks", "matchedStatuses": ["failed", "broken"],
-     "messageRegex": r"(?s).*(RSS grew|fds grew|threads grew|IB sockets in the backend|still open"
-                     r"|every backend connection closes|pool not empty|only live connections|closed less than"
-                     r"|connections closed during|garbage collection).*"},
-    {"name": "Client IDs", "key": "client_ids", "matchedStatuses": ["failed", "broken"],
-     "messageRegex": r"(?s).*([Cc]lient IDs?\b|error 326|client_id).*"},
-    {"name": "Resilience score", "key": "score", "matchedStatuses": ["failed", "broken"],
-     "messageRegex": r"(?s).*([Ss]core|phases not working|resilience report).*"},
-    {"name": "Timeouts and hangs", "key": "timeouts", "matchedStatuses": ["failed", "broken"],
-     "messageRegex": r"(?s).*(not true within|timed out|no answer within|took [0-9.]+ s >|did not stop in time"
-                     r"|TimeoutError|not finished within|took at most).*"},
-    {"name": "Other product defects", "key": "product", "matchedStatuses": ["failed"], "messageRegex": r"(?s).*"},
-    {"name": "Suite or target errors", "key": "suite", "matchedStatuses": ["broken"], "messageRegex": r"(?s).*"},
+@dataclass(frozen=True)
+class FailureKind:
+    """How a scenario failed: where it stopped (precondition, action, claim) or what went wrong around it."""
+
+    key: str
+    name: str
+    token: str                    # first words of the Allure message prefix (letters and spaces only)
+    statuses: tuple[str, ...]     # the Allure statuses this kind applies to
+
+
+#: Failure kinds, in the order they are tested (see :func:`kind_of`).
+FAILURE_KINDS: tuple[FailureKind, ...] = (
+    FailureKind("async", "Async/coroutine warnings in the CLI", "async warning", ("failed",)),
+    FailureKind("unreachable", "Target unreachable", "target unreachable", ("failed", "broken")),
+    FailureKind("suite", "Suite error (not an assertion)", "suite error", ("broken",)),
+    FailureKind("precondition", "Precondition failed (claim never reached)", "precondition", ("failed",)),
+    FailureKind("action", "Action failed (claim never reached)", "action", ("failed",)),
+    FailureKind("bound", "Time bound exceeded", "bound exceeded", ("failed",)),
+    FailureKind("claim", "Claim failed", "claim", ("failed",)),
 )
+KINDS = {kind.key: kind for kind in FAILURE_KINDS}
+
+
+@dataclass(frozen=True)
+class Capability:
+    """What a feature is about, named by its tags."""
+
+    key: str
+    name: str
+    tags: frozenset[str]
+
+
+#: Capabilities by tag, first match wins (the feature tags of ``features/*.feature``).
+CAPABILITIES: tuple[Capability, ...] = (
+    Capability("safety", "safety (paper accounts only)", frozenset({"safety"})),
+    Capability("validation", "silent connections & validation (phase 1)",
+               frozenset({"phase1", "silent", "validation"})),
+    Capability("gc", "garbage collection (phase 2)", frozenset({"phase2", "gc"})),
+    Capability("client_ids", "client IDs (phase 3)", frozenset({"phase3", "client_ids"})),
+    Capability("score", "resilience score", frozenset({"score"})),
+    Capability("leaks", "stability & leaks", frozenset({"stability", "leaks"})),
+    Capability("pool", "connection pool under stress", frozenset({"pool", "stress"})),
+    Capability("recovery", "recovery from outages and IB errors", frozenset({"recovery", "errors"})),
+    Capability("api", "API under load", frozenset({"api"})),
+    Capability("cli", "CLI", frozenset({"cli"})),
+    Capability("pipeline", "data pipeline", frozenset({"pipeline"})),
+    Capability("self_report", "self-reports checked against IB", frozenset({"self_report"})),
+)
+_BY_CAPABILITY_KEY = {c.key: c for c in CAPABILITIES}
+
+_ASYNC = re.compile(r"the CLI printed:|RuntimeWarning|was never awaited|Task was destroyed but it is pending"
+                    r"|Event loop is closed")
+#: The suite could not reach a target (the API driver's transport error, the IB probe's, the OS's).
+_UNREACHABLE = re.compile(r"connection failed: \w*Error|[Cc]onnection refused|ConnectionRefusedError"
+                          r"|cannot reach IB at|Max retries exceeded|Name or service not known")
+_TIME_BOUND = re.compile(r"\d s > \d|not true within|timed out|no answer within|not finished within|TimeoutError"
+                         r"|did not stop in time")
+_CLI_TIMED_OUT = re.compile(r"\(timed out, ")
+_MEASURED_OVER_BOUND = re.compile(r"(\d+(?:\.\d+)?) s > (\d+(?:\.\d+)?) s")
+#: Labels the formatter writes on a failed or broken scenario (read back by :func:`load_results`).
+KIND_LABEL, CAPABILITY_LABEL = "failure_kind", "capability"
+#: The Allure message prefix the formatter writes: ``[<kind token> / <capability name>] ``.
+_PREFIX = re.compile(r"^\[[a-z ]+ / [^\]\n]*\] ")
+
+
+def capability_of(tags: Iterable[str], feature: str = "") -> Capability:
+    """The capability a scenario's effective tags name (the feature's name when no tag does)."""
+    tags = set(tags)
+    found = next((c for c in CAPABILITIES if c.tags & tags), None)
+    return found or Capability("other", feature or "other", frozenset())
+
+
+def kind_of(status: str, message: str, step_type: str, in_background: bool = False) -> FailureKind | None:
+    """The kind of a failed or broken result (None for passed/skipped ones).
+
+    Args:
+        status: the Allure status.
+        message: the failure message (``Type: text``).
+        step_type: ``given``, ``when`` or ``then`` of the failing step ('' when no step failed).
+        in_background: the failing step belongs to a Background.
+    """
+    if status not in ("failed", "broken"):
+        return None
+    first_line = (message or "").strip().split("\n", 1)[0]
+    if status == "failed" and _ASYNC.search(message or ""):
+        return KINDS["async"]
+    if _UNREACHABLE.search(first_line):
+        return KINDS["unreachable"]
+    if status == "broken":
+        return KINDS["suite"]
+    if in_background or step_type == "given":
+        return KINDS["precondition"]
+    if step_type == "when":
+        return KINDS["action"]
+    if _TIME_BOUND.search(first_line) or _CLI_TIMED_OUT.search(message or ""):
+        return KINDS["bound"]
+    return KINDS["claim"]
+
+
+def over_bound_pct(message: str) -> float | None:
+    """By how much a measured time exceeded its bound (``took 6.20 s > 5.0 s`` → 24.0), None if not stated."""
+    match = _MEASURED_OVER_BOUND.search(message or "")
+    if not match or float(match.group(2)) <= 0:
+        return None
+    return 100.0 * (float(match.group(1)) / float(match.group(2)) - 1.0)
+
+
+@dataclass(frozen=True)
+class Category:
+    """Why a scenario failed (its kind) and what it was about (its capability)."""
+
+    kind: FailureKind
+    capability: Capability
+    step: str = ""                      # the failing step, keyword included
+    over_bound_pct: float | None = None  # for a bound exceeded: by how much, when the message says
+
+    @property
+    def key(self) -> str:
+        """The kind's key."""
+        return self.kind.key
+
+    @property
+    def name(self) -> str:
+        """Kind and capability, for the Markdown."""
+        return f"{self.kind.name} · {self.capability.name}"
+
+    @property
+    def prefix(self) -> str:
+        """What the formatter puts before the Allure status message, so Allure's categories can match it."""
+        return f"[{self.kind.token} / {self.capability.name}] "
+
+
+def categorise(status: str, message: str, step: str, step_type: str, tags: Iterable[str],
+               feature: str = "", in_background: bool = False) -> Category | None:
+    """The category of a failed or broken scenario (None for passed/skipped ones)."""
+    kind = kind_of(status, message, step_type, in_background)
+    if kind is None:
+        return None
+    pct = over_bound_pct(message) if kind.key == "bound" else None
+    return Category(kind, capability_of(tags, feature), step, pct)
+
+
+def strip_prefix(message: str) -> str:
+    """A status message without the formatter's category prefix."""
+    return _PREFIX.sub("", message or "", count=1)
+
+
+def allure_categories() -> list[dict[str, Any]]:
+    """``categories.json``: one Allure category per failure kind, matched on the formatter's message prefix."""
+    categories = [{"name": kind.name, "matchedStatuses": list(kind.statuses),
+                   "messageRegex": rf"(?s)\[{kind.token} / .*"} for kind in FAILURE_KINDS]
+    categories.append({"name": "Unclassified failures (no category prefix)", "matchedStatuses": ["failed", "broken"],
+                       "messageRegex": "(?s).*"})
+    return categories
+
 
 #: Faults after which a backend must notice trouble (silent-detection time is measured for these);
 #: ``silent`` / ``unanswered`` count only when they swallow the validation request (or everything).
@@ -53,14 +184,6 @@ _VALIDATION_REQUESTS = frozenset({"*", "reqCurrentTime"})
 #: API paths whose answer says something about IB.
 IB_PATHS = ("/ib/health", "/ib/resilience", "/ib/symbols/discover", "/data/load")
 ENVIRONMENT_FILE = "environment.properties"
-
-
-def category_of(status: str, message: str) -> dict[str, Any] | None:
-    """The first category matching a failed or broken result (None for passed/skipped ones)."""
-    for category in CATEGORIES:
-        if status in category["matchedStatuses"] and re.fullmatch(category["messageRegex"], message or ""):
-            return category
-    return None
 
 
 @dataclass(frozen=True)
@@ -84,15 +207,16 @@ class ScenarioResult:
     labels: dict[str, tuple[str, ...]]
     attachments: tuple[Attachment, ...]
     duration_s: float
+    category: Category | None = None  # None unless failed or broken
 
     def label(self, name: str) -> str:
         """The first value of a label ('' when absent)."""
         return (self.labels.get(name) or ("",))[0]
 
     @property
-    def category(self) -> dict[str, Any] | None:
-        """The failure category (None unless failed or broken)."""
-        return category_of(self.status, self.message)
+    def skip_reason(self) -> str:
+        """Why a skipped scenario did not run (the capability it lacked), '' otherwise."""
+        return self.message.removeprefix("skipped: ") if self.status == "skipped" else ""
 
     def attached(self, name: str) -> list[Attachment]:
         """Attachments with this name (prefix match for names with a suffix, e.g. ``IB history``)."""
@@ -142,6 +266,21 @@ class RunResults:
         """Failed and broken scenarios, in the order they ran."""
         return [s for s in self.scenarios if s.status in ("failed", "broken")]
 
+    @property
+    def ran(self) -> int:
+        """Scenarios that ran (passed, failed, broken or unknown): what behave's JUnit counts as tests."""
+        return self.total - self.counts["skipped"]
+
+    @property
+    def capability_skips(self) -> list[ScenarioResult]:
+        """Selected scenarios skipped because the target lacks a capability (each with its reason)."""
+        return [s for s in self.scenarios if s.status == "skipped" and s.skip_reason]
+
+    @property
+    def untested(self) -> list[ScenarioResult]:
+        """Selected scenarios that never started (no skip reason: the run stopped before them)."""
+        return [s for s in self.scenarios if s.status == "skipped" and not s.skip_reason]
+
     def thresholds(self) -> Thresholds:
         """The bounds the run used (``threshold.*`` properties), the seed's defaults otherwise."""
         values = {}
@@ -154,6 +293,10 @@ class RunResults:
         return Thresholds(**{k: v for k, v in values.items() if v is not None})
 
 
+#: Escapes a ``.properties`` value may hold (``\\`` for a backslash, ``\:``, ``\=`` …).
+_PROPERTY_ESCAPE = re.compile(r"\\([\\:= #!])")
+
+
 def read_properties(path: Path) -> dict[str, str]:
     """A Java-style ``key=value`` properties file as a dict (empty when missing)."""
     properties: dict[str, str] = {}
@@ -164,7 +307,7 @@ def read_properties(path: Path) -> dict[str, str]:
     for line in lines:
         if line.strip() and not line.lstrip().startswith(("#", "!")) and "=" in line:
             key, value = line.split("=", 1)
-            properties[key.strip()] = value.strip().replace("\\:", ":").replace("\\=", "=")
+            properties[key.strip()] = _PROPERTY_ESCAPE.sub(r"\1", value.strip())
     return properties
 
 
@@ -194,19 +337,43 @@ def _scenario(results_dir: Path, raw: dict[str, Any]) -> ScenarioResult:
         labels.setdefault(str(label.get("name")), []).append(str(label.get("value")))
     steps = list(_walk_steps(raw.get("steps") or []))
     failing = next((s for s in steps if s.get("status") in ("failed", "broken")), None)
-    message = ((raw.get("statusDetails") or {}).get("message") or "").strip()
+    message = strip_prefix(((raw.get("statusDetails") or {}).get("message") or "").strip())
     if failing is not None and not message:
         message = ((failing.get("statusDetails") or {}).get("message") or "").strip()
     attachments = [a for item in [raw, *steps] for a in item.get("attachments") or []]
     start, stop = raw.get("start") or 0, raw.get("stop") or 0
+    status, feature = str(raw.get("status") or "unknown"), (labels.get("feature") or [""])[0]
+    failing_step = str(failing.get("name")) if failing else ""
     return ScenarioResult(
-        name=str(raw.get("name") or ""), feature=(labels.get("feature") or [""])[0],
-        status=str(raw.get("status") or "unknown"), message=message,
-        failing_step=str(failing.get("name")) if failing else "",
-        labels={k: tuple(v) for k, v in labels.items()},
+        name=str(raw.get("name") or ""), feature=feature, status=status, message=message,
+        failing_step=failing_step, labels={k: tuple(v) for k, v in labels.items()},
         attachments=tuple(Attachment(str(a.get("name")), results_dir / str(a.get("source")), str(a.get("type")))
                           for a in attachments),
-        duration_s=max(0.0, (stop - start) / 1000.0))
+        duration_s=max(0.0, (stop - start) / 1000.0),
+        category=_recorded_category(status, message, failing_step, labels)
+        or categorise(status, message, failing_step, _step_type(raw.get("steps") or []), labels.get("tag", ()),
+                      feature))
+
+
+def _recorded_category(status: str, message: str, step: str, labels: dict[str, list[str]]) -> Category | None:
+    """The category the formatter recorded in the labels (None when it recorded none)."""
+    kind = KINDS.get((labels.get(KIND_LABEL) or [""])[0])
+    if kind is None or status not in kind.statuses:
+        return None
+    capability = _BY_CAPABILITY_KEY.get((labels.get(CAPABILITY_LABEL) or [""])[0]) \
+        or capability_of(labels.get("tag", ()), (labels.get("feature") or [""])[0])
+    return Category(kind, capability, step, over_bound_pct(message) if kind.key == "bound" else None)
+
+
+def _step_type(steps: list[dict[str, Any]]) -> str:
+    """``given``/``when``/``then`` of the first failed or broken top-level step ('' if none); And/But inherit."""
+    current = ""
+    for step in steps:
+        keyword = str(step.get("name") or "").split(" ", 1)[0].lower()
+        current = keyword if keyword in ("given", "when", "then") else current
+        if step.get("status") in ("failed", "broken"):
+            return current
+    return ""
 
 
 def _walk_steps(steps: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
@@ -228,6 +395,20 @@ def junit_counts(junit_dir: Path) -> dict[str, int]:
             for key in totals:
                 totals[key] += int(suite.get(key) or 0)
     return dict(totals)
+
+
+def junit_agrees(run: RunResults, junit: dict[str, int]) -> bool:
+    """Whether behave's JUnit counts the same scenarios as the Allure results.
+
+    Scenarios skipped for a missing capability are in the Allure results with their reason; JUnit leaves every
+    skipped scenario out under ``--no-skipped`` (then ``skipped`` is 0 and never-started ones count as tests)
+    and lists them all, other levels included, without it. So the scenarios that ran must match, failures and
+    errors exactly.
+    """
+    executed = junit.get("tests", 0) - junit.get("skipped", 0)
+    expected = run.ran + (len(run.untested) if not junit.get("skipped") else 0)
+    return (executed == expected and junit.get("failures") == run.counts["failed"]
+            and junit.get("errors") == run.counts["broken"])
 
 
 # ------------------------------------------------------------------------------------------- critical checks
@@ -258,7 +439,7 @@ def coroutine_check(run: RunResults) -> Check:
         runs += sum(1 for line in transcript.splitlines() if line.startswith("$ "))
         noisy += [f"{scenario.name}: {line.strip()}" for line in transcript.splitlines()
                   if any(p.search(line) for p in WARNING_PATTERNS)]
-    flagged = [s for s in run.problems if (s.category or {}).get("key") == "async"]
+    flagged = [s for s in run.problems if s.category is not None and s.category.key == "async"]
     noisy += [f"{s.name}: {s.message.splitlines()[0] if s.message else 'failed'}" for s in flagged
               if not any(line.startswith(s.name + ":") for line in noisy)]
     if noisy:
@@ -456,6 +637,12 @@ def _timing_check(run: RunResults, kinds: frozenset[str],
     return Check(name, requirement, observed, FAIL if problems or any(t > bound_s for t in times) else PASS)
 
 
+def _leak_claim(scenario: ScenarioResult) -> bool:
+    """A stability & leaks scenario whose claim (not its precondition) failed."""
+    category = scenario.category
+    return category is not None and category.capability.key == "leaks" and category.key in ("claim", "bound")
+
+
 def leak_check(run: RunResults) -> Check:
     """Resource growth over the sampled (stability) scenarios, and any leak-category failure."""
     requirement = "RSS, fds, threads flat; IB connections within the pool; everything closed after cleanup"
@@ -471,7 +658,7 @@ def leak_check(run: RunResults) -> Check:
                              f"peak {peak} IB connection(s)" + (f" (pool {pool_size})" if pool_size else ""))
             if scenario.status in ("failed", "broken") or (pool_size and peak > pool_size):
                 failures.append(scenario.name)
-    failures += [s.name for s in run.problems if (s.category or {}).get("key") == "leaks" and s.name not in failures]
+    failures += [s.name for s in run.problems if _leak_claim(s) and s.name not in failures]
     if not summaries and not failures:
         return Check("Leaks", requirement, "no resource sampling at this level (stability scenarios are @standard)",
                      NOT_EXERCISED)

@@ -14,7 +14,7 @@ from behave.parser import parse_file
 
 from chromium_cdp import Browser, ChromiumError, ensure_chromium
 from support.reporting import directory_size
-from support.results import category_of, junit_counts
+from support.results import junit_agrees, junit_counts, load_results
 from support.settings import ROOT
 
 SCREENSHOT_DIR = ROOT / "reports" / "screenshots"
@@ -61,12 +61,16 @@ def test_run_failed_as_arranged(real_run):
 def test_markdown_totals_match_behave_and_junit(real_run):
     text = real_run.markdown.read_text()
     ran = real_run.passed + real_run.failed
-    assert _markdown_stat(text, "Total Scenarios") == ran
+    results = load_results(real_run.reports_dir / "allure-results")
+    skipped = len(results.capability_skips)
+    assert _markdown_stat(text, "Total Scenarios") == ran + skipped
+    assert _markdown_stat(text, "Skipped") == skipped
     assert _markdown_stat(text, "Passed") == real_run.passed
-    assert _markdown_stat(text, "Failed") == real_run.failed
+    assert _markdown_stat(text, "Failed") + _markdown_stat(text, "Errors") == real_run.failed
     junit = junit_counts(real_run.reports_dir / "junit")
-    assert (junit["tests"], junit["failures"]) == (ran, real_run.failed)
-    assert "JUnit cross-check:** " in text and "(agrees)" in text
+    assert (junit["tests"], junit["failures"] + junit["errors"]) == (ran, real_run.failed)
+    assert junit_agrees(results, junit)
+    assert "JUnit cross-check:** " in text and f"(agrees: the {ran} scenario(s) that ran" in text
     assert "**Overall Result:** ❌ FAILED" in text and "**Return Code:** 1" in text
     print(f"\nMarkdown summary: {real_run.markdown}")
 
@@ -80,8 +84,11 @@ def test_markdown_names_each_failure_with_its_step_and_message(real_run):
         assert f": {failure['name']}\n" in section, f"{failure['name']} missing from:\n{section}"
         assert f"**Failing step:** `{failure['step']}`" in section
         assert failure["message"].splitlines()[0][:80] in section
-    assert section.count("**Re-run alone:** `ib-resilience run --level standard --name '") == real_run.failed
-    assert section.count("#### ") == real_run.failed
+    reruns = re.findall(r"^- \*\*Re-run alone:\*\* `(.+)`$", section, re.M)
+    assert len(reruns) == section.count("#### ") == real_run.failed
+    for command in reruns:  # the run's level and its -D bound are kept, its --name selection replaced
+        assert command.startswith("ib-resilience run --level standard ") and " -D silent_detection_s=0.5" in command
+        assert command.count("--name") == 1 and re.search(r" --name '[^']+'$", command), command
 
 
 def test_markdown_critical_checks_come_from_the_evidence(real_run):
@@ -118,15 +125,18 @@ def test_allure_metadata_describes_the_targets(real_run):
     assert properties["threshold.silent_detection_s"] == "0.5"
     assert properties["gateway.server_version"].isdigit() and properties["backend.version"] != "unknown"
     assert properties["run.level"] == "standard"
+    assert properties["ib_port"].isdigit() and properties["backend_ib_port"].isdigit()
+    assert properties["backend_ib_port"] != properties["ib_port"]  # the backend goes through the fault proxy
     executor = json.loads((results / "executor.json").read_text())
     assert "standard" in executor["buildName"]
-    # Allure put each failure in the category the report's own rules give it.
+    # Allure put each failure in the category (failure kind) the Markdown gives it.
     categories = json.loads((real_run.reports_dir / "allure-report" / "data" / "categories.json").read_text())
     shown = {leaf: group["name"] for group in categories["children"] for leaf in _leaves(group)}
-    for result in _allure_results(real_run):
-        if result["status"] in ("failed", "broken"):
-            expected = category_of(result["status"], result["statusDetails"]["message"])["name"]
-            assert shown[result["name"]] == expected
+    problems = load_results(results).problems
+    assert problems
+    for scenario in problems:
+        assert shown[scenario.name] == scenario.category.kind.name
+        assert f"**category:** {scenario.category.name}" in real_run.markdown.read_text()
 
 
 def test_allure_labels_follow_the_tags(real_run):
@@ -149,10 +159,13 @@ def test_allure_labels_follow_the_tags(real_run):
 
 
 def test_each_scenario_carries_its_evidence(real_run):
-    by_name = {r["name"]: r for r in _allure_results(real_run)}
+    results = _allure_results(real_run)
+    by_name = {r["name"]: r for r in results}
     names = lambda result: {a["name"] for a in result.get("attachments", [])}  # noqa: E731
     assert "API exchanges" in names(by_name["A healthy gateway scores at least 75"])
-    assert "CLI transcripts" in names(by_name['"ib test" passes against a healthy gateway'])
+    # Selected by name prefix (RUN_SCENARIOS): the scenario's full title may say more.
+    ib_test = next(r for r in results if r["name"].startswith('"ib test" passes against a healthy gateway'))
+    assert "CLI transcripts" in names(ib_test)
     assert {"API exchanges", "Fault timeline", "Backend log", "IB history (gateway)", "IB history (proxy)"} \
         <= names(by_name["The gateway stops answering after the handshake"])
     stability = by_name["Resources stay flat over 150 requests"]

@@ -18,7 +18,8 @@ from support import reporting
 from support.allure_formatter import scenario_labels
 from support.claims import failed_within
 from support.drivers.api import ApiResponse
-from support.results import CATEGORIES, category_of, critical_checks, junit_counts, load_results
+from support.results import (FAILURE_KINDS, allure_categories, capability_of, categorise, critical_checks,
+                             junit_counts, kind_of, load_results, over_bound_pct, read_properties)
 from support.settings import ROOT
 from support.waiting import eventually
 
@@ -40,7 +41,7 @@ class ResultsDir:
 
     def scenario(self, name: str, status: str = "passed", feature: str = "A feature", message: str = "",
                  failing_step: str = "", exchanges: list | None = None, faults: list | None = None,
-                 cli: str = "", samples: list | None = None, labels: dict | None = None) -> None:
+                 cli: str = "", samples: list | None = None, labels: dict | None = None, tags: tuple = ()) -> None:
         attachments = []
         if exchanges is not None:
             attachments.append(self._attach("API exchanges", json.dumps(exchanges), "application/json", "json"))
@@ -57,7 +58,8 @@ class ResultsDir:
         result = {"name": name, "status": status, "steps": steps, "attachments": attachments,
                   "start": self.clock_ms, "stop": self.clock_ms + 500,
                   "labels": [{"name": "feature", "value": feature},
-                             *({"name": k, "value": v} for k, v in (labels or {}).items())]}
+                             *({"name": k, "value": v} for k, v in (labels or {}).items()),
+                             *({"name": "tag", "value": t} for t in tags)]}
         if message:
             result["statusDetails"] = {"message": message}
         (self.path / f"{uuid.uuid4()}-result.json").write_text(json.dumps(result))
@@ -94,24 +96,31 @@ def test_counts_failures_and_categories_in_the_markdown(results):
                                                             {"success": True}, 0.2, 0.0), 5.0))
     score = real_message(lambda: eventually(lambda: None, 0.01, "the resilience score below 75"))
     results.scenario("passes")
-    results.scenario("silent one", "failed", message=silent,
+    results.scenario("silent one", "failed", message=silent, tags=("phase1", "silent", "basic"),
                      failing_step="Then the request fails within the silent-detection bound instead of hanging")
-    results.scenario("score one", "failed", message=score, failing_step="Then the resilience score falls below 75")
-    results.scenario("broken one", "broken", message="ConnectionRefusedError: [Errno 111]", failing_step="When x")
+    results.scenario("score one", "failed", message=score, failing_step="Then the resilience score falls below 75",
+                     tags=("score",))
+    results.scenario("refused one", "broken", message="ConnectionRefusedError: [Errno 111]", failing_step="When x")
+    results.scenario("broken one", "broken", message="KeyError: 'x'", failing_step="When y")
     results.scenario("skipped one", "skipped", message="skipped: needs.gateway_control: no simulator")
     run = load_results(results.path)
-    assert run.counts == {"passed": 1, "failed": 2, "broken": 1, "skipped": 1, "unknown": 0}
-    text = reporting.markdown_report(run, "basic", 12.5, 1, {"tests": 4, "failures": 2, "errors": 1, "skipped": 0},
+    assert run.counts == {"passed": 1, "failed": 2, "broken": 2, "skipped": 1, "unknown": 0}
+    text = reporting.markdown_report(run, "basic", 12.5, 1, {"tests": 5, "failures": 2, "errors": 2, "skipped": 0},
                                      dt.datetime(2026, 1, 2, 3, 4, 5))
-    for label, value in (("Total Scenarios", 5), ("Passed", 1), ("Failed", 2), ("Skipped", 1), ("Errors", 1)):
+    for label, value in (("Total Scenarios", 6), ("Passed", 1), ("Failed", 2), ("Skipped", 1), ("Errors", 2)):
         assert re.search(rf"^- \*\*{label}:\*\* {value}\b", text, re.M), label
     assert "**Overall Result:** ❌ FAILED" in text and "**Execution Time:** 12.50 seconds" in text
-    assert "category:** Silent connection not caught" in text and "category:** Resilience score" in text
-    assert "category:** Suite or target errors" in text
+    assert "category:** Claim failed · silent connections & validation (phase 1)" in text
+    assert "category:** Time bound exceeded · resilience score" in text
+    assert "category:** Target unreachable · A feature" in text and "category:** Suite error (not an assertion)" in text
     assert "`Then the request fails within the silent-detection bound instead of hanging`" in text
     assert "expected a failure, not success or a hang" in text
-    assert "--name 'silent one'" in text and "⚠️ (differs" in text  # JUnit said 4 tests, Allure has 5
-    assert "Silent connections are not caught" in text.split("## Recommendations")[1]
+    assert "--name 'silent one'" in text
+    assert "(agrees: the 5 scenario(s) that ran; it leaves out the 1 skipped)" in text
+    assert "  - `needs.gateway_control: no simulator` (1): skipped one" in text
+    advice = text.split("## Recommendations")[1]
+    assert "Claims failed — silent connections & validation (phase 1)" in advice and "reqCurrentTime" in advice
+    assert "could not reach the target" in advice and "--timeout-multiplier" not in advice
 
 
 def test_all_passing_run_is_passed_and_says_what_next(results):
@@ -197,16 +206,133 @@ def test_leak_check_reads_the_resource_samples(results):
     assert "RSS +6.0 MB" in check.observed and check.verdict == "pass"  # the scenario's own limits judge growth
 
 
-def test_categories_match_real_messages():
-    silent = real_message(lambda: failed_within(ApiResponse("GET", "/ib/health", None, 200, {}, 9.0, 0.0), 5.0))
-    assert category_of("failed", silent)["key"] == "silent"
-    assert category_of("failed", "AssertionError: the CLI printed:\nib test: ['RuntimeWarning: x']")["key"] == "async"
-    assert category_of("failed", "AssertionError: RSS grew by 40.0 MB (> 20 MB) over 90 samples")["key"] == "leaks"
-    assert category_of("failed", "AssertionError: refused client IDs [1]; expected [1, 2]")["key"] == "client_ids"
-    assert category_of("broken", "KeyError: 'x'")["key"] == "suite"
-    assert category_of("passed", "anything") is None
-    # Allure applies the same patterns with Java's Pattern.matches(): keep them free of Python-only syntax.
-    assert all("(?P" not in c["messageRegex"] for c in CATEGORIES)
+def test_each_failure_kind_from_status_step_and_message():
+    assert kind_of("passed", "", "then") is None and kind_of("skipped", "skipped: x", "") is None
+    claim = real_message(lambda: failed_within(ApiResponse("GET", "/ib/health", None, 200, {}, 1.0, 0.0), 5.0))
+    assert kind_of("failed", claim, "then").key == "claim"
+    slow = real_message(lambda: failed_within(ApiResponse("GET", "/ib/health", None, 503, {}, 6.2, 0.0), 5.0))
+    assert kind_of("failed", slow, "then").key == "bound" and over_bound_pct(slow) == pytest.approx(24.0)
+    never = real_message(lambda: eventually(lambda: None, 0.01, "the resilience score below 75"))
+    assert kind_of("failed", never, "then").key == "bound" and over_bound_pct(never) is None
+    # The same messages at a Given or Background step: the scenario never reached its claim.
+    assert kind_of("failed", never, "given").key == "precondition"
+    assert kind_of("failed", claim, "then", in_background=True).key == "precondition"
+    assert kind_of("failed", slow, "when").key == "action"
+    refused = "AssertionError: expected 503: GET /ib/health → connection failed: ConnectionError in 0.00 s"
+    assert kind_of("failed", refused, "then").key == "unreachable"
+    assert kind_of("broken", "ConnectionError: cannot reach IB at 127.0.0.1:4002: refused", "given").key == "unreachable"
+    assert kind_of("broken", "KeyError: 'x'", "then").key == "suite"
+    assert kind_of("failed", "AssertionError: the CLI printed:\nib test: ['RuntimeWarning: x']", "then").key == "async"
+    # A CLI transcript that mentions a refused connection is not the suite failing to reach the target.
+    cli = "AssertionError: expected a clear message:\n$ ktrdr ib status  (exit 1, 0.4 s)\nConnection refused"
+    assert kind_of("failed", cli, "then").key == "claim"
+    hung = "AssertionError: expected exit 0:\n$ ktrdr ib test  (timed out, 30.1 s)\n"
+    assert kind_of("failed", hung, "then").key == "bound"
+
+
+def test_every_feature_names_a_capability_by_its_tags():
+    for path in sorted((ROOT / "features").glob("*.feature")):
+        feature = parse_file(str(path))
+        assert capability_of(feature.tags, feature.name).key != "other", f"{path.name}: tags {feature.tags}"
+    assert capability_of(["phase2", "standard"]).name == "garbage collection (phase 2)"
+    assert capability_of([], "Some feature").name == "Some feature"
+
+
+def test_allure_categories_match_the_formatter_prefix_and_nothing_else():
+    categories = allure_categories()
+    assert [c["name"] for c in categories[:-1]] == [k.name for k in FAILURE_KINDS]
+    for kind in FAILURE_KINDS:
+        assert re.fullmatch(r"[a-z ]+", kind.token), kind.token  # nothing Java's regex would read differently
+        category = categorise(kind.statuses[0], "AssertionError: whatever", "Then x", "then", ["cli"])
+        message = category.__class__(kind, category.capability).prefix + "AssertionError: whatever\nmore"
+        # Allure applies the first category whose status and Pattern.matches() fit.
+        first = next(c for c in categories if kind.statuses[0] in c["matchedStatuses"]
+                     and re.fullmatch(c["messageRegex"], message))
+        assert first["name"] == kind.name
+    assert re.fullmatch(categories[-1]["messageRegex"], "AssertionError: no prefix")
+
+
+def test_precondition_failures_are_one_row_that_names_the_precondition(results):
+    never = real_message(lambda: eventually(lambda: None, 0.01, "a discovery through the API succeeds"))
+    for index, tags in enumerate((("phase1", "silent"), ("phase2", "gc"), ("score",)) * 3):
+        results.scenario(f"scenario {index}", "failed", message=never, tags=tags,
+                         failing_step="And a symbol discovery succeeds")
+    text = reporting.markdown_report(load_results(results.path), "standard", 9.0, 1, {}, dt.datetime.now())
+    table = text.split("### Failure Categories", 1)[1].split("###", 1)[0]
+    assert table.count("| Precondition failed (claim never reached) |") == 3  # one row per capability
+    assert "Time bound exceeded" not in text
+    assert "the scenario never reached its claim: the precondition `And a symbol discovery succeeds` failed" in text
+    advice = text.split("## Recommendations")[1]
+    assert "**9 scenario(s) never reached their claim**: the precondition `And a symbol discovery succeeds`" in advice
+    assert "--timeout-multiplier" not in advice
+
+
+def test_only_a_small_margin_suggests_the_timeout_multiplier(results):
+    results.scenario("a bit slow", "failed", message="AssertionError: the failure took 6.20 s > 5.0 s: GET",
+                     failing_step="Then the request fails within 5 seconds", tags=("silent",))
+    text = reporting.markdown_report(load_results(results.path), "basic", 9.0, 1, {}, dt.datetime.now())
+    assert "exceeded by 24 %" in text and "re-run with `--timeout-multiplier 1.5`" in text
+    results.scenario("far too slow", "failed", message="AssertionError: the failure took 31.00 s > 5.0 s: GET",
+                     failing_step="Then the request fails within 5 seconds", tags=("silent",))
+    text = reporting.markdown_report(load_results(results.path), "basic", 9.0, 1, {}, dt.datetime.now())
+    advice = text.split("## Recommendations")[1]
+    assert "a bit slow +24 %" in advice and "Time bounds exceeded** (1 scenario(s): far too slow)" in advice
+
+
+def test_unreachable_target_advice_names_the_addresses(results):
+    results.scenario("refused", "failed", failing_step="Given the API answers",
+                     message="ConditionTimeout: the API answers: not true within 5.0 s (last seen: GET /health → "
+                             "connection failed: ConnectionError in 0.00 s)")
+    reporting.write_properties(results.path / "environment.properties",
+                               {"api_base_url": "http://10.0.0.5:8000", "ib_host": "10.0.0.6", "ib_port": "4002",
+                                "backend_ib_host": "127.0.0.1", "backend_ib_port": "4010"})
+    text = reporting.markdown_report(load_results(results.path), "basic", 9.0, 1, {}, dt.datetime.now())
+    assert "category:** Target unreachable" in text
+    advice = text.split("## Recommendations")[1]
+    assert "check the addresses" in advice and "http://10.0.0.5:8000" in advice and "10.0.0.6:4002" in advice
+
+
+def test_title_names_the_level_and_the_two_ib_addresses(results):
+    results.scenario("a")
+    reporting.write_properties(results.path / "environment.properties",
+                               {"ib_host": "gw.example", "ib_port": "4002", "backend_ib_port": "4010"})
+    text = reporting.markdown_report(load_results(results.path), "standard", 1.0, 0, {}, dt.datetime.now())
+    assert text.startswith("# IB Connection Resilience Test Report — standard level\n")
+    assert "- Gateway (the suite's probes): gw.example:4002 (" in text
+    assert "- The backend connects to IB at: ?:4010" in text and "Backend's IB port" not in text
+
+
+def test_rerun_commands_keep_every_target_argument(results, monkeypatch):
+    results.scenario("Silence (after 2 s) is caught", "failed", message="AssertionError: x", failing_step="Then y")
+    monkeypatch.setattr(reporting, "ALLURE_CLI", Path("/nonexistent/allure"))
+    argv = ["run", "--level", "standard", "--report", "--api-base-url", "http://h:8000", "--cli", "ktrdr --quiet",
+            "--ib-host", "gw", "--ib-port", "4002", "--gateway-control", "http://gw:7000", "--proxy-control",
+            "http://px:7001", "-D", "silent_detection_s=6", "--timeout-multiplier", "2", "--name", "old",
+            "--name=older", "--reports-dir", str(results.path.parent)]
+    made = reporting.render_reports(results.path.parent, "standard", 2.0, 1, html=False, run_argv=argv)
+    expected = ("ib-resilience run --level standard --api-base-url http://h:8000 --cli 'ktrdr --quiet' --ib-host gw "
+                "--ib-port 4002 --gateway-control http://gw:7000 --proxy-control http://px:7001 -D "
+                f"silent_detection_s=6 --timeout-multiplier 2 --reports-dir {results.path.parent} "
+                "--name 'Silence \\(after 2 s\\) is caught'")
+    assert f"**Re-run alone:** `{expected}`" in made.markdown.read_text()
+    record = json.loads((results.path / reporting.RUN_RECORD_FILE).read_text())
+    assert record["argv"] == argv and record["level"] == "standard" and record["return_code"] == 1
+    properties = dict(l.split("=", 1) for l in (results.path / "environment.properties").read_text().splitlines())
+    assert properties["run.command"].startswith("ib-resilience run --level standard --report --api-base-url")
+    # Regenerating the reports of the same results keeps the commands.
+    again = reporting.render_reports(results.path.parent, "standard", 2.0, 1, html=False)
+    assert f"**Re-run alone:** `{expected}`" in again.markdown.read_text()
+
+
+def test_rerun_command_without_recorded_arguments_comes_from_the_properties(results):
+    results.scenario("one", "failed", message="AssertionError: x", failing_step="Then y")
+    reporting.write_properties(results.path / "environment.properties", {
+        "target": "external", "api_base_url": "http://h:8000", "cli": "ktrdr", "ib_host": "gw", "ib_port": "4002",
+        "gateway_control": "none", "proxy_control": "http://px:7001", "timeout_multiplier": "1.5",
+        "threshold.silent_detection_s": "6", "threshold.recovery_s": "10"})
+    text = reporting.markdown_report(load_results(results.path), "basic", 1.0, 1, {}, dt.datetime.now())
+    assert ("`ib-resilience run --level basic --api-base-url http://h:8000 --cli ktrdr --ib-host gw --ib-port 4002 "
+            "--proxy-control http://px:7001 --timeout-multiplier 1.5 -D silent_detection_s=6 --name one`") in text
 
 
 def test_junit_counts_sum_every_suite(tmp_path):
@@ -220,11 +346,12 @@ def test_render_reports_without_the_allure_cli_still_writes_the_markdown(results
     results.scenario("a")
     monkeypatch.setattr(reporting, "ALLURE_CLI", Path("/nonexistent/allure"))
     made = reporting.render_reports(results.path.parent, "basic", 2.0, 0)
+    assert not (results.path / reporting.RUN_RECORD_FILE).exists()  # no arguments given, none recorded
     assert re.fullmatch(r"resilience_test_report_\d{8}_\d{6}\.md", made.markdown.name)
     text = made.markdown.read_text()
     assert "Allure HTML not generated" in text and "make install" in made.html_error
     assert json.loads((results.path / "executor.json").read_text())["buildName"].startswith("ib-resilience basic")
-    assert {c["name"] for c in json.loads((results.path / "categories.json").read_text())} == {c["name"] for c in CATEGORIES}
+    assert json.loads((results.path / "categories.json").read_text()) == allure_categories()
 
 
 def test_labels_come_from_effective_tags():
@@ -263,3 +390,138 @@ def test_formatter_keeps_capability_skips_with_their_reason_and_hides_excluded(t
     assert by_name["lacks a capability"].status == "skipped"
     assert by_name["lacks a capability"].message == "skipped: needs.x: the target lacks x"
     assert by_name["runs"].label("story") == "the rule" and by_name["runs"].label("phase") == "Phase 2: garbage collection"
+
+
+DEMO_FEATURE = """@score
+Feature: Demo score
+
+  Background:
+    Given the API answers
+
+  Rule: the rule
+
+    @basic
+    Scenario: passes
+      Then the claim holds
+
+    @basic @down
+    Scenario: the API is down
+      Then the claim holds
+
+    @basic
+    Scenario: too slow
+      Then the claim is too slow
+
+    @basic @needs.x
+    Scenario: lacks a capability
+      Then the claim holds
+
+    @basic
+    Scenario: the suite breaks
+      Then the suite breaks
+
+    @basic @hook.fails
+    Scenario: a hook fails
+      Then the claim holds
+
+    @exhaustive
+    Scenario: another level
+      Then the claim holds
+"""
+DEMO_STEPS = """from behave import given, then
+
+@given('the API answers')
+def api_answers(context):
+    assert 'down' not in context.scenario.effective_tags, 'the API answers: not true within 5.0 s (last seen: 500)'
+
+@then('the claim holds')
+def holds(context):
+    pass
+
+@then('the claim is too slow')
+def too_slow(context):
+    assert False, 'answer took 6.20 s > 5.0 s: GET /ib/health'
+
+@then('the suite breaks')
+def breaks(context):
+    raise KeyError('x')
+"""
+DEMO_ENVIRONMENT = """def before_scenario(context, scenario):
+    if 'needs.x' in scenario.effective_tags:
+        scenario.skip('needs.x: the target lacks x')
+
+def after_scenario(context, scenario):
+    if 'hook.fails' in scenario.effective_tags:
+        raise RuntimeError('cleanup failed')
+"""
+
+
+def behave_summary(output: str) -> dict[str, int]:
+    """behave's scenario summary line (``1 scenario passed, 2 failed, 1 error, 2 skipped``) as counts."""
+    line = re.search(r"^\d+ scenarios? passed, .*$", output, re.M)
+    assert line, f"behave printed no scenario summary:\n{output[-1500:]}"
+    return {name: int(count) for count, name in re.findall(r"(\d+) (?:scenarios? )?(\w+)", line.group(0))}
+
+
+def run_demo(tmp_path: Path):
+    """The demo feature through behave with the runner's options (Allure formatter, JUnit, --no-skipped)."""
+    features = tmp_path / "features"
+    (features / "steps").mkdir(parents=True)
+    (features / "demo.feature").write_text(DEMO_FEATURE)
+    (features / "steps" / "steps.py").write_text(DEMO_STEPS)
+    (features / "environment.py").write_text(DEMO_ENVIRONMENT)
+    reports = tmp_path / "reports"
+    return run_bounded([sys.executable, "-m", "behave", str(features), "--tags", "@basic", "--no-skipped",
+                        "-f", "support.allure_formatter:AllureFormatter", "-o", str(reports / "allure-results"),
+                        "-f", "progress3", "--junit", "--junit-directory", str(reports / "junit"),
+                        "-D", "AllureFormatter.hide_excluded=true"], 60.0, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}), reports
+
+
+def test_markdown_counts_agree_with_behave_and_junit_when_capabilities_skip(tmp_path):
+    done, reports = run_demo(tmp_path)
+    assert done.returncode == 1, done.stdout
+    junit = junit_counts(reports / "junit")
+    # behave: 1 passed, 2 failed (assertions), 2 errors (an exception, a hook); the capability skip and the
+    # other level are skipped; JUnit under --no-skipped counts the 5 that ran.
+    assert junit == {"tests": 5, "failures": 2, "errors": 2, "skipped": 0}, junit
+    assert behave_summary(done.stdout) == {"passed": 1, "failed": 2, "error": 1, "hook_error": 1, "skipped": 2}
+    run = load_results(reports / "allure-results")
+    assert run.counts == {"passed": 1, "failed": 2, "broken": 2, "skipped": 1, "unknown": 0}
+    text = reporting.markdown_report(run, "basic", 1.0, done.returncode, junit, dt.datetime.now())
+    for label, value in (("Total Scenarios", 6), ("Passed", 1), ("Failed", 2), ("Errors", 2), ("Skipped", 1)):
+        assert re.search(rf"^- \*\*{label}:\*\* {value}\b", text, re.M), label
+    assert "5 tests, 2 failures, 2 errors, 0 skipped ✅ (agrees: the 5 scenario(s) that ran; it leaves out the 1 " \
+           "skipped)" in text
+    assert "  - `needs.x: the target lacks x` (1): lacks a capability" in text
+    assert "another level" not in text
+
+
+def test_formatter_records_each_failure_category_where_allure_matches_it(tmp_path):
+    done, reports = run_demo(tmp_path)
+    raw = {r["name"]: r for r in (json.loads(p.read_text()) for p in (reports / "allure-results").glob("*-result.json"))}
+    labels = {name: {l["name"]: l["value"] for l in r["labels"] if l["name"] in ("failure_kind", "capability")}
+              for name, r in raw.items()}
+    assert labels["the API is down"] == {"failure_kind": "precondition", "capability": "score"}
+    assert labels["too slow"] == {"failure_kind": "bound", "capability": "score"}
+    assert labels["the suite breaks"]["failure_kind"] == labels["a hook fails"]["failure_kind"] == "suite"
+    assert labels["passes"] == {} and labels["lacks a capability"] == {}
+    assert raw["a hook fails"]["status"] == "broken" and "cleanup failed" in raw["a hook fails"]["statusDetails"]["message"]
+    assert raw["the API is down"]["statusDetails"]["message"].startswith(
+        "[precondition / resilience score] AssertionError: the API answers: not true within")
+    by_name = {s.name: s for s in load_results(reports / "allure-results").scenarios}
+    assert by_name["the API is down"].message.startswith("AssertionError: the API answers")  # prefix stripped
+    assert by_name["the API is down"].failing_step == "Given the API answers"
+    assert by_name["too slow"].category.over_bound_pct == pytest.approx(24.0)
+    categories = allure_categories()
+    for result in raw.values():
+        if result["status"] in ("failed", "broken"):
+            shown = next(c["name"] for c in categories if result["status"] in c["matchedStatuses"]
+                         and re.fullmatch(c["messageRegex"], result["statusDetails"]["message"]))
+            assert shown == by_name[result["name"]].category.kind.name
+
+
+def test_properties_round_trip_backslashes(tmp_path):
+    values = {"run.command": "ib-resilience run --name 'A\\ healthy\\ gateway' -D cli=C:\\tools\\ktrdr", "url": "http://h:1"}
+    reporting.write_properties(tmp_path / "environment.properties", values)
+    assert read_properties(tmp_path / "environment.properties") == values
