@@ -11,7 +11,7 @@ Feature: The data pipeline, end to end, survives faults honestly
 
   Rule: what is cached is what IB served
 
-    @basic
+    @basic @needs.ib_history
     Scenario: Discover, load and read back
       When a client discovers the symbol "AAPL"
       And a client loads "AAPL" daily bars from IB

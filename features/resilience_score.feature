@@ -12,7 +12,7 @@ Feature: The resilience score tells the truth about the IB connection
 
   Rule: healthy means at least 75, with every phase working
 
-    @basic
+    @basic @needs.ib_history
     Scenario: A healthy gateway scores at least 75
       When a client reads the resilience report
       Then the resilience score is at least 75

@@ -22,7 +22,7 @@ def test_basic_level_against_targets_started_elsewhere(tmp_path):
     finally:
         targets.stop()
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert "11 scenarios passed, 0 failed" in run.stdout
+    assert "13 scenarios passed, 0 failed" in run.stdout
 
 
 def test_capabilities_the_target_lacks_are_skipped_with_a_reason(tmp_path):
