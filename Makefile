@@ -70,6 +70,7 @@ clean:
 
 ## A rehearsal against your own, already-built KTRDR (not part of `make test`; README, "Rehearsing against KTRDR").
 ## The suite never builds KTRDR: KTRDR_DIR is a checkout you built, KTRDR_VENV its virtual environment.
+## KTRDR's CLI always calls http://localhost:8000, so its API must listen there.
 KTRDR_DIR ?=
 KTRDR_VENV ?= $(KTRDR_DIR)/.venv
 KTRDR_REF ?= $(shell git -C "$(KTRDR_DIR)" rev-parse --short=8 HEAD 2>/dev/null || echo local)
@@ -77,7 +78,7 @@ KTRDR_RESET ?= git checkout -- data/symbol_discovery_cache.json; rm -f data/ib_c
 LEVEL ?= standard
 ktrdr-rehearsal: install
 	@test -n "$(KTRDR_DIR)" || { echo "usage: make ktrdr-rehearsal KTRDR_DIR=<built KTRDR checkout> [KTRDR_VENV=<its venv>] [KTRDR_REF=<name>] [LEVEL=standard]"; exit 2; }
-	$(BIN)/ib-resilience rehearse --backend-cwd "$(KTRDR_DIR)" \
+	$(BIN)/ib-resilience run --level $(LEVEL) --report --reports-dir reports/ktrdr-$(KTRDR_REF) \
+	    --target managed --backend-cwd "$(KTRDR_DIR)" --api-port 8000 \
 	    --backend-command "$(KTRDR_VENV)/bin/uvicorn ktrdr.api.main:app --host 127.0.0.1 --port {api_port}" \
-	    --reset-command '$(KTRDR_RESET)' --cli "$(KTRDR_VENV)/bin/ktrdr" \
-	    --level $(LEVEL) --reports-dir reports/ktrdr-$(KTRDR_REF)
+	    --backend-reset '$(KTRDR_RESET)' --cli "$(KTRDR_VENV)/bin/ktrdr"

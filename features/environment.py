@@ -18,7 +18,8 @@ CAPABILITIES = {
     "needs.fault_proxy": (lambda w: bool(w.targets.proxy_control), "no fault proxy in front of the gateway"),
     "needs.gateway_control": (lambda w: bool(w.targets.gateway_control), "the gateway is not the simulator"),
     "needs.ib_history": (lambda w: bool(w.history.source), "neither simulator nor proxy records IB traffic"),
-    "needs.embedded": (lambda w: w.embedded is not None, "the suite cannot restart an external backend"),
+    "needs.backend_restart": (lambda w: w.embedded is not None,
+                              "the suite cannot restart an external backend (use a managed target)"),
     "needs.backend_process": (lambda w: w.sut is not None, "the backend's process is not visible"),
     "needs.real_gateway": (lambda w: not w.targets.gateway_control, "runs only against a real IB Gateway"),
 }
@@ -105,6 +106,16 @@ def after_scenario(context, scenario: Scenario):
         world.end_scenario()
     finally:
         _attach_evidence(world, getattr(context, "backend_log_offset", 0), getattr(context, "history_positions", {}))
+        if scenario.status.name in ("failed", "error") and world.embedded and world.settings.restart_after_failure:
+            _restart_after_failure(world, scenario)
+
+
+def _restart_after_failure(world: World, scenario: Scenario) -> None:
+    """A failed scenario may have left the backend broken; the next scenario gets a fresh one."""
+    try:
+        world.restart_backend()
+    except Exception as exc:  # the next scenario's preconditions will say the backend is gone
+        sys.__stderr__.write(f"RESTART FAILED after {scenario.name!r}: {exc}\n")
 
 
 def _backend_log_size(world: World) -> int:

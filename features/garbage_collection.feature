@@ -12,13 +12,13 @@ Feature: Idle and dead connections are collected, busy ones never
 
   Rule: the defaults are KTRDR's: 300 s idle timeout, 60 s health interval
 
-    @standard @fixture.backend.defaults @needs.embedded
+    @standard @fixture.backend.defaults @needs.backend_restart
     Scenario: A backend started without tuning reports the default timings
       When a client reads the resilience report
       Then the report states an idle timeout of 300 seconds
       And the report states a health-check interval of 60 seconds
 
-    @exhaustive @fixture.backend.defaults @needs.embedded @needs.ib_history
+    @exhaustive @fixture.backend.defaults @needs.backend_restart @needs.ib_history
     Scenario: An idle connection is closed after the real 300 seconds
       Given a client has discovered a symbol
       When no client uses IB afterwards

@@ -8,7 +8,7 @@ Feature: The suite never touches a live account
     When the suite checks the account the gateway is logged in to
     Then it is a paper account
 
-  @standard @needs.embedded
+  @standard
   Scenario: A gateway logged in to a live account is refused
     Given a gateway logged in to the live account "U1234567"
     When the suite checks the account that gateway is logged in to

@@ -11,7 +11,6 @@ SUBCOMMANDS = {
     "proxy": ("support.proxy.server", "run the IB-aware fault proxy"),
     "run": ("support.runner", "run the resilience specification (behave)"),
     "monitor": ("support.monitor", "poll /api/v1/ib/resilience and alert on a low score"),
-    "rehearse": ("support.rehearsal", "start your own backend behind the simulator and proxy, run a level against it"),
 }
 
 

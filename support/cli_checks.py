@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 from . import bars, checkers, claims
 from .drivers.cli import CliDriver, CliRun
+from .targets import free_port
 from .waiting import eventually
 from .world import World
 
@@ -20,12 +20,16 @@ _CLOSED = re.compile(r"closed\W{0,3}(\d+)|(\d+)\s+(?:IB\s+)?connections?\W{0,3}c
 _OPERATION = re.compile(r"operation(?:[ _]?id)?\W{1,4}([A-Za-z0-9][\w-]{5,})", re.IGNORECASE)
 
 
-def unused_api_url() -> str:
-    """The URL of a loopback port nothing listens on (taken from the OS, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+def run_without_api(world: World, args: Sequence[str], timeout_s: float) -> CliRun:
+    """Run a command while the API is down: the suite stops the backend it started, runs the command and
+    starts the backend again; an external backend's CLI is pointed at a port nothing listens on."""
+    if world.embedded is None:
+        return world.cli.run(args, timeout_s, api_base_url=f"http://127.0.0.1:{free_port()}")
+    world.embedded.stop_backend()
+    try:
+        return world.cli.run(args, timeout_s)
+    finally:
+        world.restart_backend()
 
 
 def run_concurrently(cli: CliDriver, args: Sequence[str], count: int, timeout_s: float) -> list[CliRun]:

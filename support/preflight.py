@@ -19,9 +19,23 @@ class PreflightError(RuntimeError):
     """A target the run needs does not answer; the message is one line for the operator."""
 
 
+def _executable(program: str) -> bool:
+    return bool(shutil.which(program) or (os.path.isfile(program) and os.access(program, os.X_OK)))
+
+
+def programs_missing(settings: Settings) -> list[str]:
+    """The CLI and (managed) the backend's command, if they are not executable programs."""
+    out = []
+    if settings.cli and not _executable(settings.cli[0]):
+        out.append(f"the CLI {settings.cli[0]!r} is not an executable program")
+    if settings.managed and not _executable(settings.backend_command[0]):
+        out.append(f"the backend command {settings.backend_command[0]!r} is not an executable program")
+    return out
+
+
 def problems(settings: Settings) -> list[str]:
     """What is unreachable, one line each (empty when the run can start)."""
-    out = []
+    out = programs_missing(settings)
     api = settings.api_base_url.rstrip("/") + "/api/v1/health"
     try:
         answer = requests.get(api, timeout=CHECK_TIMEOUT_S)
@@ -34,10 +48,6 @@ def problems(settings: Settings) -> list[str]:
             pass
     except OSError as exc:
         out.append(f"the IB gateway at {settings.ib_host}:{settings.ib_port} does not accept connections ({exc.strerror or exc})")
-    if settings.cli:
-        program = settings.cli[0]
-        if not (shutil.which(program) or (os.path.isfile(program) and os.access(program, os.X_OK))):
-            out.append(f"the CLI {program!r} is not an executable program")
     parsed = urlsplit(settings.api_base_url)
     if not parsed.scheme or not parsed.hostname:
         out.append(f"api_base_url {settings.api_base_url!r} is not a URL")
@@ -45,9 +55,9 @@ def problems(settings: Settings) -> list[str]:
 
 
 def ensure_reachable(settings: Settings) -> None:
-    """Raise :class:`PreflightError` naming everything unreachable (external targets only)."""
-    if settings.embedded:
+    """Raise :class:`PreflightError` naming everything unreachable (programs only for a managed target)."""
+    if settings.target == "embedded":
         return
-    found = problems(settings)
+    found = programs_missing(settings) if settings.managed else problems(settings)
     if found:
         raise PreflightError("preflight failed: " + "; ".join(found))

@@ -62,8 +62,11 @@ def target_properties(world: Any) -> dict[str, str]:
         "timeout_multiplier": f"{settings.timeout_multiplier:g}",
     }
     properties |= {f"threshold.{k}": f"{v:g}" for k, v in vars(settings.thresholds).items()}
-    if settings.embedded:
+    properties |= {f"profile.{k}": str(v) for k, v in vars(settings.profile).items()}
+    if settings.target == "embedded":
         properties |= {f"tuning.{k}": f"{v:g}" for k, v in vars(settings.tuning).items()}
+    if settings.managed:
+        properties["backend_command"] = " ".join(settings.backend_command)
     return properties
 
 

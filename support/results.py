@@ -646,7 +646,7 @@ def _leak_claim(scenario: ScenarioResult) -> bool:
 def leak_check(run: RunResults) -> Check:
     """Resource growth over the sampled (stability) scenarios, and any leak-category failure."""
     requirement = "RSS, fds, threads flat; IB connections within the pool; everything closed after cleanup"
-    pool_size = int(float(run.properties.get("tuning.pool_size") or 0)) or None
+    pool_size = int(float(run.properties.get("profile.pool_limit") or 0)) or None
     summaries, failures = [], []
     for scenario in run.scenarios:
         samples = [SimpleNamespace(**s) for s in scenario.attached_json("Backend resource samples") or []

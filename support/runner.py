@@ -31,8 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="which scenarios: basic ⊂ standard ⊂ exhaustive (default: basic)")
     parser.add_argument("--report", action="store_true",
                         help="also render the Markdown summary and the Allure HTML report")
-    parser.add_argument("--target", choices=("embedded", "external"),
-                        help="embedded (default): the project's own gateway, proxy and backend")
+    parser.add_argument("--target", choices=("embedded", "managed", "external"),
+                        help="embedded (default): the project's own gateway, proxy and backend; managed: your "
+                             "backend started by --backend-command behind them; external: all yours")
+    parser.add_argument("--backend-command", help="managed: how to start your backend's API; placeholders "
+                                                  "{ib_host} {ib_port} (the fault proxy) {api_port}")
+    parser.add_argument("--backend-cwd", help="managed: the directory it starts in")
+    parser.add_argument("--backend-env", action="append", default=[], metavar="K=V",
+                        help="managed: extra environment (IB_HOST/IB_PORT point at the proxy already)")
+    parser.add_argument("--backend-reset", help="managed: shell command run before every start of the backend")
+    parser.add_argument("--api-port", type=int, help="managed: the port its API listens on (default: a free one)")
     parser.add_argument("--ib-host", help="IB Gateway host (external)")
     parser.add_argument("--ib-port", type=int, help="IB Gateway port (external)")
     parser.add_argument("--api-base-url", help="backend API, e.g. http://localhost:8000 (external)")
@@ -54,9 +62,13 @@ def behave_command(args: argparse.Namespace) -> list[str]:
     userdata = {"target": args.target, "ib_host": args.ib_host, "ib_port": args.ib_port,
                 "api_base_url": args.api_base_url, "cli": args.cli, "gateway_control": args.gateway_control,
                 "proxy_control": args.proxy_control, "timeout_multiplier": args.timeout_multiplier,
-                "reports_dir": str(results)}
+                "backend_command": args.backend_command, "backend_cwd": args.backend_cwd,
+                "backend_env": ",".join(args.backend_env) or None, "backend_reset": args.backend_reset,
+                "api_port": args.api_port, "reports_dir": str(results)}
     if args.api_base_url and not args.target:
         userdata["target"] = "external"
+    elif args.backend_command and not args.target:
+        userdata["target"] = "managed"
     command = [sys.executable, "-m", "behave", str(ROOT / "features"),
                "--tags", LEVELS[args.level], "--no-skipped",
                "-f", "support.allure_formatter:AllureFormatter", "-o", str(results / "allure-results"),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 EMBEDDED = "embedded"
+MANAGED = "managed"
 EXTERNAL = "external"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,7 +73,14 @@ class Settings:
     ib_port: int = 0                     # the gateway itself (probes, client-ID squatters)
     api_base_url: str = ""
     cli: tuple[str, ...] = ()
-    backend_command: tuple[str, ...] = ()  # embedded: how to start the backend (default: refbackend)
+    backend_command: tuple[str, ...] = ()  # embedded: the reference backend's command; managed: yours, with
+                                           # placeholders {ib_host} {ib_port} (the proxy) {api_port}
+    backend_cwd: str = ""                # managed: directory the backend starts in
+    backend_env: tuple[tuple[str, str], ...] = ()  # managed: extra environment ("K=V,K=V"), placeholders too
+    backend_reset: str = ""              # managed: shell command run before every start (bounded, 60 s)
+    api_port: int = 0                    # managed: the port its API listens on (0: a free one)
+    backend_start_timeout_s: float = 120.0  # managed: bound on a start (its API answers GET /api/v1/health)
+    restart_after_failure: bool = True   # managed/embedded: a failed scenario's damage is not the next one's
     preferred_client_id: int = 1
     gateway_control: str = ""            # control URL of a simulator the user started
     proxy_control: str = ""              # control URL of a fault proxy the user started
@@ -94,8 +102,13 @@ class Settings:
 
     @property
     def embedded(self) -> bool:
-        """True when the suite owns its targets."""
-        return self.target == EMBEDDED
+        """True when the suite starts its targets itself (the reference backend, or yours when managed)."""
+        return self.target in (EMBEDDED, MANAGED)
+
+    @property
+    def managed(self) -> bool:
+        """True when the suite starts and stops the user's own backend by command."""
+        return self.target == MANAGED
 
     def scaled(self, seconds: float) -> float:
         """A bound after the timeout multiplier."""
@@ -116,7 +129,15 @@ class Settings:
             SettingsError: a value cannot be converted or is out of range.
         """
         data = {str(k): v for k, v in userdata.items()}
-        top = _convert_fields(cls, data, skip={"thresholds", "profile", "tuning", "cli", "backend_command", "symbols"})
+        top = _convert_fields(cls, data, skip={"thresholds", "profile", "tuning", "cli", "backend_command", "symbols",
+                                               "backend_env", "restart_after_failure"})
+        if "restart_after_failure" in data:
+            top["restart_after_failure"] = str(data["restart_after_failure"]).strip().lower() in ("1", "true", "yes", "on")
+        if str(data.get("backend_env", "")).strip():
+            pairs = [kv.split("=", 1) for kv in str(data["backend_env"]).split(",") if kv.strip()]
+            if any(len(kv) != 2 for kv in pairs):
+                raise SettingsError(f"backend_env must be K=V,K=V: {data['backend_env']!r}")
+            top["backend_env"] = tuple((k.strip(), v) for k, v in pairs)
         for name in ("cli", "backend_command"):
             if name in data and str(data[name]).strip():
                 top[name] = tuple(shlex.split(str(data[name])))
@@ -130,8 +151,10 @@ class Settings:
 
     def check(self) -> None:
         """Reject inconsistent settings with a message naming the setting."""
-        if self.target not in (EMBEDDED, EXTERNAL):
-            raise SettingsError(f"target must be {EMBEDDED!r} or {EXTERNAL!r}, not {self.target!r}")
+        if self.target not in (EMBEDDED, MANAGED, EXTERNAL):
+            raise SettingsError(f"target must be {EMBEDDED!r}, {MANAGED!r} or {EXTERNAL!r}, not {self.target!r}")
+        if self.target == MANAGED and not (self.backend_command and self.cli):
+            raise SettingsError("a managed target needs backend_command and cli (-D backend_command='…' -D cli='…')")
         if self.timeout_multiplier <= 0:
             raise SettingsError("timeout_multiplier must be > 0")
         if self.profile.pool_limit < 1 or self.profile.max_wait_s <= 0:

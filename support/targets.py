@@ -8,6 +8,8 @@ Embedded mode starts, as real processes on free loopback ports::
 from __future__ import annotations
 
 import dataclasses
+import socket
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +105,7 @@ class EmbeddedTargets:
         self._gateway_port = 0
         self._proxy_port = 0
         self._backend_runs = 0
+        self._api_base_url = ""
 
     def start(self) -> Targets:
         """Start the gateway, the proxy in front of it, then the backend behind the proxy."""
@@ -124,9 +127,11 @@ class EmbeddedTargets:
         return self.start_backend()
 
     def start_backend(self, defaults: bool = False) -> Targets:
-        """(Re)start the reference backend; ``defaults`` keeps KTRDR's idle and health timings."""
+        """(Re)start the backend; ``defaults`` keeps KTRDR's idle and health timings (reference backend only)."""
         self.stop_backend()
         self._backend_runs += 1
+        if self.settings.managed:
+            return self._start_managed_backend()
         env = backend_environment(self.settings, self._proxy_port, defaults)
         env["REFBACKEND_DATA_DIR"] = str(self.log_dir / f"backend-data-{self._backend_runs}")
         command = self.settings.backend_command or (venv_script("refbackend"),)
@@ -135,10 +140,26 @@ class EmbeddedTargets:
         ready = self.backend.start(ready_timeout_s=30.0)
         return self.targets(f"http://127.0.0.1:{ready['port']}")
 
+    def _start_managed_backend(self) -> Targets:
+        """The user's backend by command, IB pointed at the proxy; ready when its API answers."""
+        s = self.settings
+        values = {"ib_host": "127.0.0.1", "ib_port": self._proxy_port, "api_port": s.api_port or free_port()}
+        fill = lambda text: _fill(text, values)  # noqa: E731
+        if s.backend_reset:
+            subprocess.run(fill(s.backend_reset), shell=True, cwd=s.backend_cwd or None, timeout=60, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {"IB_HOST": "127.0.0.1", "IB_PORT": str(self._proxy_port), **{k: fill(v) for k, v in s.backend_env}}
+        self.backend = ManagedProcess([fill(word) for word in s.backend_command], self.log_dir / "backend.log",
+                                      env=env, name="backend", cwd=s.backend_cwd or None)
+        url = f"http://localhost:{values['api_port']}"
+        self.backend.start_until_url(url + "/api/v1/health", s.backend_start_timeout_s)
+        return self.targets(url)
+
     def targets(self, api_base_url: str | None = None) -> Targets:
         """The current addresses."""
         assert self.backend is not None, "backend not started"
-        url = api_base_url or f"http://127.0.0.1:{self.backend.ready['port']}"
+        url = api_base_url or self._api_base_url
+        self._api_base_url = url
         cli = self.settings.cli or self.settings.backend_command or (venv_script("refbackend"),)
         return Targets(url, cli, "127.0.0.1", self._gateway_port,
                        self._gateway_control, self._proxy_control, self.backend.pid, self._proxy_port)
@@ -147,7 +168,7 @@ class EmbeddedTargets:
         """Stop the backend (SIGTERM, bounded); return its exit code."""
         if self.backend is None:
             return None
-        code = self.backend.stop()
+        code = self.backend.stop(grace_s=10.0)
         self.backend = None
         return code
 
@@ -158,6 +179,20 @@ class EmbeddedTargets:
             if process is not None:
                 process.stop()
         self.proxy = self.gateway = None
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (taken from the OS, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _fill(text: str, values: dict[str, object]) -> str:
+    """``text`` with ``{name}`` placeholders replaced (unknown braces are left alone)."""
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", str(value))
+    return text
 
 
 def start_lone_gateway(account: str, log_dir: Path) -> ManagedProcess:

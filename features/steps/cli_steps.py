@@ -21,9 +21,7 @@ def step_run(context, command):
 @when('the operator runs "{command}" against an API that is not running')
 def step_run_no_api(context, command):
     w = context.world
-    run = w.cli.run(shlex.split(command), timeout_s=_give_up_s(w),
-                    api_base_url=cli_checks.unused_api_url())
-    w.seen.cli_runs.append(run)
+    w.seen.cli_runs.append(cli_checks.run_without_api(w, shlex.split(command), _give_up_s(w)))
 
 
 @when('{count:d} operators run "{command}" at the same time')

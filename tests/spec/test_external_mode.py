@@ -38,3 +38,18 @@ def test_capabilities_the_target_lacks_are_skipped_with_a_reason(tmp_path):
         targets.stop()
     assert "SKIPPED 'A silent gateway drives the score below 75': needs.fault_proxy" in run.stderr
     assert "0 failed" in run.stdout and "1 passed" not in run.stdout
+
+
+def test_a_dead_api_stops_the_run_within_5_s_with_one_line(tmp_path):
+    from support.targets import free_port
+    import time
+    started = time.monotonic()
+    run = subprocess.run(
+        [sys.executable, "-m", "support.cli", "run", "--level", "basic", "--reports-dir", str(tmp_path / "run"),
+         "--api-base-url", f"http://127.0.0.1:{free_port()}", "--cli", sys.executable,
+         "--ib-host", "127.0.0.1", "--ib-port", str(free_port())],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    elapsed_s = time.monotonic() - started
+    assert run.returncode == 2 and elapsed_s < 5.0 + 3.0, (elapsed_s, run.stdout, run.stderr)  # + interpreter start
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "preflight failed" in lines[0] and "does not answer" in lines[0], run.stderr
