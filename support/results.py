@@ -382,12 +382,29 @@ def _walk_steps(steps: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
         yield from _walk_steps(step.get("steps") or [])
 
 
+#: Characters XML 1.0 forbids; behave copies a CLI's ANSI escapes into JUnit as they are.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` without the control characters XML 1.0 forbids."""
+    return _XML_FORBIDDEN.sub("", text)
+
+
+def sanitize_junit(junit_dir: Path) -> None:
+    """Rewrite behave's JUnit files so every XML reader (CI included) can parse them."""
+    for path in Path(junit_dir).glob("TESTS-*.xml"):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if _XML_FORBIDDEN.search(text):
+            path.write_text(xml_safe(text), encoding="utf-8")
+
+
 def junit_counts(junit_dir: Path) -> dict[str, int]:
     """Totals over every ``TESTS-*.xml`` of a JUnit directory: tests, failures, errors, skipped."""
     totals = Counter({"tests": 0, "failures": 0, "errors": 0, "skipped": 0})
     for path in sorted(Path(junit_dir).glob("TESTS-*.xml")):
         try:
-            root = ElementTree.parse(path).getroot()
+            root = ElementTree.fromstring(xml_safe(path.read_text(encoding="utf-8", errors="replace")))
         except (OSError, ElementTree.ParseError):
             continue
         suites = [root] if root.tag == "testsuite" else root.iter("testsuite")

@@ -144,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "")}
     code = _run_bounded(command, env, RUN_TIMEOUT_S[args.level])
+    from .results import sanitize_junit
+    sanitize_junit(args.reports_dir / "junit")
     elapsed_s = time.monotonic() - started
     print(f"ib-resilience: level {args.level} finished in {elapsed_s:.1f} s, exit {code}", flush=True)
     if args.report:

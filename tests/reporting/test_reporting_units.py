@@ -525,3 +525,14 @@ def test_properties_round_trip_backslashes(tmp_path):
     values = {"run.command": "ib-resilience run --name 'A\\ healthy\\ gateway' -D cli=C:\\tools\\ktrdr", "url": "http://h:1"}
     reporting.write_properties(tmp_path / "environment.properties", values)
     assert read_properties(tmp_path / "environment.properties") == values
+
+
+def test_junit_with_a_clis_ansi_escapes_is_counted_and_sanitized(tmp_path):
+    from support.results import junit_counts, sanitize_junit
+    xml = ('<?xml version="1.0" encoding="UTF-8"?><testsuite name="cli" tests="2" errors="0" failures="1" skipped="0">'
+           '<testcase name="a"><failure message="x">\x1b[92mINFO\x1b[0m</failure></testcase>'
+           '<testcase name="b"/></testsuite>')
+    (tmp_path / "TESTS-cli.xml").write_text(xml, encoding="utf-8")
+    assert junit_counts(tmp_path) == {"tests": 2, "failures": 1, "errors": 0, "skipped": 0}
+    sanitize_junit(tmp_path)
+    assert "\x1b" not in (tmp_path / "TESTS-cli.xml").read_text(encoding="utf-8")
