@@ -75,10 +75,13 @@ KTRDR_DIR ?=
 KTRDR_VENV ?= $(KTRDR_DIR)/.venv
 KTRDR_REF ?= $(shell git -C "$(KTRDR_DIR)" rev-parse --short=8 HEAD 2>/dev/null || echo local)
 KTRDR_RESET ?= git checkout -- data/symbol_discovery_cache.json; rm -f data/ib_client_id_registry.json; rm -rf logs
+## What KTRDR's API does not report (README, target profile): its pool allows 25 IB connections in all
+## (per-purpose maxima in ktrdr/data/ib_connection_pool.py: 1+5+2+2+1+3+10+1).
+KTRDR_PROFILE ?= -D pool_limit=25
 LEVEL ?= standard
 ktrdr-rehearsal: install
 	@test -n "$(KTRDR_DIR)" || { echo "usage: make ktrdr-rehearsal KTRDR_DIR=<built KTRDR checkout> [KTRDR_VENV=<its venv>] [KTRDR_REF=<name>] [LEVEL=standard]"; exit 2; }
 	$(BIN)/ib-resilience run --level $(LEVEL) --report --reports-dir reports/ktrdr-$(KTRDR_REF) \
 	    --target managed --backend-cwd "$(KTRDR_DIR)" --api-port 8000 \
 	    --backend-command "$(KTRDR_VENV)/bin/uvicorn ktrdr.api.main:app --host 127.0.0.1 --port {api_port}" \
-	    --backend-reset '$(KTRDR_RESET)' --cli "$(KTRDR_VENV)/bin/ktrdr"
+	    --backend-reset '$(KTRDR_RESET)' --cli "$(KTRDR_VENV)/bin/ktrdr" $(KTRDR_PROFILE)

@@ -35,7 +35,7 @@ Feature: The connection pool holds up under stress and recovers
 
     @standard
     Scenario: Service is back within 10 seconds after a burst
-      Given 30 clients have discovered symbols at the same time
+      When 30 clients discover symbols at the same time
       Then a client can discover a symbol again within the recovery bound
       And the resilience score is at least 75 again within the recovery bound
 
