@@ -93,9 +93,11 @@ def before_scenario(context, scenario: Scenario):
 def before_step(context, step):
     # What IB saw while the scenario set itself up (Given) is not evidence about its action (When).
     world = context.world
-    if step.step_type == "when" and not world.seen.values.get("acting") and world.history.source:
+    if step.step_type == "when" and not world.seen.values.get("acting"):
         world.seen.values["acting"] = True
-        world.history.bookmark()
+        world.seen.acting_from = len(world.seen.responses)
+        if world.history.source:
+            world.history.bookmark()
 
 
 def after_scenario(context, scenario: Scenario):

@@ -26,6 +26,12 @@ class Observations:
     responses: list[ApiResponse] = field(default_factory=list)
     cli_runs: list[CliRun] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
+    acting_from: int = 0               # index of the first answer recorded once the When steps began
+
+    @property
+    def acted(self) -> list[ApiResponse]:
+        """The answers recorded since the scenario's first When step (what the claims judge)."""
+        return self.responses[self.acting_from:]
 
     @property
     def last_response(self) -> ApiResponse:
