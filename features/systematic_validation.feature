@@ -23,6 +23,7 @@ Feature: Every connection is validated before it is handed out
       Given a client has discovered a symbol
       When a client discovers 2 more symbols one after another
       Then every connection was validated with a server-time request before it was used
+      And no connection that passed its validation was thrown away
 
     @standard @needs.gateway_control
     Scenario: Validation that gets a slow but timely answer lets the request through

@@ -12,6 +12,13 @@ def step_handoffs_validated(context):
     assert verdict, verdict.message
 
 
+@then("no connection that passed its validation was thrown away")
+def step_validated_kept(context):
+    w = context.world
+    verdict = checkers.validated_connections_kept(w.history.events(), w.seen.acted)
+    assert verdict, verdict.message
+
+
 @then("no request was sent on a connection that failed validation")
 def step_failed_never_used(context):
     verdict = checkers.failed_validations_never_used(context.world.history.events())

@@ -492,6 +492,18 @@ def _repeated_lookup_paced() -> None:
     service.Backend._lookup = _lookup
 
 
+def _validated_connection_discarded() -> None:
+    from support.backend import pool
+    original = pool.ConnectionPool.validate
+
+    async def validate(self, conn):
+        result = await original(self, conn)
+        if result.ok and conn.handoffs > 0:  # a prompt answer read as a timeout: the healthy connection goes
+            return pool.ValidationResult(False, "validation timed out after 3.0 s")
+        return result
+    pool.ConnectionPool.validate = validate
+
+
 def _health_always_503() -> None:
     from support.backend import service
 
@@ -623,6 +635,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("repeated_lookup_paced", "a repeated lookup of one symbol paced by 15 s inside the request", "@api",
            (Kill("The same symbol looked up again and again stays within the bound",
                  "every answer came within the API response bound"),), _repeated_lookup_paced),
+    Mutant("validated_connection_discarded", "a connection whose validation was answered discarded as timed out",
+           "@phase1", (Kill("A reused connection is validated again", "no connection that passed its validation"),),
+           _validated_connection_discarded),
     Mutant("health_always_503", "IB health always unhealthy (503), whatever the gateway does", "@silent",
            (Kill("The backend reports IB healthy when the gateway answers", "the answer says IB is healthy"),),
            _health_always_503),
