@@ -6,6 +6,7 @@ Each function is what one Then-step asserts; it raises ``AssertionError`` (via
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 from . import bars, checkers, contract
@@ -165,7 +166,8 @@ def client_id_released(world: World, client_id: int) -> None:
 
 def load_failed_clearly(response: ApiResponse, bound_s: float) -> None:
     """A data load that ended as a failure with a message, within ``bound_s`` (never a hang)."""
-    assert not response.timed_out and response.elapsed_s <= bound_s, f"no answer within {bound_s:.0f} s: {response.describe()}"
+    assert not response.timed_out and response.elapsed_s <= bound_s, \
+        f"{'no answer' if response.timed_out else 'the answer came'} after {response.elapsed_s:.1f} s > {bound_s:.0f} s: {response.describe()}"
     data = response.data or {}
     failed = (not response.ok) or data.get("status") == "failed"
     message = data.get("error_message") or response.error_message
@@ -264,3 +266,19 @@ def within_patience(world: World, wait_s: float, why: str) -> str:
         return ""
     return (f"{why} makes this scenario wait {wait_s:.0f} s > max_wait_s {limit_s:.0f} s "
             "(compress the target's timings, or raise -D max_wait_s)")
+
+
+def holds_no_connections(world: World, within_s: float) -> None:
+    """After a cleanup, the gateway sees no backend connection open (where IB history is observable)."""
+    response = world.api.cleanup()
+    world.seen.responses.append(response)
+    assert response.ok, f"cleanup failed: {response.describe()}"
+    if not world.history.source:
+        return
+
+    def none_open() -> bool:
+        still_open = [(c.get("conn_id"), c.get("client_id")) for c in world.history.backend_connections(time.monotonic())
+                      if c.get("disconnected_mono") is None]
+        assert not still_open, f"after a successful cleanup the gateway still has backend connections open: {still_open}"
+        return True
+    eventually(none_open, within_s, "the gateway sees no backend connection open", interval_s=0.2)

@@ -24,6 +24,11 @@ def step_discovery_works(context):
 
 
 @given("the backend holds no IB connections")
+def step_no_connections(context):
+    w = context.world
+    claims.holds_no_connections(w, w.settings.thresholds.recovery_s)
+
+
 @when("the backend cleans up its IB connections")
 def step_cleanup(context):
     response = context.world.api.cleanup()
