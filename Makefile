@@ -76,8 +76,8 @@ KTRDR_VENV ?= $(KTRDR_DIR)/.venv
 KTRDR_REF ?= $(shell git -C "$(KTRDR_DIR)" rev-parse --short=8 HEAD 2>/dev/null || echo local)
 KTRDR_RESET ?= git checkout -- data/symbol_discovery_cache.json; rm -f data/ib_client_id_registry.json; rm -rf logs
 ## What KTRDR's API does not report (README, target profile): its pool allows 25 IB connections in all
-## (per-purpose maxima in ktrdr/data/ib_connection_pool.py: 1+5+2+2+1+3+10+1).
-KTRDR_PROFILE ?= -D pool_limit=25
+## (per-purpose maxima in ktrdr/data/ib_connection_pool.py: 1+5+2+2+1+3+10+1); idle 300 s, health 60 s there too.
+KTRDR_PROFILE ?= -D pool_limit=25 -D idle_timeout_s=300 -D health_check_interval_s=60
 LEVEL ?= standard
 ktrdr-rehearsal: install
 	@test -n "$(KTRDR_DIR)" || { echo "usage: make ktrdr-rehearsal KTRDR_DIR=<built KTRDR checkout> [KTRDR_VENV=<its venv>] [KTRDR_REF=<name>] [LEVEL=standard]"; exit 2; }

@@ -119,6 +119,18 @@ def resilience_value(world: World, *path: str) -> Any:
     return value
 
 
+def idle_timeout_s(world: World) -> float:
+    """The backend's idle timeout: the target profile's, else what its resilience report states."""
+    return world.settings.profile.idle_timeout_s or float(
+        resilience_value(world, "phase_2_garbage_collection", "max_idle_time_seconds"))
+
+
+def health_interval_s(world: World) -> float:
+    """The backend's health-check interval: the target profile's, else what its resilience report states."""
+    return world.settings.profile.health_check_interval_s or float(
+        resilience_value(world, "phase_2_garbage_collection", "health_check_interval"))
+
+
 def operation_state(api: ApiDriver, operation_id: str, states: tuple[str, ...], within_s: float,
                     seen: list[ApiResponse]) -> ApiResponse:
     """The operation reaches one of ``states`` within ``within_s``; every poll is kept in ``seen``."""
@@ -159,7 +171,7 @@ def client_id_range(world: World) -> tuple[int, int]:
 
 def client_id_released(world: World, client_id: int) -> None:
     """The resilience report no longer lists ``client_id`` in use (within two health intervals)."""
-    interval_s = float(resilience_value(world, "phase_2_garbage_collection", "health_check_interval"))
+    interval_s = health_interval_s(world)
     eventually(lambda: client_id not in resilience_value(world, "phase_3_client_id_preference", "client_ids_in_use"),
                2 * interval_s + 1.0, f"the backend stops using client ID {client_id}")
 

@@ -48,6 +48,8 @@ class TargetProfile:
     backend_ib_host: str = ""          # where the backend's IB connections go ('': the proxy, else the gateway)
     backend_ib_port: int = 0
     max_wait_s: float = 120.0          # longest a scenario may wait on the target's own timings
+    idle_timeout_s: float = 0.0        # 0: the idle timeout the backend reports (resilience phase 2)
+    health_check_interval_s: float = 0.0  # 0: the health-check interval the backend reports
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def step_history_late(context, latency_ms):
 @given("the gateway answers historical-data requests {count:d} idle timeouts late")
 def step_history_idle_late(context, count):
     w = context.world
-    idle_s = claims.resilience_value(w, "phase_2_garbage_collection", "max_idle_time_seconds")
+    idle_s = claims.idle_timeout_s(w)
     reason = claims.within_patience(w, count * idle_s + w.settings.thresholds.api_response_s, f"the target's idle timeout ({idle_s:g} s)")
     if reason:
         return context.scenario.skip(reason)

@@ -47,8 +47,8 @@ def step_idle(context):
 @then("the gateway sees every backend connection close within the idle timeout plus two health intervals")
 def step_idle_closed(context):
     w = context.world
-    idle_s = claims.resilience_value(w, "phase_2_garbage_collection", "max_idle_time_seconds")
-    interval_s = claims.resilience_value(w, "phase_2_garbage_collection", "health_check_interval")
+    idle_s = claims.idle_timeout_s(w)
+    interval_s = claims.health_interval_s(w)
     reason = claims.within_patience(w, idle_s + 2 * interval_s + 1.0, f"the target's idle timeout ({idle_s:g} s)")
     if reason:
         return context.scenario.skip(reason)
@@ -63,7 +63,7 @@ def step_all_closed(context, seconds):
 @then("no backend connection was closed before the idle timeout")
 def step_not_closed_early(context):
     w = context.world
-    idle_s = claims.resilience_value(w, "phase_2_garbage_collection", "max_idle_time_seconds")
+    idle_s = claims.idle_timeout_s(w)
     early = [c for c in w.history.backend_connections(w.seen.started_mono)
              if c.get("disconnected_mono") and c["disconnected_mono"] - w.seen.values["last_use_mono"] < 0.9 * idle_s]
     assert not early, f"closed less than {idle_s} s after the last use: {early}"
@@ -72,7 +72,7 @@ def step_not_closed_early(context):
 @then("a historical-data request was in flight at IB for longer than the idle timeout")
 def step_in_flight(context):
     w = context.world
-    idle_s = float(claims.resilience_value(w, "phase_2_garbage_collection", "max_idle_time_seconds"))
+    idle_s = claims.idle_timeout_s(w)
     verdict = checkers.in_flight_longer_than(w.history.events(), "reqHistoricalData", idle_s)
     assert verdict, verdict.message
 
@@ -88,5 +88,5 @@ def step_busy_not_closed(context):
 @then("within two health intervals the pool holds no connections the gateway dropped")
 def step_dead_removed(context):
     w = context.world
-    interval_s = claims.resilience_value(w, "phase_2_garbage_collection", "health_check_interval")
+    interval_s = claims.health_interval_s(w)
     claims.pool_holds_only_live_connections(w, 2 * interval_s + 1.0)
