@@ -281,16 +281,25 @@ def within_patience(world: World, wait_s: float, why: str) -> str:
 
 
 def holds_no_connections(world: World, within_s: float) -> None:
-    """After a cleanup, the gateway sees no backend connection open (where IB history is observable)."""
+    """The backend holds no IB connection: its own cleanup first; whatever it leaves open, the suite cuts at the
+    proxy or the simulator (the cleanup's own correctness is judged by the cleanup scenarios, not here)."""
     response = world.api.cleanup()
     world.seen.responses.append(response)
-    assert response.ok, f"cleanup failed: {response.describe()}"
     if not world.history.source:
+        assert response.ok, f"cleanup failed (and the suite cannot cut connections itself): {response.describe()}"
         return
 
-    def none_open() -> bool:
-        still_open = [(c.get("conn_id"), c.get("client_id")) for c in world.history.backend_connections(time.monotonic())
-                      if c.get("disconnected_mono") is None]
-        assert not still_open, f"after a successful cleanup the gateway still has backend connections open: {still_open}"
+    def open_ids() -> set[int]:
+        return {int(c["conn_id"]) for c in world.history.backend_connections(time.monotonic())
+                if c.get("disconnected_mono") is None}
+
+    def closed(conn_ids: set[int]) -> bool:
+        still = conn_ids & open_ids()
+        assert not still, f"the gateway still has backend connections {sorted(still)} open"
         return True
-    eventually(none_open, within_s, "the gateway sees no backend connection open", interval_s=0.2)
+    left = open_ids()
+    try:
+        eventually(lambda: closed(left), 1.0, "the backend's cleanup closes its connections", interval_s=0.1)
+    except AssertionError:
+        world.faults.drop_connections()
+        eventually(lambda: closed(left), within_s, "the connections the suite cut are closed", interval_s=0.2)
