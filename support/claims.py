@@ -271,6 +271,34 @@ def names_backend_address(world: World, host: Any, port: Any, where: str) -> Non
         f"{where} names {host}:{port}; the backend connects to IB through {want_host}:{want_port}"
 
 
+def idle_collection_bound(world: World) -> tuple[float, str]:
+    """How long idle connections may take to close (idle timeout + two health intervals + 1 s), and the
+    reason to skip if that is longer than ``max_wait_s`` ('' when it is not)."""
+    idle_s = idle_timeout_s(world)
+    bound_s = idle_s + 2 * health_interval_s(world) + 1.0
+    return bound_s, within_patience(world, bound_s, f"the target's idle timeout ({idle_s:g} s)")
+
+
+def idle_timeouts_delay(world: World, count: int) -> tuple[float, str]:
+    """``count`` idle timeouts in seconds, and the reason to skip if waiting that long exceeds ``max_wait_s``."""
+    idle_s = idle_timeout_s(world)
+    wait_s = count * idle_s + world.settings.thresholds.api_response_s
+    return count * idle_s, within_patience(world, wait_s, f"the target's idle timeout ({idle_s:g} s)")
+
+
+def timestamp_is_now(response: ApiResponse, drift_max_s: float) -> None:
+    """The answer's ``timestamp`` is ISO 8601 in UTC and within ``drift_max_s`` of now."""
+    import datetime as dt
+
+    try:
+        stamp = contract.parse_timestamp(str((response.data or {}).get("timestamp")))
+    except ValueError:
+        raise AssertionError(f"no ISO 8601 timestamp in the report: {response.describe()}") from None
+    assert stamp.utcoffset() == dt.timedelta(0), f"timestamp {stamp.isoformat()} does not say UTC"
+    drift_s = abs((dt.datetime.now(dt.timezone.utc) - stamp).total_seconds())
+    assert drift_s <= drift_max_s, f"timestamp {stamp.isoformat()} is {drift_s:.1f} s away from now"
+
+
 def within_patience(world: World, wait_s: float, why: str) -> str:
     """'' if a wait the target's own timings impose fits ``max_wait_s``; else the reason to skip."""
     limit_s = world.settings.profile.max_wait_s

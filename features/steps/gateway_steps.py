@@ -41,11 +41,10 @@ def step_history_late(context, latency_ms):
 @given("the gateway answers historical-data requests {count:d} idle timeouts late")
 def step_history_idle_late(context, count):
     w = context.world
-    idle_s = claims.idle_timeout_s(w)
-    reason = claims.within_patience(w, count * idle_s + w.settings.thresholds.api_response_s, f"the target's idle timeout ({idle_s:g} s)")
+    delay_s, reason = claims.idle_timeouts_delay(w, count)
     if reason:
         return context.scenario.skip(reason)
-    w.faults.delay_requests(int(count * idle_s * 1000), ("reqHistoricalData",))
+    w.faults.delay_requests(int(delay_s * 1000), ("reqHistoricalData",))
 
 
 @given("the gateway answers everything {latency_ms:d} ms late")

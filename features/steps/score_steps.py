@@ -1,6 +1,5 @@
 """Steps about the resilience report (/api/v1/ib/resilience) and its score."""
 
-import datetime as dt
 
 from behave import given, then, when
 
@@ -29,15 +28,7 @@ def step_score_allowed(context):
 
 @then("the report's timestamp is the current UTC time")
 def step_timestamp_current(context):
-    response = context.world.seen.last_response
-    text = str((response.data or {}).get("timestamp"))
-    try:
-        stamp = contract.parse_timestamp(text)
-    except ValueError:
-        raise AssertionError(f"no ISO 8601 timestamp in the report: {response.describe()}") from None
-    assert stamp.utcoffset() == dt.timedelta(0), f"timestamp {stamp.isoformat()} does not say UTC"
-    drift_s = abs((dt.datetime.now(dt.timezone.utc) - stamp).total_seconds())
-    assert drift_s <= 5.0, f"timestamp {stamp.isoformat()} is {drift_s:.1f} s away from now"
+    claims.timestamp_is_now(context.world.seen.last_response, drift_max_s=5.0)
 
 
 @then("the report states an idle timeout of {seconds:d} seconds")
