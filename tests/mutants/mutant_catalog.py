@@ -504,6 +504,37 @@ def _validated_connection_discarded() -> None:
     pool.ConnectionPool.validate = validate
 
 
+def _cli_data_show_empty() -> None:
+    from support.backend import cli
+
+    def data_show(api, symbol, timeframe, rows):
+        cli.out(f"{symbol} {timeframe}: last {rows} bars")  # a header, and no bars
+        return 0
+    cli.data_show = data_show
+
+
+def _phase3_lists_nothing() -> None:
+    from support.backend import resilience
+    original = resilience.phase_3
+
+    def phase_3(pool):
+        report = original(pool)
+        report["client_ids_in_use"] = []  # read from a registry nobody fills
+        return report
+    resilience.phase_3 = phase_3
+
+
+def _config_range_elsewhere() -> None:
+    from support.backend import service
+    original = service.Backend.config
+
+    def config(self):
+        data = original(self)
+        data["client_id_range"] = {"min": 1000, "max": 9999}  # the range of another component
+        return data
+    service.Backend.config = config
+
+
 def _health_always_503() -> None:
     from support.backend import service
 
@@ -638,6 +669,14 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("validated_connection_discarded", "a connection whose validation was answered discarded as timed out",
            "@phase1", (Kill("A reused connection is validated again", "no connection that passed its validation"),),
            _validated_connection_discarded),
+    Mutant("cli_data_show_empty", "CLI data show prints a header and no bars", "@cli",
+           (Kill('"data show" prints the cached bars', "printed the last 5 cached"),), _cli_data_show_empty),
+    Mutant("phase3_lists_nothing", "phase 3 lists no client IDs in use while the gateway has some open", "@self_report",
+           (Kill("The resilience report lists the client IDs the gateway has open", "the client IDs it lists in use"),),
+           _phase3_lists_nothing),
+    Mutant("config_range_elsewhere", "/ib/config reports a client-ID range the backend does not use", "@self_report",
+           (Kill("The IB configuration reports the address and the client IDs in use", "client-ID range holds"),),
+           _config_range_elsewhere),
     Mutant("health_always_503", "IB health always unhealthy (503), whatever the gateway does", "@silent",
            (Kill("The backend reports IB healthy when the gateway answers", "the answer says IB is healthy"),),
            _health_always_503),
