@@ -82,7 +82,7 @@ Feature: The CLI tells the truth, quickly, without coroutine warnings
         | silence after the handshake |
         | an outage                   |
 
-    @standard
+    @standard @needs.api_outage
     Scenario: The API is not running
       When the operator runs "ib status" against an API that is not running
       Then the command fails with a message that it could not connect to the API

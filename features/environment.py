@@ -21,6 +21,11 @@ CAPABILITIES = {
     "needs.backend_restart": (lambda w: w.embedded is not None,
                               "the suite cannot restart an external backend (use a managed target)"),
     "needs.backend_process": (lambda w: w.sut is not None, "the backend's process is not visible"),
+    "needs.backend_output": (lambda w: w.backend_output.available,
+                             "the backend's output is not visible (use a managed target, or -D backend_log=PATH)"),
+    "needs.api_outage": (lambda w: w.embedded is not None or w.cli.can_be_pointed,
+                         "the suite can neither stop the backend (not managed) nor point the CLI at another API "
+                         "(cli_api=fixed:…)"),
     "needs.real_gateway": (lambda w: not w.targets.gateway_control, "runs only against a real IB Gateway"),
 }
 
@@ -86,7 +91,7 @@ def before_scenario(context, scenario: Scenario):
                 return
     context.scenario_began = True
     world.begin_scenario()
-    context.backend_log_offset = _backend_log_size(world)
+    context.backend_log_offset = world.seen.output_from
     context.history_positions = _history_positions(world)
 
 
@@ -96,6 +101,7 @@ def before_step(context, step):
     if step.step_type == "when" and not world.seen.values.get("acting"):
         world.seen.values["acting"] = True
         world.seen.acting_from = len(world.seen.responses)
+        world.seen.output_from = world.backend_output.position()
         if world.history.source:
             world.history.bookmark()
 
@@ -108,7 +114,9 @@ def after_scenario(context, scenario: Scenario):
         world.end_scenario()
     finally:
         _attach_evidence(world, getattr(context, "backend_log_offset", 0), getattr(context, "history_positions", {}))
-        if scenario.status.name in ("failed", "error") and world.embedded and world.settings.restart_after_failure:
+        if world.embedded and (world.embedded.backend is None or not world.embedded.backend.running()):
+            _restart_after_failure(world, scenario)  # a scenario stopped it (or it died): the next one needs it
+        elif scenario.status.name in ("failed", "error") and world.embedded and world.settings.restart_after_failure:
             _restart_after_failure(world, scenario)
 
 
@@ -118,14 +126,6 @@ def _restart_after_failure(world: World, scenario: Scenario) -> None:
         world.restart_backend()
     except Exception as exc:  # the next scenario's preconditions will say the backend is gone
         sys.__stderr__.write(f"RESTART FAILED after {scenario.name!r}: {exc}\n")
-
-
-def _backend_log_size(world: World) -> int:
-    backend = world.embedded.backend if world.embedded else None
-    try:
-        return backend.log_path.stat().st_size if backend else 0
-    except OSError:
-        return 0
 
 
 def _history_positions(world: World) -> dict[str, int]:
@@ -150,11 +150,5 @@ def _attach_evidence(world: World, log_offset: int, history_positions: dict[str,
     if samples:
         evidence.attach_png("Backend resources", plots.resources_png(samples, world.faults.timeline, origin))
         evidence.attach_json("Backend resource samples", evidence.resource_samples(samples, origin))
-    backend = world.embedded.backend if world.embedded else None
-    if backend is not None:
-        try:
-            with open(backend.log_path, encoding="utf-8", errors="replace") as log:
-                log.seek(log_offset)
-                evidence.attach_text("Backend log", log.read()[-200_000:])
-        except OSError:
-            pass
+    if world.backend_output.available:
+        evidence.attach_text("Backend output", world.backend_output.since(log_offset)[-200_000:])

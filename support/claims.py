@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from . import bars, checkers, contract
 from .drivers.api import ApiDriver, ApiResponse
-from .world import World
+from .world import Shutdown, World
 from .waiting import eventually
 
 
@@ -317,17 +317,60 @@ def holds_no_connections(world: World, within_s: float) -> None:
         assert response.ok, f"cleanup failed (and the suite cannot cut connections itself): {response.describe()}"
         return
 
-    def open_ids() -> set[int]:
-        return {int(c["conn_id"]) for c in world.history.backend_connections(time.monotonic())
-                if c.get("disconnected_mono") is None}
-
     def closed(conn_ids: set[int]) -> bool:
-        still = conn_ids & open_ids()
+        still = conn_ids & world.history.backend_open_ids()
         assert not still, f"the gateway still has backend connections {sorted(still)} open"
         return True
-    left = open_ids()
+    left = world.history.backend_open_ids()
     try:
         eventually(lambda: closed(left), 1.0, "the backend's cleanup closes its connections", interval_s=0.1)
     except AssertionError:
         world.faults.drop_connections()
         eventually(lambda: closed(left), within_s, "the connections the suite cut are closed", interval_s=0.2)
+
+
+def holds_a_connection(world: World, within_s: float) -> set[int]:
+    """A discovery, then the gateway sees at least one connection of the backend open; return their IDs."""
+    response = world.api.discover(world.symbols.fresh())
+    world.seen.responses.append(response)
+    assert response.ok, f"discovery failed: {response.describe()}"
+    return eventually(lambda: world.history.backend_open_ids(), within_s,
+                      "the gateway sees a connection of the backend open", interval_s=0.1)
+
+
+def output_clean(world: World, since: int, settle: bool = True) -> None:
+    """Nothing the backend printed after ``since`` is a warning, an un-awaited coroutine or a traceback.
+
+    Args:
+        settle: wait (bounded) until the backend stops writing first (a coroutine is reported when it is
+            collected, which can be a moment after the answer).
+    """
+    if settle:
+        world.backend_output.settled()
+    lines = world.backend_output.complaints_since(since)
+    shown = "\n".join(lines[:12]) + (f"\n… {len(lines) - 12} more" if len(lines) > 12 else "")
+    assert not lines, f"the backend printed {len(lines)} complaint line(s) ({world.backend_output.path}):\n{shown}"
+
+
+def closed_on_stop(world: World, shutdown: Shutdown, bound_s: float) -> None:
+    """Every connection the backend held when told to stop was closed, as the gateway saw it, within ``bound_s``."""
+    assert shutdown.held, "the backend held no IB connection when it was told to stop: nothing to judge"
+
+    def closes() -> dict[int, float | None]:
+        table = {int(c["conn_id"]): c.get("disconnected_mono") for c in world.history.connections()}
+        return {conn_id: table.get(conn_id) for conn_id in shutdown.held}
+    try:  # the proxy passes a close on to the gateway a moment after the backend's socket goes
+        found = eventually(lambda: all(v is not None for v in closes().values()) and closes(), 2.0,
+                           "the gateway sees the backend's connections closed", interval_s=0.1)
+    except AssertionError:
+        found = closes()
+    late = {conn_id: (None if at is None else round(float(at) - shutdown.started_mono, 2))
+            for conn_id, at in found.items() if at is None or float(at) - shutdown.started_mono > bound_s}
+    assert not late, (f"{len(late)} of {len(found)} connections were not closed within {bound_s:.1f} s of the stop "
+                      f"signal (seconds after it; None: still open): {late}; {shutdown.describe()}")
+
+
+def stopped_by_itself(shutdown: Shutdown, bound_s: float) -> None:
+    """The backend ended on the stop signal, within ``bound_s``, without being killed."""
+    assert not shutdown.killed and shutdown.elapsed_s <= bound_s, \
+        f"expected the backend to stop by itself within {bound_s:.1f} s: {shutdown.describe()}"

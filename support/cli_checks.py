@@ -22,8 +22,10 @@ _OPERATION = re.compile(r"operation(?:[ _]?id)?\W{1,4}([A-Za-z0-9][\w-]{5,})", r
 
 def run_without_api(world: World, args: Sequence[str], timeout_s: float) -> CliRun:
     """Run a command while the API is down: the suite stops the backend it started, runs the command and
-    starts the backend again; an external backend's CLI is pointed at a port nothing listens on."""
+    starts the backend again; an external backend's CLI is pointed at a port nothing listens on (scenarios
+    needing this are skipped when the CLI cannot be pointed: capability ``needs.api_outage``)."""
     if world.embedded is None:
+        assert world.cli.can_be_pointed, "the CLI cannot be pointed elsewhere and the backend is not managed"
         return world.cli.run(args, timeout_s, api_base_url=f"http://127.0.0.1:{free_port()}")
     world.embedded.stop_backend()
     try:
@@ -120,7 +122,7 @@ JOBS = {"ib test": asked_ib, "ib status": shows_live_score, "ib cleanup": report
 
 def did_its_job(world: World, run: CliRun) -> None:
     """The command did what its name says (judged from what IB saw or the API reports)."""
-    words = " ".join(run.argv[len(world.cli.command):][:2])
+    words = " ".join(world.cli.arguments(run)[:2])
     assert words in JOBS, f"no judge for {words!r}; known: {', '.join(JOBS)}"
     JOBS[words](world, run)
 

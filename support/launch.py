@@ -119,7 +119,7 @@ class ManagedProcess:
                     return
             except requests.RequestException:
                 pass
-            pause.wait(0.5)  # the poll's pacing, bounded by the deadline
+            pause.wait(0.1)  # the poll's pacing, bounded by the deadline
         self.stop()
         raise ProcessStartError(f"{self.name}: {url} did not answer within {timeout_s:.0f} s:\n{self.log_tail()}")
 

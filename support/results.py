@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
 from .checkers import growth
-from .drivers.cli import WARNING_PATTERNS
+from .drivers.complaints import WARNING_PATTERNS
 from .settings import Thresholds
 
 STATUSES = ("passed", "failed", "broken", "skipped", "unknown")

@@ -30,6 +30,7 @@ class Thresholds:
     score_min: float = 75.0            # healthy resilience score
     score_infrastructure: float = 65.0  # below: infrastructure trouble
     success_rate_min_pct: float = 95.0  # API under concurrent load
+    shutdown_s: float = 10.0           # SIGTERM → every IB connection closed (no seed figure: the recovery bound)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,14 @@ class Settings:
     backend_env: tuple[tuple[str, str], ...] = ()  # managed: extra environment ("K=V,K=V"), placeholders too
     backend_reset: str = ""              # managed: shell command run before every start (bounded, 60 s)
     api_port: int = 0                    # managed: the port its API listens on (0: a free one)
-    backend_start_timeout_s: float = 120.0  # managed: bound on a start (its API answers GET /api/v1/health)
+    backend_start_timeout_s: float = 120.0  # managed: bound on a start (its API answers backend_ready_path)
+    backend_ready_path: str = "/api/v1/health"  # managed: answers below HTTP 500 once the backend is ready
+    backend_stop_timeout_s: float = 20.0  # managed/embedded: SIGTERM, then SIGKILL after this long
+    backend_venv: str = ""               # managed: a virtual environment, the {backend_venv} placeholder
+    backend_restore: tuple[str, ...] = ()  # managed: files (under backend_cwd) restored before every start
+    backend_remove: tuple[str, ...] = ()   # managed: files and directories removed before every start
+    backend_log: str = ""                # external: a file the backend writes its output to (the suite reads it)
+    cli_api: str = "env:KTRDR_API_URL"   # how the CLI is pointed at the API: env:NAME, option:--flag or fixed:URL
     restart_after_failure: bool = True   # managed/embedded: a failed scenario's damage is not the next one's
     preferred_client_id: int = 1
     gateway_control: str = ""            # control URL of a simulator the user started
@@ -112,6 +120,17 @@ class Settings:
         """True when the suite starts and stops the user's own backend by command."""
         return self.target == MANAGED
 
+    @property
+    def cli_api_fixed_port(self) -> int:
+        """The port of the one URL a CLI that cannot be pointed always calls (0 when it can be pointed)."""
+        from urllib.parse import urlsplit
+
+        kind, _, value = self.cli_api.partition(":")
+        if kind != "fixed":
+            return 0
+        parsed = urlsplit(value)
+        return parsed.port or (443 if parsed.scheme == "https" else 80)
+
     def scaled(self, seconds: float) -> float:
         """A bound after the timeout multiplier."""
         return seconds * self.timeout_multiplier
@@ -131,8 +150,10 @@ class Settings:
             SettingsError: a value cannot be converted or is out of range.
         """
         data = {str(k): v for k, v in userdata.items()}
+        data = {**load_profile(str(data["profile"])), **data} if str(data.get("profile", "")).strip() else data
         top = _convert_fields(cls, data, skip={"thresholds", "profile", "tuning", "cli", "backend_command", "symbols",
-                                               "backend_env", "restart_after_failure"})
+                                               "backend_env", "restart_after_failure", "backend_restore",
+                                               "backend_remove"})
         if "restart_after_failure" in data:
             top["restart_after_failure"] = str(data["restart_after_failure"]).strip().lower() in ("1", "true", "yes", "on")
         if str(data.get("backend_env", "")).strip():
@@ -143,13 +164,30 @@ class Settings:
         for name in ("cli", "backend_command"):
             if name in data and str(data[name]).strip():
                 top[name] = tuple(shlex.split(str(data[name])))
+        for name in ("backend_restore", "backend_remove"):
+            if str(data.get(name, "")).strip():
+                top[name] = tuple(part.strip() for part in str(data[name]).split(",") if part.strip())
         if str(data.get("symbols", "")).strip():
             top["symbols"] = tuple(s.strip().upper() for s in str(data["symbols"]).split(",") if s.strip())
         settings = cls(thresholds=Thresholds(**_convert_fields(Thresholds, data)),
                        profile=TargetProfile(**_convert_fields(TargetProfile, data)),
                        tuning=EmbeddedTuning(**_convert_fields(EmbeddedTuning, data)), **top)
+        settings = settings.with_paths_filled()
         settings.check()
         return settings
+
+    def with_paths_filled(self) -> "Settings":
+        """The ``{backend_cwd}`` and ``{backend_venv}`` placeholders replaced in commands and environment
+        (the addresses ``{ib_host}`` ``{ib_port}`` ``{api_port}`` are filled when the backend starts)."""
+        cwd = self.backend_cwd
+        venv = fill_placeholders(self.backend_venv, {"backend_cwd": cwd})
+        values = {"backend_cwd": cwd, "backend_venv": venv}
+        return dataclasses.replace(
+            self, backend_venv=venv,
+            backend_command=tuple(fill_placeholders(w, values) for w in self.backend_command),
+            cli=tuple(fill_placeholders(w, values) for w in self.cli),
+            backend_env=tuple((k, fill_placeholders(v, values)) for k, v in self.backend_env),
+            backend_reset=fill_placeholders(self.backend_reset, values))
 
     def check(self) -> None:
         """Reject inconsistent settings with a message naming the setting."""
@@ -163,12 +201,55 @@ class Settings:
             raise SettingsError("pool_limit must be ≥ 1 and max_wait_s > 0")
         if len(self.symbols) < 4:
             raise SettingsError("symbols needs at least 4 comma-separated symbols the gateway knows")
+        kind, _, value = self.cli_api.partition(":")
+        if kind not in ("env", "option", "fixed") or not value:
+            raise SettingsError(f"cli_api must be env:NAME, option:--flag or fixed:URL, not {self.cli_api!r}")
+        if self.managed and kind == "fixed" and self.api_port and self.api_port != self.cli_api_fixed_port:
+            raise SettingsError(f"the CLI always calls {value} (cli_api), so the backend's API must listen on port "
+                                f"{self.cli_api_fixed_port}, not api_port={self.api_port}")
         if self.target == EXTERNAL:
             missing = [name for name in ("api_base_url", "ib_port") if not getattr(self, name)]
             if missing:
                 raise SettingsError(f"external target needs {', '.join(missing)} (-D name=value)")
             if not self.cli:
                 raise SettingsError("external target needs cli (-D cli='ktrdr') for the CLI scenarios")
+
+
+def fill_placeholders(text: str, values: Mapping[str, object]) -> str:
+    """``text`` with ``{name}`` placeholders replaced (unknown braces are left alone)."""
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", str(value))
+    return text
+
+
+#: Where named profiles live (``--profile ktrdr`` reads ``profiles/ktrdr.toml``).
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+def load_profile(name_or_path: str) -> dict[str, str]:
+    """The settings of a named profile (``ktrdr``) or of a TOML file, as userdata strings.
+
+    A profile is a flat TOML table of setting names; ``-D`` settings and runner options override it.
+
+    Raises:
+        SettingsError: no such profile, or it is not a flat table of settings.
+    """
+    import tomllib
+
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILES_DIR / f"{name_or_path}.toml"
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
+        raise SettingsError(f"no profile {name_or_path!r} (known: {known}; or a path to a .toml file)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"profile {path}: {exc}") from None
+    nested = [key for key, value in table.items() if isinstance(value, dict)]
+    if nested:
+        raise SettingsError(f"profile {path}: settings must be flat, not tables ({', '.join(nested)})")
+    return {key: ",".join(map(str, value)) if isinstance(value, list) else str(value) for key, value in table.items()}
 
 
 def _convert_fields(cls: type, data: Mapping[str, Any], skip: set[str] = frozenset()) -> dict[str, Any]:

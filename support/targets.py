@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .launch import ManagedProcess, venv_script
-from .settings import Settings
+from .settings import Settings, fill_placeholders
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Targets:
     backend_pid: int = 0         # 0 when the backend's process is not visible
     backend_ib_port: int = 0     # where the backend's IB connections go (the proxy, or the gateway)
     backend_ib_host: str = "127.0.0.1"
+    backend_log: str = ""        # a file holding the backend's output ('' when it is not visible)
 
     def describe(self) -> dict[str, str]:
         """Flat text view (for reports and environment.properties)."""
@@ -49,7 +50,7 @@ def external_targets(settings: Settings) -> Targets:
     pid = settings.backend_pid or listener_pid(api_port)
     host, port = backend_ib_address(settings)
     return Targets(settings.api_base_url, settings.cli, settings.ib_host, settings.ib_port,
-                   settings.gateway_control, settings.proxy_control, pid, port, host)
+                   settings.gateway_control, settings.proxy_control, pid, port, host, settings.backend_log)
 
 
 def backend_ib_address(settings: Settings) -> tuple[str, int]:
@@ -106,10 +107,15 @@ class EmbeddedTargets:
         self._proxy_port = 0
         self._backend_runs = 0
         self._api_base_url = ""
+        self._state = BackendState(Path(settings.backend_cwd or "."), settings.backend_restore,
+                                   settings.backend_remove, self.log_dir / "backend-state")
 
     def start(self) -> Targets:
         """Start the gateway, the proxy in front of it, then the backend behind the proxy."""
         tool = venv_script("ib-resilience")
+        for stale in self.log_dir.glob("*.log"):  # one run's logs, not every run's
+            stale.unlink(missing_ok=True)
+        self._state.snapshot()
         account = self.settings.gateway_account
         self.gateway = ManagedProcess([tool, "gateway", "--host", "127.0.0.1", "--port", "0", "--control-port", "0",
                                        "--account", account, *GATEWAY_COMPRESSION,
@@ -127,33 +133,50 @@ class EmbeddedTargets:
         return self.start_backend()
 
     def start_backend(self, defaults: bool = False) -> Targets:
-        """(Re)start the backend; ``defaults`` keeps KTRDR's idle and health timings (reference backend only)."""
+        """(Re)start the backend; ``defaults`` keeps KTRDR's idle and health timings (reference backend only).
+
+        The reference backend (embedded) and yours (managed) take the same road: a command with the
+        addresses filled in, output captured to ``backend.log``, ready once its API answers.
+        """
         self.stop_backend()
         self._backend_runs += 1
-        if self.settings.managed:
-            return self._start_managed_backend()
+        launch = self._managed_launch() if self.settings.managed else self._reference_launch(defaults)
+        return self._launch(launch)
+
+    def _reference_launch(self, defaults: bool) -> "BackendLaunch":
+        """The reference backend, configured from the settings (and a fresh data directory per start)."""
         env = backend_environment(self.settings, self._proxy_port, defaults)
         env["REFBACKEND_DATA_DIR"] = str(self.log_dir / f"backend-data-{self._backend_runs}")
         command = self.settings.backend_command or (venv_script("refbackend"),)
-        self.backend = ManagedProcess([*command, "serve", "--host", "127.0.0.1", "--port", "0"],
-                                      self.log_dir / "backend.log", env=env, name="backend")
-        ready = self.backend.start(ready_timeout_s=30.0)
-        return self.targets(f"http://127.0.0.1:{ready['port']}")
+        return BackendLaunch((*command, "serve", "--host", "127.0.0.1", "--port", "{api_port}"), env)
 
-    def _start_managed_backend(self) -> Targets:
-        """The user's backend by command, IB pointed at the proxy; ready when its API answers."""
+    def _managed_launch(self) -> "BackendLaunch":
+        """Your backend by command, IB pointed at the proxy (``IB_HOST``/``IB_PORT`` and the placeholders)."""
         s = self.settings
-        values = {"ib_host": "127.0.0.1", "ib_port": self._proxy_port, "api_port": s.api_port or free_port()}
-        fill = lambda text: _fill(text, values)  # noqa: E731
-        if s.backend_reset:
-            subprocess.run(fill(s.backend_reset), shell=True, cwd=s.backend_cwd or None, timeout=60, check=True,
+        return BackendLaunch(s.backend_command, {"IB_HOST": "{ib_host}", "IB_PORT": "{ib_port}", **dict(s.backend_env)},
+                             cwd=s.backend_cwd, reset=s.backend_reset, ready_path=s.backend_ready_path,
+                             start_timeout_s=s.backend_start_timeout_s, api_port=s.api_port or s.cli_api_fixed_port)
+
+    def _launch(self, launch: "BackendLaunch") -> Targets:
+        """Reset the backend's state, start it, wait until its API answers."""
+        values = {"ib_host": "127.0.0.1", "ib_port": self._proxy_port, "api_port": launch.api_port or free_port()}
+        fill = lambda text: fill_placeholders(text, values)  # noqa: E731
+        self._state.restore()
+        if launch.reset:
+            subprocess.run(fill(launch.reset), shell=True, cwd=launch.cwd or None, timeout=60, check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        env = {"IB_HOST": "127.0.0.1", "IB_PORT": str(self._proxy_port), **{k: fill(v) for k, v in s.backend_env}}
-        self.backend = ManagedProcess([fill(word) for word in s.backend_command], self.log_dir / "backend.log",
-                                      env=env, name="backend", cwd=s.backend_cwd or None)
+        # Every un-awaited coroutine is printed, not only the first one at each place in the code.
+        env = {"PYTHONWARNINGS": "always::RuntimeWarning", **{k: fill(v) for k, v in launch.env.items()}}
+        self.backend = ManagedProcess([fill(word) for word in launch.command], self.backend_log_path,
+                                      env=env, name="backend", cwd=launch.cwd or None)
         url = f"http://localhost:{values['api_port']}"
-        self.backend.start_until_url(url + "/api/v1/health", s.backend_start_timeout_s)
+        self.backend.start_until_url(url + launch.ready_path, launch.start_timeout_s)
         return self.targets(url)
+
+    @property
+    def backend_log_path(self) -> Path:
+        """Where the backend's stdout and stderr go (one file per run; every start appends)."""
+        return self.log_dir / "backend.log"
 
     def targets(self, api_base_url: str | None = None) -> Targets:
         """The current addresses."""
@@ -161,20 +184,21 @@ class EmbeddedTargets:
         url = api_base_url or self._api_base_url
         self._api_base_url = url
         cli = self.settings.cli or self.settings.backend_command or (venv_script("refbackend"),)
-        return Targets(url, cli, "127.0.0.1", self._gateway_port,
-                       self._gateway_control, self._proxy_control, self.backend.pid, self._proxy_port)
+        return Targets(url, cli, "127.0.0.1", self._gateway_port, self._gateway_control, self._proxy_control,
+                       self.backend.pid, self._proxy_port, backend_log=str(self.backend_log_path))
 
     def stop_backend(self) -> int | None:
         """Stop the backend (SIGTERM, bounded); return its exit code."""
         if self.backend is None:
             return None
-        code = self.backend.stop(grace_s=10.0)
+        code = self.backend.stop(grace_s=self.settings.backend_stop_timeout_s)
         self.backend = None
         return code
 
     def stop(self) -> None:
-        """Stop everything, backend first."""
+        """Stop everything, backend first; the backend's state files are left as they were before the run."""
         self.stop_backend()
+        self._state.restore()
         for process in (self.proxy, self.gateway):
             if process is not None:
                 process.stop()
@@ -188,11 +212,60 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _fill(text: str, values: dict[str, object]) -> str:
-    """``text`` with ``{name}`` placeholders replaced (unknown braces are left alone)."""
-    for key, value in values.items():
-        text = text.replace("{" + key + "}", str(value))
-    return text
+@dataclass(frozen=True)
+class BackendLaunch:
+    """How to start a backend: the command and environment (placeholders ``{ib_host}`` ``{ib_port}``
+    ``{api_port}``), where, what to run first, and how to know it is ready."""
+
+    command: tuple[str, ...]
+    env: dict[str, str]
+    cwd: str = ""
+    reset: str = ""
+    ready_path: str = "/api/v1/health"
+    start_timeout_s: float = 30.0
+    api_port: int = 0          # 0: a free port
+
+
+class BackendState:
+    """Files a backend keeps between starts: some restored as they were before the run, some removed.
+
+    Args:
+        root: the backend's working directory (paths are relative to it).
+        restore: files copied aside at the run's start and put back before every start and at the end.
+        remove: files and directories deleted before every start.
+        keep_dir: where the copies are kept.
+    """
+
+    def __init__(self, root: Path, restore: tuple[str, ...], remove: tuple[str, ...], keep_dir: Path):
+        self.root, self.restore_paths, self.remove_paths, self.keep_dir = root, restore, remove, keep_dir
+
+    def snapshot(self) -> None:
+        """Copy the files to restore aside (a missing one is removed again before every start)."""
+        import shutil
+
+        for index, name in enumerate(self.restore_paths):
+            kept = self.keep_dir / f"{index}-{Path(name).name}"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.unlink(missing_ok=True)
+            if (self.root / name).is_file():
+                shutil.copy2(self.root / name, kept)
+
+    def restore(self) -> None:
+        """Put the kept files back and remove the others."""
+        import shutil
+
+        for index, name in enumerate(self.restore_paths):
+            kept, target = self.keep_dir / f"{index}-{Path(name).name}", self.root / name
+            if kept.is_file():
+                shutil.copy2(kept, target)
+            else:
+                target.unlink(missing_ok=True)
+        for name in self.remove_paths:
+            target = self.root / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
 
 
 def start_lone_gateway(account: str, log_dir: Path) -> ManagedProcess:

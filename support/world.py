@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
 from .control import ControlClient
 from .drivers.api import ApiDriver, ApiResponse
+from .drivers.backend_output import BackendOutput
 from .drivers.cli import CliDriver, CliRun
 from .drivers.faults import FaultDriver
 from .drivers.history import IbHistory
@@ -27,6 +30,7 @@ class Observations:
     cli_runs: list[CliRun] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
     acting_from: int = 0               # index of the first answer recorded once the When steps began
+    output_from: int = 0               # position in the backend's output where the scenario (then its When) began
 
     @property
     def acted(self) -> list[ApiResponse]:
@@ -44,6 +48,33 @@ class Observations:
         """The most recent CLI run a step recorded."""
         assert self.cli_runs, "no CLI command was run in this scenario"
         return self.cli_runs[-1]
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """What the suite saw when it told the backend to stop (SIGTERM)."""
+
+    started_mono: float
+    finished_mono: float
+    exit_code: int | None
+    held: frozenset[int]       # the gateway's IDs of the backend's connections open at the signal
+    output_from: int           # the backend's output written while it stopped: [output_from, output_to)
+    output_to: int
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds from the signal to the process's end."""
+        return self.finished_mono - self.started_mono
+
+    @property
+    def killed(self) -> bool:
+        """Whether it ignored SIGTERM and had to be killed."""
+        return self.exit_code == -signal.SIGKILL
+
+    def describe(self) -> str:
+        """Exit and time, for failure messages."""
+        how = "killed (SIGKILL) after ignoring SIGTERM" if self.killed else f"exit {self.exit_code}"
+        return f"backend {how} {self.elapsed_s:.1f} s after SIGTERM; held connections {sorted(self.held)}"
 
 
 class World:
@@ -68,7 +99,8 @@ class World:
         # Longer than any bound a scenario claims (a hang shows as a timed-out answer, not a stuck run).
         self.api = ApiDriver(targets.api_base_url, timeout_s=self.settings.scaled(20.0),
                              load_timeout_s=self.settings.scaled(max(90.0, self.settings.profile.max_wait_s + 30.0)))
-        self.cli = CliDriver(targets.cli, targets.api_base_url)
+        self.cli = CliDriver(targets.cli, targets.api_base_url, api_pointing=self.settings.cli_api)
+        self.backend_output = BackendOutput(Path(targets.backend_log) if targets.backend_log else None)
         gateway = ControlClient(targets.gateway_control) if targets.gateway_control else None
         proxy = ControlClient(targets.proxy_control) if targets.proxy_control else None
         self.faults = FaultDriver(gateway, proxy)
@@ -83,9 +115,18 @@ class World:
         assert self.embedded is not None, "only the embedded backend can be restarted by the suite"
         self.bind(self.embedded.start_backend(defaults=defaults))
 
+    def stop_backend(self) -> Shutdown:
+        """Stop the backend the suite started (SIGTERM; SIGKILL after ``backend_stop_timeout_s``); the scenario's
+        end starts it again."""
+        assert self.embedded is not None, "only a backend the suite started can be stopped by the suite"
+        held = frozenset(self.history.backend_open_ids()) if self.history.source else frozenset()
+        output_from, started = self.backend_output.position(), time.monotonic()
+        code = self.embedded.stop_backend()
+        return Shutdown(started, time.monotonic(), code, held, output_from, self.backend_output.position())
+
     def begin_scenario(self) -> None:
         """A clean slate: no faults, no squatters, fresh transcripts, a history bookmark."""
-        self.seen = Observations()
+        self.seen = Observations(output_from=self.backend_output.position())
         self.api.transcript.clear()
         self.cli.transcripts.clear()
         self.faults.timeline.clear()

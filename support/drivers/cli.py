@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import threading
 import time
@@ -12,14 +11,7 @@ from typing import Callable, Sequence
 
 import pexpect
 
-#: What must never appear in a CLI transcript (the seed's async/coroutine bug and its relatives).
-WARNING_PATTERNS = (
-    re.compile(r"RuntimeWarning"),
-    re.compile(r"coroutine .* was never awaited"),
-    re.compile(r"Traceback \(most recent call last\)"),
-    re.compile(r"Task was destroyed but it is pending"),
-    re.compile(r"Event loop is closed"),
-)
+from .complaints import WARNING_PATTERNS, complaint_lines
 
 
 @dataclass(frozen=True)
@@ -42,8 +34,7 @@ class CliRun:
     @property
     def warnings(self) -> list[str]:
         """Lines of the transcript matching :data:`WARNING_PATTERNS`."""
-        return [line for line in self.output.splitlines()
-                if any(p.search(line) for p in WARNING_PATTERNS)]
+        return complaint_lines(self.output, WARNING_PATTERNS)
 
     def describe(self, tail_lines: int = 25) -> str:
         """Command, exit code, time and the end of the transcript."""
@@ -113,31 +104,50 @@ class CliDriver:
 
     Args:
         command: the CLI's argv prefix, e.g. ``(".venv/bin/refbackend",)`` or ``("ktrdr",)``.
-        api_base_url: passed as ``KTRDR_API_URL`` and ``--api-url`` is not forced.
+        api_base_url: the API the CLI is pointed at.
+        api_pointing: how: ``env:NAME`` (an environment variable), ``option:--flag`` (an option before the
+            command's arguments) or ``fixed:URL`` (the CLI always calls that URL and cannot be pointed).
         extra_env: more environment for the CLI.
     """
 
     command: tuple[str, ...]
     api_base_url: str
+    api_pointing: str = "env:KTRDR_API_URL"
     extra_env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
     transcripts: list[CliRun] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._how, _, self._where = self.api_pointing.partition(":")
+
+    @property
+    def can_be_pointed(self) -> bool:
+        """Whether the suite can choose which API the CLI calls."""
+        return self._how != "fixed"
 
     def env(self, api_base_url: str | None = None) -> dict[str, str]:
         """The environment every command runs with."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_", "PYTEST_"))}
         env.update({"PYTHONWARNINGS": "default", "PYTHONUNBUFFERED": "1", "TERM": "dumb",
-                    "NO_COLOR": "1", "COLUMNS": "200",
-                    "KTRDR_API_URL": api_base_url or self.api_base_url})
+                    "NO_COLOR": "1", "COLUMNS": "200"})
+        if self._how == "env":
+            env[self._where] = api_base_url or self.api_base_url
         env.update(self.extra_env)
         return env
 
+    def argv(self, args: Sequence[str], api_base_url: str | None = None) -> tuple[str, ...]:
+        """The full command line for ``args``."""
+        pointing = (self._where, api_base_url or self.api_base_url) if self._how == "option" else ()
+        return (*self.command, *pointing, *args)
+
+    def arguments(self, run: CliRun) -> tuple[str, ...]:
+        """The arguments a step gave ``run`` (its command line without the CLI and the API pointing)."""
+        return run.argv[len(self.command) + (2 if self._how == "option" else 0):]
+
     def spawn(self, args: Sequence[str], api_base_url: str | None = None) -> CliSession:
         """Start a command and return its session (for interactive steps)."""
-        return CliSession(self.command + tuple(args), self.env(api_base_url), self.cwd, self.record)
+        return CliSession(self.argv(args, api_base_url), self.env(api_base_url), self.cwd, self.record)
 
     def run(self, args: Sequence[str], timeout_s: float, api_base_url: str | None = None) -> CliRun:
         """Run a command to completion (bounded) and record its transcript."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,6 +142,12 @@ class IbHistory:
                 continue
             out.append(c)
         return out
+
+
+    def backend_open_ids(self) -> set[int]:
+        """The record's IDs of the connections the backend has open now."""
+        return {int(c["conn_id"]) for c in self.backend_connections(time.monotonic())
+                if c.get("disconnected_mono") is None}
 
 
 def _port(peer: str) -> int:

@@ -544,6 +544,39 @@ def _health_always_503() -> None:
     service.Backend.health = health
 
 
+def _shutdown_coroutine_unawaited() -> None:
+    from support.backend import service
+    original = service.Backend.stop
+
+    async def get_connection_pool():  # KTRDR's name for it
+        return None
+
+    async def stop(self):
+        get_connection_pool()  # called, never awaited: Python prints the RuntimeWarning when it is collected
+        return await original(self)
+    service.Backend.stop = stop
+
+
+def _load_coroutine_unawaited() -> None:
+    from support.backend import service
+    original = service.Backend._load
+
+    async def _load(self, request, op):
+        async def test_connection():  # KTRDR's DataManager._ensure_ib_connection.<locals>.test_connection
+            return True
+        test_connection()  # the answer stays right; only the server's stderr shows the bug
+        return await original(self, request, op)
+    service.Backend._load = _load
+
+
+def _sigterm_ignored() -> None:
+    from support.backend import server
+
+    def _signalled(self, sig):
+        server.log.info("received %s: ignored while requests may still come", sig)
+    server._Server._signalled = _signalled
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant("validation_skipped_on_reuse", "validation skipped when a pooled connection is reused", "@phase1",
            (Kill("A reused connection is validated again", "validated with a server-time request"),),
@@ -680,6 +713,15 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("health_always_503", "IB health always unhealthy (503), whatever the gateway does", "@silent",
            (Kill("The backend reports IB healthy when the gateway answers", "the answer says IB is healthy"),),
            _health_always_503),
+    Mutant("shutdown_coroutine_unawaited", "a coroutine never awaited at server shutdown (KTRDR's get_connection_pool)",
+           "@backend_output", (Kill("Stopping the backend prints no complaint", "while it stopped"),),
+           _shutdown_coroutine_unawaited),
+    Mutant("load_coroutine_unawaited", "a coroutine never awaited on the server during every data load",
+           "@backend_output", (Kill("A data load prints no complaint", "printed no warning"),),
+           _load_coroutine_unawaited),
+    Mutant("sigterm_ignored", "SIGTERM ignored: the backend keeps its IB connections until it is killed",
+           "@backend_output", (Kill("Stopping the backend closes every IB connection it holds within the shutdown bound",
+                                    "close within the shutdown bound"),), _sigterm_ignored),
 )
 
 BY_NAME = {m.name: m for m in MUTANTS}

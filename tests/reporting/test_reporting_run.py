@@ -166,7 +166,7 @@ def test_each_scenario_carries_its_evidence(real_run):
     # Selected by name prefix (RUN_SCENARIOS): the scenario's full title may say more.
     ib_test = next(r for r in results if r["name"].startswith('"ib test" passes against a healthy gateway'))
     assert "CLI transcripts" in names(ib_test)
-    assert {"API exchanges", "Fault timeline", "Backend log", "IB history (gateway)", "IB history (proxy)"} \
+    assert {"API exchanges", "Fault timeline", "Backend output", "IB history (gateway)", "IB history (proxy)"} \
         <= names(by_name["The gateway stops answering after the handshake"])
     stability = by_name["Resources stay flat over 150 requests"]
     assert {"Backend resources", "Backend resource samples"} <= names(stability)
