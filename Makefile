@@ -69,19 +69,15 @@ clean:
 	rm -rf reports build *.egg-info
 
 ## A rehearsal against your own, already-built KTRDR (not part of `make test`; README, "Rehearsing against KTRDR").
-## The suite never builds KTRDR: KTRDR_DIR is a checkout you built, KTRDR_VENV its virtual environment.
-## KTRDR's CLI always calls http://localhost:8000, so its API must listen there.
+## The suite never builds KTRDR: KTRDR_DIR is a checkout you built, KTRDR_VENV its virtual environment. The
+## settings (command, environment, API on 8000, state files, pool limit, timings) are the `ktrdr` profile,
+## support/profiles/ktrdr.toml; KTRDR_OPTIONS adds or overrides any (e.g. -D pool_limit=5).
 KTRDR_DIR ?=
 KTRDR_VENV ?= $(KTRDR_DIR)/.venv
 KTRDR_REF ?= $(shell git -C "$(KTRDR_DIR)" rev-parse --short=8 HEAD 2>/dev/null || echo local)
-KTRDR_RESET ?= git checkout -- data/symbol_discovery_cache.json; rm -f data/ib_client_id_registry.json; rm -rf logs
-## What KTRDR's API does not report (README, target profile): its pool allows 25 IB connections in all
-## (per-purpose maxima in ktrdr/data/ib_connection_pool.py: 1+5+2+2+1+3+10+1); idle 300 s, health 60 s there too.
-KTRDR_PROFILE ?= -D pool_limit=25 -D idle_timeout_s=300 -D health_check_interval_s=60
+KTRDR_OPTIONS ?=
 LEVEL ?= standard
 ktrdr-rehearsal: install
 	@test -n "$(KTRDR_DIR)" || { echo "usage: make ktrdr-rehearsal KTRDR_DIR=<built KTRDR checkout> [KTRDR_VENV=<its venv>] [KTRDR_REF=<name>] [LEVEL=standard]"; exit 2; }
 	$(BIN)/ib-resilience run --level $(LEVEL) --report --reports-dir reports/ktrdr-$(KTRDR_REF) \
-	    --target managed --backend-cwd "$(KTRDR_DIR)" --api-port 8000 \
-	    --backend-command "$(KTRDR_VENV)/bin/uvicorn ktrdr.api.main:app --host 127.0.0.1 --port {api_port}" \
-	    --backend-reset '$(KTRDR_RESET)' --cli "$(KTRDR_VENV)/bin/ktrdr" $(KTRDR_PROFILE)
+	    --profile ktrdr --backend-cwd "$(KTRDR_DIR)" --backend-venv "$(KTRDR_VENV)" $(KTRDR_OPTIONS)

@@ -57,7 +57,8 @@ def before_tag(context, tag):
 
 @fixture
 def backend_with_defaults(context):
-    """A backend started with KTRDR's own idle timeout and health interval (embedded only)."""
+    """A backend started with its own default timings (the reference backend: KTRDR's idle timeout and health
+    interval; a managed one: without backend_tuning_env); an external one is left as it is."""
     world = context.world
     if world.embedded is None:
         yield

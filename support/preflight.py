@@ -28,8 +28,11 @@ def programs_missing(settings: Settings) -> list[str]:
     out = []
     if settings.cli and not _executable(settings.cli[0]):
         out.append(f"the CLI {settings.cli[0]!r} is not an executable program")
-    if settings.managed and not _executable(settings.backend_command[0]):
-        out.append(f"the backend command {settings.backend_command[0]!r} is not an executable program")
+    if settings.managed and settings.backend_cwd and not os.path.isdir(settings.backend_cwd):
+        out.append(f"the backend's directory {settings.backend_cwd!r} does not exist (--backend-cwd)")
+    elif settings.managed and not _executable(settings.backend_command[0]):
+        out.append(f"the backend command {settings.backend_command[0]!r} is not an executable program"
+                   + (" (check --backend-cwd and --backend-venv)" if not settings.backend_cwd else ""))
     return out
 
 

@@ -430,7 +430,7 @@ def _meaning(category: Category) -> str:
     step = f"`{category.step}`" if category.step else "a hook"
     pct = category.over_bound_pct
     return {
-        "async": "the CLI printed async/coroutine warnings — the original bug",
+        "async": "the CLI or the backend printed async/coroutine warnings — the original bug",
         "unreachable": "the suite could not reach the target (API or gateway) — check the addresses; the claim "
                        "was not judged",
         "suite": "an exception that is not an assertion: a suite or target error, not a verdict on the backend",
@@ -546,13 +546,14 @@ CAPABILITY_ADVICE = {
     "self_report": "IB status, IB configuration, IB health and the client-ID phase must come from the live "
                    "connections (what the gateway saw), never from constants or placeholders.",
 }
-ASYNC_ADVICE = ("🚨 **DO NOT DEPLOY: async/coroutine errors in the CLI** — the original bug is back. Run the "
-                "failing command with `PYTHONWARNINGS=default` and look for `RuntimeWarning` / `was never "
-                "awaited`; every IB call on the CLI path must be awaited (or run via `asyncio.run`).")
+ASYNC_ADVICE = ("🚨 **DO NOT DEPLOY: async/coroutine errors in the CLI or the backend** — the original bug is back. "
+                "Run the failing command with `PYTHONWARNINGS=default`, or read the backend's output attached to "
+                "the scenario, and look for `RuntimeWarning` / `was never awaited`; every coroutine on the CLI "
+                "and server paths must be awaited (or run via `asyncio.run`).")
 SUITE_ADVICE = ("**The suite or a target broke** (not an assertion) — read the trace in the Allure report and the "
                 "targets' logs in `reports/logs/`.")
 OTHER_ADVICE = ("read each failing step's message above and the evidence attached in the Allure report (API "
-                "exchanges, CLI transcripts, IB history, fault timeline, backend log).")
+                "exchanges, CLI transcripts, IB history, fault timeline, backend output).")
 
 
 def _recommendations(run: RunResults, level: str, passed: bool, checks: list[Check]) -> list[str]:

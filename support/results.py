@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
 from .checkers import growth
-from .drivers.complaints import WARNING_PATTERNS
+from .drivers.complaints import COROUTINE_PATTERNS, WARNING_PATTERNS, complaint_lines
 from .settings import Thresholds
 
 STATUSES = ("passed", "failed", "broken", "skipped", "unknown")
@@ -31,7 +31,7 @@ class FailureKind:
 
 #: Failure kinds, in the order they are tested (see :func:`kind_of`).
 FAILURE_KINDS: tuple[FailureKind, ...] = (
-    FailureKind("async", "Async/coroutine warnings in the CLI", "async warning", ("failed",)),
+    FailureKind("async", "Async/coroutine warnings in the CLI or the backend", "async warning", ("failed",)),
     FailureKind("unreachable", "Target unreachable", "target unreachable", ("failed", "broken")),
     FailureKind("suite", "Suite error (not an assertion)", "suite error", ("broken",)),
     FailureKind("precondition", "Precondition failed (claim never reached)", "precondition", ("failed",)),
@@ -69,7 +69,7 @@ CAPABILITIES: tuple[Capability, ...] = (
 )
 _BY_CAPABILITY_KEY = {c.key: c for c in CAPABILITIES}
 
-_ASYNC = re.compile(r"the CLI printed:|RuntimeWarning|was never awaited|Task was destroyed but it is pending"
+_ASYNC = re.compile(r"the CLI printed:|the backend printed \d+ complaint|RuntimeWarning|was never awaited|Task was destroyed but it is pending"
                     r"|Event loop is closed")
 #: The suite could not reach a target (the API driver's transport error, the IB probe's, the OS's).
 _UNREACHABLE = re.compile(r"connection failed: \w*Error|[Cc]onnection refused|ConnectionRefusedError"
@@ -448,25 +448,32 @@ def critical_checks(run: RunResults) -> list[Check]:
 
 
 def coroutine_check(run: RunResults) -> Check:
-    """No RuntimeWarning, un-awaited coroutine or traceback in any CLI transcript."""
-    requirement = "no RuntimeWarning / un-awaited coroutine / traceback in any CLI output"
-    runs, noisy = 0, []
+    """No RuntimeWarning, un-awaited coroutine or traceback in any CLI transcript, and no RuntimeWarning or
+    un-awaited coroutine in the backend's own output (a traceback there may be an honest report of a fault)."""
+    requirement = ("no RuntimeWarning / un-awaited coroutine / traceback in any CLI output, "
+                   "no RuntimeWarning / un-awaited coroutine in the backend's output")
+    runs, noisy, outputs = 0, [], 0
     for scenario in run.scenarios:
         transcript = scenario.attached_text("CLI transcripts")
         runs += sum(1 for line in transcript.splitlines() if line.startswith("$ "))
-        noisy += [f"{scenario.name}: {line.strip()}" for line in transcript.splitlines()
-                  if any(p.search(line) for p in WARNING_PATTERNS)]
+        noisy += [f"{scenario.name}: {line}" for line in complaint_lines(transcript, WARNING_PATTERNS)]
+        output = scenario.attached_text("Backend output")
+        outputs += bool(scenario.attached("Backend output"))
+        noisy += [f"{scenario.name} (backend): {line}" for line in complaint_lines(output, COROUTINE_PATTERNS)]
     flagged = [s for s in run.problems if s.category is not None and s.category.key == "async"]
     noisy += [f"{s.name}: {s.message.splitlines()[0] if s.message else 'failed'}" for s in flagged
-              if not any(line.startswith(s.name + ":") for line in noisy)]
+              if not any(line.startswith(s.name) for line in noisy)]
     if noisy:
         return Check("Async/coroutine errors", requirement, f"DETECTED: {'; '.join(noisy[:3])}"
                      + (f" (+{len(noisy) - 3} more)" if len(noisy) > 3 else ""), FAIL)
-    if not runs:
-        return Check("Async/coroutine errors", requirement, "no CLI command ran at this level", NOT_EXERCISED)
+    if not runs and not outputs:
+        return Check("Async/coroutine errors", requirement,
+                     "no CLI command ran and the backend's output was not visible", NOT_EXERCISED)
     scenarios = sum(1 for s in run.scenarios if s.attached("CLI transcripts"))
     return Check("Async/coroutine errors", requirement,
-                 f"none detected in {runs} CLI run(s) of {scenarios} scenario(s)", PASS)
+                 f"none detected in {runs} CLI run(s) of {scenarios} scenario(s)"
+                 + (f" and the backend's output of {outputs} scenario(s)" if outputs else
+                    "; the backend's output was not visible"), PASS)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", choices=("embedded", "managed", "external"),
                         help="embedded (default): the project's own gateway, proxy and backend; managed: your "
                              "backend started by --backend-command behind them; external: all yours")
+    parser.add_argument("--profile", help="a named profile of settings (e.g. 'ktrdr', README) or a .toml file; "
+                                          "options and -D settings override it")
     parser.add_argument("--backend-command", help="managed: how to start your backend's API; placeholders "
                                                   "{ib_host} {ib_port} (the fault proxy) {api_port}")
     parser.add_argument("--backend-cwd", help="managed: the directory it starts in")
@@ -41,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="managed: extra environment (IB_HOST/IB_PORT point at the proxy already)")
     parser.add_argument("--backend-reset", help="managed: shell command run before every start of the backend")
     parser.add_argument("--api-port", type=int, help="managed: the port its API listens on (default: a free one)")
+    parser.add_argument("--backend-venv", help="managed: its virtual environment (the {backend_venv} placeholder)")
+    parser.add_argument("--backend-log", help="external: a file your backend writes its output to (read for "
+                                              "warnings, un-awaited coroutines and tracebacks)")
+    parser.add_argument("--cli-api", help="how the CLI is pointed at the API: env:NAME (default env:KTRDR_API_URL), "
+                                          "option:--flag, or fixed:URL when it cannot be pointed")
     parser.add_argument("--ib-host", help="IB Gateway host (external)")
     parser.add_argument("--ib-port", type=int, help="IB Gateway port (external)")
     parser.add_argument("--api-base-url", help="backend API, e.g. http://localhost:8000 (external)")
@@ -64,7 +71,8 @@ def behave_command(args: argparse.Namespace) -> list[str]:
                 "proxy_control": args.proxy_control, "timeout_multiplier": args.timeout_multiplier,
                 "backend_command": args.backend_command, "backend_cwd": args.backend_cwd,
                 "backend_env": ",".join(args.backend_env) or None, "backend_reset": args.backend_reset,
-                "api_port": args.api_port, "reports_dir": str(results)}
+                "api_port": args.api_port, "reports_dir": str(results), "profile": args.profile,
+                "backend_venv": args.backend_venv, "backend_log": args.backend_log, "cli_api": args.cli_api}
     if args.api_base_url and not args.target:
         userdata["target"] = "external"
     elif args.backend_command and not args.target:

@@ -80,6 +80,8 @@ class Settings:
                                            # placeholders {ib_host} {ib_port} (the proxy) {api_port}
     backend_cwd: str = ""                # managed: directory the backend starts in
     backend_env: tuple[tuple[str, str], ...] = ()  # managed: extra environment ("K=V,K=V"), placeholders too
+    backend_tuning_env: tuple[tuple[str, str], ...] = ()  # managed: environment left out when a scenario needs
+                                                            # the backend's own default timings
     backend_reset: str = ""              # managed: shell command run before every start (bounded, 60 s)
     api_port: int = 0                    # managed: the port its API listens on (0: a free one)
     backend_start_timeout_s: float = 120.0  # managed: bound on a start (its API answers backend_ready_path)
@@ -152,15 +154,16 @@ class Settings:
         data = {str(k): v for k, v in userdata.items()}
         data = {**load_profile(str(data["profile"])), **data} if str(data.get("profile", "")).strip() else data
         top = _convert_fields(cls, data, skip={"thresholds", "profile", "tuning", "cli", "backend_command", "symbols",
-                                               "backend_env", "restart_after_failure", "backend_restore",
+                                               "backend_env", "backend_tuning_env", "restart_after_failure", "backend_restore",
                                                "backend_remove"})
         if "restart_after_failure" in data:
             top["restart_after_failure"] = str(data["restart_after_failure"]).strip().lower() in ("1", "true", "yes", "on")
-        if str(data.get("backend_env", "")).strip():
-            pairs = [kv.split("=", 1) for kv in str(data["backend_env"]).split(",") if kv.strip()]
-            if any(len(kv) != 2 for kv in pairs):
-                raise SettingsError(f"backend_env must be K=V,K=V: {data['backend_env']!r}")
-            top["backend_env"] = tuple((k.strip(), v) for k, v in pairs)
+        for name in ("backend_env", "backend_tuning_env"):
+            if str(data.get(name, "")).strip():
+                pairs = [kv.split("=", 1) for kv in str(data[name]).split(",") if kv.strip()]
+                if any(len(kv) != 2 for kv in pairs):
+                    raise SettingsError(f"{name} must be K=V,K=V: {data[name]!r}")
+                top[name] = tuple((k.strip(), v) for k, v in pairs)
         for name in ("cli", "backend_command"):
             if name in data and str(data[name]).strip():
                 top[name] = tuple(shlex.split(str(data[name])))

@@ -133,14 +133,15 @@ class EmbeddedTargets:
         return self.start_backend()
 
     def start_backend(self, defaults: bool = False) -> Targets:
-        """(Re)start the backend; ``defaults`` keeps KTRDR's idle and health timings (reference backend only).
+        """(Re)start the backend; ``defaults``: with its own default timings (the reference backend: KTRDR's idle
+        and health timings; yours: without ``backend_tuning_env``).
 
         The reference backend (embedded) and yours (managed) take the same road: a command with the
         addresses filled in, output captured to ``backend.log``, ready once its API answers.
         """
         self.stop_backend()
         self._backend_runs += 1
-        launch = self._managed_launch() if self.settings.managed else self._reference_launch(defaults)
+        launch = self._managed_launch(defaults) if self.settings.managed else self._reference_launch(defaults)
         return self._launch(launch)
 
     def _reference_launch(self, defaults: bool) -> "BackendLaunch":
@@ -150,10 +151,13 @@ class EmbeddedTargets:
         command = self.settings.backend_command or (venv_script("refbackend"),)
         return BackendLaunch((*command, "serve", "--host", "127.0.0.1", "--port", "{api_port}"), env)
 
-    def _managed_launch(self) -> "BackendLaunch":
-        """Your backend by command, IB pointed at the proxy (``IB_HOST``/``IB_PORT`` and the placeholders)."""
+    def _managed_launch(self, defaults: bool) -> "BackendLaunch":
+        """Your backend by command, IB pointed at the proxy (``IB_HOST``/``IB_PORT`` and the placeholders);
+        ``defaults`` leaves ``backend_tuning_env`` out."""
         s = self.settings
-        return BackendLaunch(s.backend_command, {"IB_HOST": "{ib_host}", "IB_PORT": "{ib_port}", **dict(s.backend_env)},
+        env = {"IB_HOST": "{ib_host}", "IB_PORT": "{ib_port}", **dict(s.backend_env),
+               **({} if defaults else dict(s.backend_tuning_env))}
+        return BackendLaunch(s.backend_command, env,
                              cwd=s.backend_cwd, reset=s.backend_reset, ready_path=s.backend_ready_path,
                              start_timeout_s=s.backend_start_timeout_s, api_port=s.api_port or s.cli_api_fixed_port)
 

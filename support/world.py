@@ -96,10 +96,13 @@ class World:
     def bind(self, targets: Targets) -> None:
         """(Re)create the drivers that depend on where the system is."""
         self.targets = targets
+        previous = getattr(self, "api", None), getattr(self, "cli", None)  # a restart keeps the scenario's evidence
         # Longer than any bound a scenario claims (a hang shows as a timed-out answer, not a stuck run).
         self.api = ApiDriver(targets.api_base_url, timeout_s=self.settings.scaled(20.0),
-                             load_timeout_s=self.settings.scaled(max(90.0, self.settings.profile.max_wait_s + 30.0)))
-        self.cli = CliDriver(targets.cli, targets.api_base_url, api_pointing=self.settings.cli_api)
+                             load_timeout_s=self.settings.scaled(max(90.0, self.settings.profile.max_wait_s + 30.0)),
+                             transcript=previous[0].transcript if previous[0] else [])
+        self.cli = CliDriver(targets.cli, targets.api_base_url, api_pointing=self.settings.cli_api,
+                             transcripts=previous[1].transcripts if previous[1] else [])
         self.backend_output = BackendOutput(Path(targets.backend_log) if targets.backend_log else None)
         gateway = ControlClient(targets.gateway_control) if targets.gateway_control else None
         proxy = ControlClient(targets.proxy_control) if targets.proxy_control else None
