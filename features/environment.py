@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from behave import fixture, use_fixture
@@ -30,7 +31,13 @@ CAPABILITIES = {
 }
 
 
+def _abort(signum, _frame):
+    """SIGTERM ends the run like Ctrl-C: behave aborts, and its cleanups heal faults and stop the servers."""
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
 def before_all(context):
+    signal.signal(signal.SIGTERM, _abort)
     settings = Settings.from_userdata(context.config.userdata)
     set_timeout_multiplier(settings.timeout_multiplier)
     preflight.ensure_reachable(settings)
@@ -43,6 +50,7 @@ def before_all(context):
         targets = external_targets(settings)
     context.world = world = World(settings, targets, embedded)
     context.add_cleanup(world.close)
+    context.add_cleanup(lambda: world.faults.heal_all())  # runs first: an external target is left without faults
     # Safety first: never touch a live account, not even with one scenario.
     world.accounts = world.ib.ensure_paper_account(settings.squatter_client_id_base, settings.scaled(10.0))
     reporting.write_allure_metadata(settings.reports_dir / "allure-results", reporting.target_properties(world))

@@ -80,7 +80,7 @@ def behave_command(args: argparse.Namespace) -> list[str]:
     command = [sys.executable, "-m", "behave", str(ROOT / "features"),
                "--tags", LEVELS[args.level], "--no-skipped",
                "-f", "support.allure_formatter:AllureFormatter", "-o", str(results / "allure-results"),
-               "-f", "pretty" if args.verbose else "progress3",
+               "-f", "pretty" if args.verbose else "progress3", "--no-summary",
                "--junit", "--junit-directory", str(results / "junit"),
                "-D", "AllureFormatter.hide_excluded=true"]
     for key, value in userdata.items():
@@ -93,24 +93,95 @@ def behave_command(args: argparse.Namespace) -> list[str]:
     return command
 
 
-def _run_bounded(command: list[str], env: dict[str, str], timeout_s: float) -> int:
-    """Run behave; past ``timeout_s`` stop it with SIGTERM (its cleanups stop the servers), then SIGKILL."""
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
+#: After SIGTERM or SIGINT: how long behave gets to run its cleanups (heal faults, stop every server it started)
+#: before its whole process group is killed.
+STOP_GRACE_S = 4.0
+#: Exit codes after a signal, as shells report them.
+SIGNAL_EXIT = {signal.SIGTERM: 143, signal.SIGINT: 130}
+
+
+def _run_bounded(command: list[str], env: dict[str, str], timeout_s: float) -> tuple[int, int | None]:
+    """Run behave in its own process group; return its exit code and the signal that stopped the run (or None).
+
+    SIGTERM or SIGINT to the runner (CI cancelling, ``timeout``, Ctrl-C) is passed on to behave as SIGINT: behave
+    aborts the scenario, its cleanups heal the faults and stop every server it started; past
+    :data:`STOP_GRACE_S` (or past ``timeout_s`` for the whole run) the group is killed.
+    """
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    received: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if not received:
+            received.append(signum)
+            _signal_group(process, signal.SIGINT)
+
+    previous = {sig: signal.signal(sig, forward) for sig in SIGNAL_EXIT}
     try:
-        return process.wait(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while process.poll() is None:
+            if received:
+                if not _wait(process, STOP_GRACE_S):
+                    _signal_group(process, signal.SIGKILL)
+                    _wait(process, 5.0)
+                break
+            if time.monotonic() >= deadline:
+                print(f"ib-resilience: run exceeded {timeout_s} s and was stopped", file=sys.stderr)
+                _signal_group(process, signal.SIGINT)
+                if not _wait(process, STOP_GRACE_S + 10.0):
+                    _signal_group(process, signal.SIGKILL)
+                    _wait(process, 5.0)
+                return 124, None
+            _wait(process, 0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _signal_group(process, signal.SIGKILL)  # whatever of behave's group is left (nothing, normally)
+    return (process.returncode if process.returncode is not None else -9), (received[0] if received else None)
+
+
+def _wait(process: subprocess.Popen, timeout_s: float) -> bool:
+    """Wait (bounded) for ``process`` to end; whether it did."""
+    try:
+        process.wait(timeout_s)
+        return True
     except subprocess.TimeoutExpired:
-        print(f"ib-resilience: run exceeded {timeout_s} s and was stopped", file=sys.stderr)
-        process.send_signal(signal.SIGTERM)
+        return False
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def junit_outcomes(junit_dir: Path) -> dict[str, int]:
+    """Scenarios by outcome (``passed``, ``failed``, ``skipped``, ``untested``) from behave's JUnit files."""
+    from collections import Counter
+    from xml.etree import ElementTree
+
+    from .results import xml_safe
+
+    outcomes: Counter[str] = Counter()
+    for path in sorted(Path(junit_dir).glob("TESTS-*.xml")):
         try:
-            process.wait(15.0)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5.0)
-        return 124
-    except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)
-        process.wait(15.0)
-        raise
+            root = ElementTree.fromstring(xml_safe(path.read_text(encoding="utf-8", errors="replace")))
+        except (OSError, ElementTree.ParseError):
+            continue
+        for case in root.iter("testcase"):
+            status = case.get("status") or ("failed" if case.find("failure") is not None else "passed")
+            outcomes[{"error": "failed", "failure": "failed"}.get(status, status)] += 1
+    return dict(outcomes)
+
+
+def summary_line(level: str, junit_dir: Path, elapsed_s: float, code: int) -> str:
+    """The run's own last line: the level's scenarios by outcome (not behave's totals, which count the scenarios
+    of other levels as skipped), its wall time and the exit code."""
+    counts = junit_outcomes(junit_dir)
+    untested = f", {counts['untested']} not run" if counts.get("untested") else ""
+    return (f"ib-resilience: level {level}: {counts.get('passed', 0)} scenarios passed, {counts.get('failed', 0)} "
+            f"failed, {counts.get('skipped', 0)} skipped (target lacks a capability){untested} in {elapsed_s:.1f} s, "
+            f"exit {code}")
 
 
 #: How long one scenario may wait on the target's own timings, per level (the exhaustive level
@@ -151,13 +222,20 @@ def main(argv: list[str] | None = None) -> int:
     print("$ " + shlex.join(command), flush=True)
     started = time.monotonic()
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "")}
-    code = _run_bounded(command, env, RUN_TIMEOUT_S[args.level])
+    code, stopped_by = _run_bounded(command, env, RUN_TIMEOUT_S[args.level])
     from .results import sanitize_junit
     sanitize_junit(args.reports_dir / "junit")
     elapsed_s = time.monotonic() - started
-    print(f"ib-resilience: level {args.level} finished in {elapsed_s:.1f} s, exit {code}", flush=True)
+    if stopped_by is not None:
+        code = SIGNAL_EXIT[stopped_by]
+        print(f"ib-resilience: stopped by {signal.Signals(stopped_by).name} after {elapsed_s:.1f} s; "
+              "partial results kept", file=sys.stderr, flush=True)
+    print(summary_line(args.level, args.reports_dir / "junit", elapsed_s, code), flush=True)
     if args.report:
         from .reporting import render_reports
-        render_reports(args.reports_dir, args.level, elapsed_s, return_code=code,
+        html = stopped_by is None  # a stopped run gets its Markdown summary now, not 15 s of Allure rendering
+        if html:
+            print("ib-resilience: rendering the Allure HTML report (about 15 s)…", flush=True)
+        render_reports(args.reports_dir, args.level, elapsed_s, return_code=code, html=html,
                        run_argv=list(argv if argv is not None else sys.argv[1:]))
     return code
