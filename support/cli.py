@@ -19,7 +19,7 @@ def usage() -> str:
     width = max(map(len, SUBCOMMANDS))
     lines = ["usage: ib-resilience <command> [options]", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
-    lines += ["", "ib-resilience <command> --help for a command's options"]
+    lines += ["", "ib-resilience <command> --help for a command's options; ib-resilience --version"]
     return "\n".join(lines)
 
 
@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help"):
         print(usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        from . import __version__
+        print(f"ib-resilience {__version__}")
         return 0
     command, rest = args[0], args[1:]
     if command not in SUBCOMMANDS:

@@ -152,7 +152,11 @@ class Settings:
             SettingsError: a value cannot be converted or is out of range.
         """
         data = {str(k): v for k, v in userdata.items()}
-        data = {**load_profile(str(data["profile"])), **data} if str(data.get("profile", "")).strip() else data
+        reject_unknown(data, "setting")
+        if str(data.get("profile", "")).strip():
+            profile = load_profile(str(data["profile"]))
+            reject_unknown(profile, f"profile {data['profile']!r}: setting")
+            data = {**profile, **data}
         top = _convert_fields(cls, data, skip={"thresholds", "profile", "tuning", "cli", "backend_command", "symbols",
                                                "backend_env", "backend_tuning_env", "restart_after_failure", "backend_restore",
                                                "backend_remove"})
@@ -202,6 +206,7 @@ class Settings:
             raise SettingsError("timeout_multiplier must be > 0")
         if self.profile.pool_limit < 1 or self.profile.max_wait_s <= 0:
             raise SettingsError("pool_limit must be ≥ 1 and max_wait_s > 0")
+        self._check_ranges()
         if len(self.symbols) < 4:
             raise SettingsError("symbols needs at least 4 comma-separated symbols the gateway knows")
         kind, _, value = self.cli_api.partition(":")
@@ -216,6 +221,53 @@ class Settings:
                 raise SettingsError(f"external target needs {', '.join(missing)} (-D name=value)")
             if not self.cli:
                 raise SettingsError("external target needs cli (-D cli='ktrdr') for the CLI scenarios")
+
+
+    def _check_ranges(self) -> None:
+        """Ports within 0..65535, client IDs within IB's 0..2147483647, durations and thresholds positive."""
+        ports = {"ib_port": self.ib_port, "api_port": self.api_port, "backend_ib_port": self.profile.backend_ib_port}
+        for name, port in ports.items():
+            if not 0 <= port <= 65535:
+                raise SettingsError(f"{name}={port} is not a TCP port (0..65535)")
+        ids = {"preferred_client_id": self.preferred_client_id, "client_id_min": self.profile.client_id_min,
+               "client_id_max": self.profile.client_id_max, "squatter_client_id_base": self.squatter_client_id_base}
+        for name, value in ids.items():
+            if not 0 <= value <= CLIENT_ID_MAX:
+                raise SettingsError(f"{name}={value} is not an IB client ID (0..{CLIENT_ID_MAX})")
+        if self.profile.client_id_max and self.profile.client_id_min > self.profile.client_id_max:
+            raise SettingsError(f"client_id_min={self.profile.client_id_min} > client_id_max={self.profile.client_id_max}")
+        positive = {**dataclasses.asdict(self.thresholds), "backend_start_timeout_s": self.backend_start_timeout_s,
+                    "backend_stop_timeout_s": self.backend_stop_timeout_s, "connect_timeout_s":
+                    self.profile.connect_timeout_s, **dataclasses.asdict(self.tuning)}
+        for name, value in positive.items():
+            if not value > 0:
+                raise SettingsError(f"{name}={value} must be > 0")
+        for name in ("idle_timeout_s", "health_check_interval_s"):
+            if getattr(self.profile, name) < 0:
+                raise SettingsError(f"{name} must be ≥ 0 (0: what the backend reports)")
+
+
+#: The largest client ID IB accepts (a signed 32-bit integer).
+CLIENT_ID_MAX = 2**31 - 1
+
+
+def known_settings() -> list[str]:
+    """Every setting name ``-D`` (or a profile) may use."""
+    names = {f.name for cls in (Settings, Thresholds, TargetProfile, EmbeddedTuning) for f in dataclasses.fields(cls)}
+    return sorted(names - {"thresholds", "tuning"})   # ``profile`` names a profile file
+
+
+def reject_unknown(data: Mapping[str, Any], what: str) -> None:
+    """Raise :class:`SettingsError` for a name that is no setting (formatter options, ``Name.option``, pass)."""
+    import difflib
+
+    known = known_settings()
+    for name in data:
+        if "." in name or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"valid settings: {', '.join(known)}"
+        raise SettingsError(f"unknown {what} {name!r}: {hint}")
 
 
 def fill_placeholders(text: str, values: Mapping[str, object]) -> str:

@@ -85,7 +85,6 @@ def _root(ctx: typer.Context,
 def _serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
            port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0 = a free one).")) -> None:
     """Run the API server (settings from the environment; see README)."""
-    from .server import run
     from .settings import Settings, SettingsError
 
     try:
@@ -93,6 +92,8 @@ def _serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to bi
     except SettingsError as exc:
         err(f"refbackend: {exc}")
         raise typer.Exit(2) from None
+    from .server import run  # imports the IB library IB_RESILIENCE_IB_LIBRARY names, checked just above
+
     raise typer.Exit(run(host, port, settings))
 
 
@@ -341,9 +342,14 @@ def _data_show(ctx: typer.Context,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (no traceback on any expected failure, Ctrl-C → 130)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] in (["--version"], ["-V"]):
+        from .. import __version__
+        print(f"refbackend {__version__}")
+        return 0
     command = typer.main.get_command(app)
     try:
-        command.main(args=sys.argv[1:] if argv is None else argv, prog_name="refbackend")
+        command.main(args=args, prog_name="refbackend")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:
