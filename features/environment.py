@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 
 from behave import fixture, use_fixture
 from behave.model import Scenario
@@ -144,10 +145,33 @@ def _history_positions(world: World) -> dict[str, int]:
         return {}
 
 
+def after_step(context, step):
+    # behave runs this hook before it reports the step, so what is attached here hangs on the step in Allure.
+    if getattr(context, "scenario_began", False):
+        _attach_step_evidence(context.world)
+
+
+def _attach_step_evidence(world: World) -> None:
+    """The step's own evidence: the API exchanges and CLI runs recorded while it ran, the faults it changed."""
+    try:
+        origin, now = world.seen.started_mono, time.monotonic()
+        exchanges, runs, since = evidence.step_slice(world.seen.values, world.api.transcript, world.cli.transcripts,
+                                                     origin, now)
+        evidence.attach_json("API exchanges", evidence.api_exchanges(exchanges, origin))
+        evidence.attach_text("CLI transcripts", evidence.cli_transcripts(runs))
+        evidence.attach_json("Fault changes", evidence.fault_changes(world.faults.timeline, origin, since, now))
+    except Exception as exc:  # evidence must never change a verdict
+        evidence.attach_text("Step evidence unavailable", repr(exc))
+
+
 def _attach_evidence(world: World, log_offset: int, history_positions: dict[str, int]) -> None:
+    """The scenario's evidence: what no step recorded (hooks, cleanup), the whole fault timeline, the IB
+    history, the resource plot with the claims' limits, and the backend's output."""
     origin = world.seen.started_mono
-    evidence.attach_json("API exchanges", evidence.api_exchanges(world.api.transcript, origin))
-    evidence.attach_text("CLI transcripts", evidence.cli_transcripts(world.cli.transcripts))
+    exchanges, runs, _ = evidence.step_slice(world.seen.values, world.api.transcript, world.cli.transcripts,
+                                             origin, time.monotonic())
+    evidence.attach_json("API exchanges" + evidence.OUTSIDE_STEPS, evidence.api_exchanges(exchanges, origin))
+    evidence.attach_text("CLI transcripts" + evidence.OUTSIDE_STEPS, evidence.cli_transcripts(runs))
     evidence.attach_json("Fault timeline", evidence.fault_timeline(world.faults.timeline, origin))
     if world.history.source:
         try:
@@ -157,7 +181,8 @@ def _attach_evidence(world: World, log_offset: int, history_positions: dict[str,
             evidence.attach_text("IB history unavailable", str(exc))
     samples = [s for s in world.sut.samples if s.mono >= origin] if world.sut is not None else []
     if samples:
-        evidence.attach_png("Backend resources", plots.resources_png(samples, world.faults.timeline, origin))
+        limits = evidence.recorded_limits(world.seen.values)
+        evidence.attach_png("Backend resources", plots.resources_png(samples, world.faults.timeline, origin, limits))
         evidence.attach_json("Backend resource samples", evidence.resource_samples(samples, origin))
     if world.backend_output.available:
         evidence.attach_text("Backend output", world.backend_output.since(log_offset)[-200_000:])

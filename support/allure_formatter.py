@@ -20,7 +20,7 @@ from allure_commons.types import LabelType, Severity
 from allure_commons.utils import host_tag, thread_tag
 from behave.model import Feature, Rule
 
-from .results import CAPABILITY_LABEL, KIND_LABEL, Category, categorise
+from .results import CAPABILITY_LABEL, KIND_LABEL, Category, capability_of, categorise
 
 #: Level tag → Allure severity: what fails at a lower level hurts more.
 SEVERITY_BY_LEVEL = {"basic": Severity.CRITICAL, "standard": Severity.NORMAL, "exhaustive": Severity.MINOR}
@@ -45,15 +45,25 @@ def scenario_labels(scenario) -> list[Label]:
     if level:
         labels += [Label(name=LEVEL_LABEL, value=level), Label(name=LabelType.PARENT_SUITE, value=f"level {level}"),
                    Label(name=LabelType.SEVERITY, value=SEVERITY_BY_LEVEL[level])]
-    for tag, phase in PHASES.items():
-        if tag in tags:
-            labels += [Label(name=PHASE_LABEL, value=phase), Label(name=LabelType.EPIC, value=phase)]
+    labels += [Label(name=PHASE_LABEL, value=phase) for tag, phase in PHASES.items() if tag in tags]
+    labels.append(Label(name=LabelType.EPIC, value=feature_epic(scenario.feature)))
     labels.append(Label(name=LabelType.SUITE, value=scenario.feature.name))
     rule = _rule_of(scenario)
     if rule is not None:
         labels += [Label(name=LabelType.STORY, value=rule.name), Label(name=LabelType.SUB_SUITE, value=rule.name)]
     labels += [Label(name=LabelType.TAG, value=tag) for tag in sorted(tags)]
     return labels
+
+
+def feature_epic(feature) -> str:
+    """The Allure epic of every scenario of a feature, from the feature's own tags: its phase's name
+    (``@phase1..3``), else its capability's (``@pipeline`` → "Data pipeline"), else the feature's name."""
+    tags = set(feature.tags)
+    phase = next((name for tag, name in PHASES.items() if tag in tags), None)
+    if phase:
+        return phase
+    name = capability_of(tags, feature.name).name
+    return name[:1].upper() + name[1:]
 
 
 def _rule_of(scenario) -> Rule | None:

@@ -114,12 +114,26 @@ def write_allure_metadata(results_dir: Path, properties: Mapping[str, str] | Non
 
 
 def executor_document(level: str, started: dt.datetime, report_url: str = "") -> dict[str, Any]:
-    """``executor.json``: who ran what (CI or a workstation) and when."""
+    """``executor.json``: who ran what (CI or a workstation) and when.
+
+    Allure labels each run on its trend charts ``#<buildOrder>`` (a number: the trend data has no other label),
+    so the order is the run's local date and time as digits, ``#202612020410`` for 2026-12-02 04:10, rather
+    than epoch seconds; ``buildName`` (shown in the Executors widget) says the level and the time in words.
+    """
     on_ci = bool(os.environ.get("CI"))
     return {"name": "CI" if on_ci else f"ib-resilience on {platform.node()}", "type": "ci" if on_ci else "local",
-            "buildName": f"ib-resilience {level} {started:%Y-%m-%d %H:%M:%S}",
-            "buildOrder": int(started.timestamp()), "reportName": f"IB connection resilience ({level})",
-            "reportUrl": report_url}
+            "buildName": build_name(level, started), "buildOrder": build_order(started),
+            "reportName": f"IB connection resilience ({level})", "reportUrl": report_url}
+
+
+def build_name(level: str, started: dt.datetime) -> str:
+    """The run's name in Allure's Executors widget: ``level standard 2026-12-02 04:10``."""
+    return f"level {level} {started:%Y-%m-%d %H:%M}"
+
+
+def build_order(started: dt.datetime) -> int:
+    """The run's number on Allure's trend axis: its local date and time as ``YYYYmmddHHMM`` (increasing)."""
+    return int(f"{started:%Y%m%d%H%M}")
 
 
 # ------------------------------------------------------------------------------------------- Allure HTML
@@ -545,6 +559,8 @@ CAPABILITY_ADVICE = {
     "safety": "the suite must refuse anything but a paper account before any scenario runs.",
     "self_report": "IB status, IB configuration, IB health and the client-ID phase must come from the live "
                    "connections (what the gateway saw), never from constants or placeholders.",
+    "backend_output": "on SIGTERM the backend must close every IB connection it holds (a disconnect the gateway "
+                      "sees) and exit within the shutdown bound; read the backend output attached to the scenario.",
 }
 ASYNC_ADVICE = ("🚨 **DO NOT DEPLOY: async/coroutine errors in the CLI or the backend** — the original bug is back. "
                 "Run the failing command with `PYTHONWARNINGS=default`, or read the backend's output attached to "

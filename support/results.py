@@ -66,6 +66,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("cli", "CLI", frozenset({"cli"})),
     Capability("pipeline", "data pipeline", frozenset({"pipeline"})),
     Capability("self_report", "self-reports checked against IB", frozenset({"self_report"})),
+    Capability("backend_output", "backend output & shutdown", frozenset({"backend_output"})),
 )
 _BY_CAPABILITY_KEY = {c.key: c for c in CAPABILITIES}
 
@@ -188,7 +189,7 @@ ENVIRONMENT_FILE = "environment.properties"
 
 @dataclass(frozen=True)
 class Attachment:
-    """One file a scenario (or one of its steps) attached."""
+    """One file a scenario (or one of its steps, at any depth) attached."""
 
     name: str
     path: Path
@@ -219,8 +220,22 @@ class ScenarioResult:
         return self.message.removeprefix("skipped: ") if self.status == "skipped" else ""
 
     def attached(self, name: str) -> list[Attachment]:
-        """Attachments with this name (prefix match for names with a suffix, e.g. ``IB history``)."""
+        """Attachments with this name, on the scenario or on any of its steps (prefix match for names with a
+        suffix, e.g. ``IB history`` or ``API exchanges (outside steps)``)."""
         return [a for a in self.attachments if a.name == name or a.name.startswith(name + " (")]
+
+    def attached_list(self, name: str) -> list[Any]:
+        """The items of every JSON-array attachment called ``name``, concatenated (each step attaches its own
+        slice of the API exchanges; unreadable or non-array attachments are left out)."""
+        items: list[Any] = []
+        for attachment in self.attached(name):
+            try:
+                value = json.loads(attachment.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(value, list):
+                items += value
+        return items
 
     def attached_json(self, name: str) -> Any:
         """The parsed JSON of the first attachment called ``name`` (None when absent or unreadable)."""
@@ -533,7 +548,7 @@ class _Window:
 
 def _exchanges(scenario: ScenarioResult) -> list[_Exchange]:
     out = []
-    for e in scenario.attached_json("API exchanges") or []:
+    for e in scenario.attached_list("API exchanges"):
         if not isinstance(e, dict) or e.get("started_s") is None or str(e.get("path")) not in IB_PATHS:
             continue
         started = float(e["started_s"])
@@ -556,8 +571,10 @@ def _counts_as(definition: dict[str, Any], kinds: frozenset[str]) -> bool:
 
 def _windows(scenario: ScenarioResult, kinds: frozenset[str]) -> list[_Window]:
     out = []
-    for w in scenario.attached_json("Fault timeline") or []:
-        definition = (w or {}).get("definition") or {}
+    for w in scenario.attached_list("Fault timeline"):
+        if not isinstance(w, dict):
+            continue
+        definition = w.get("definition") or {}
         kind = str(definition.get("kind", ""))
         if _counts_as(definition, kinds) and w.get("applied_s") is not None:
             healed = w.get("healed_s")
@@ -574,7 +591,7 @@ def healthy_score_check(run: RunResults, bounds: Thresholds) -> Check:
     requirement = f"≥ {bounds.score_min:g}/100 with the gateway healthy"
     scores = []
     for scenario in run.scenarios:
-        if scenario.attached_json("Fault timeline"):
+        if scenario.attached_list("Fault timeline"):
             continue  # a scenario with faults says nothing about the healthy score
         for e in _exchanges(scenario):
             pool = (e.data or {}).get("connection_pool_health") if isinstance(e.data, dict) else None
@@ -673,7 +690,7 @@ def leak_check(run: RunResults) -> Check:
     pool_size = int(float(run.properties.get("profile.pool_limit") or 0)) or None
     summaries, failures = [], []
     for scenario in run.scenarios:
-        samples = [SimpleNamespace(**s) for s in scenario.attached_json("Backend resource samples") or []
+        samples = [SimpleNamespace(**s) for s in scenario.attached_list("Backend resource samples")
                    if isinstance(s, dict)]
         if samples:
             peak = max(getattr(s, "ib_connections", 0) for s in samples)

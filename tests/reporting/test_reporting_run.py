@@ -13,6 +13,7 @@ import pytest
 from behave.parser import parse_file
 
 from chromium_cdp import Browser, ChromiumError, ensure_chromium
+from support.allure_formatter import feature_epic
 from support.reporting import directory_size
 from support.results import junit_agrees, junit_counts, load_results
 from support.settings import ROOT
@@ -128,7 +129,11 @@ def test_allure_metadata_describes_the_targets(real_run):
     assert properties["ib_port"].isdigit() and properties["backend_ib_port"].isdigit()
     assert properties["backend_ib_port"] != properties["ib_port"]  # the backend goes through the fault proxy
     executor = json.loads((results / "executor.json").read_text())
-    assert "standard" in executor["buildName"]
+    assert re.fullmatch(r"level standard \d{4}-\d\d-\d\d \d\d:\d\d", executor["buildName"]), executor
+    # Allure labels each run on its trend axis "#<buildOrder>": the run's date and time, not epoch seconds.
+    assert re.fullmatch(r"20\d{2}(0[1-9]|1[0-2])\d{6}", str(executor["buildOrder"])), executor
+    trend = json.loads((real_run.reports_dir / "allure-report" / "widgets" / "history-trend.json").read_text())
+    assert trend[0]["buildOrder"] == executor["buildOrder"], trend[0]
     # Allure put each failure in the category (failure kind) the Markdown gives it.
     categories = json.loads((real_run.reports_dir / "allure-report" / "data" / "categories.json").read_text())
     shown = {leaf: group["name"] for group in categories["children"] for leaf in _leaves(group)}
@@ -155,19 +160,39 @@ def test_allure_labels_follow_the_tags(real_run):
         phases = sorted(t for t in tags if t.startswith("phase"))
         assert [p.split(":")[0].replace("Phase ", "phase") for p in labels.get("phase", [])] == phases
         assert labels["feature"] == [features[result["name"]].feature.name]
+        assert labels["epic"] == [feature_epic(features[result["name"]].feature)], result["name"]
         assert set(labels["tag"]) == set(tags)
+
+
+def _step_attachments(result: dict) -> dict[str, set[str]]:
+    """Attachment names per step (nested steps included), by step name."""
+    out: dict[str, set[str]] = {}
+    pending = list(result.get("steps") or [])
+    while pending:
+        step = pending.pop()
+        out.setdefault(step["name"], set()).update(a["name"] for a in step.get("attachments") or [])
+        pending += step.get("steps") or []
+    return out
 
 
 def test_each_scenario_carries_its_evidence(real_run):
     results = _allure_results(real_run)
     by_name = {r["name"]: r for r in results}
     names = lambda result: {a["name"] for a in result.get("attachments", [])}  # noqa: E731
-    assert "API exchanges" in names(by_name["A healthy gateway scores at least 75"])
+    # What a step produced hangs on that step; the scenario keeps what spans it.
+    healthy = _step_attachments(by_name["A healthy gateway scores at least 75"])
+    assert any("API exchanges" in attached for step, attached in healthy.items() if step.startswith("When ")), healthy
+    assert "API exchanges" not in names(by_name["A healthy gateway scores at least 75"])
     # Selected by name prefix (RUN_SCENARIOS): the scenario's full title may say more.
     ib_test = next(r for r in results if r["name"].startswith('"ib test" passes against a healthy gateway'))
-    assert "CLI transcripts" in names(ib_test)
-    assert {"API exchanges", "Fault timeline", "Backend output", "IB history (gateway)", "IB history (proxy)"} \
-        <= names(by_name["The gateway stops answering after the handshake"])
+    ran = {step for step, attached in _step_attachments(ib_test).items() if "CLI transcripts" in attached}
+    assert ran and all(step.startswith("When ") for step in ran), _step_attachments(ib_test)
+    silent = by_name["The gateway stops answering after the handshake"]
+    assert {"Fault timeline", "Backend output", "IB history (gateway)", "IB history (proxy)"} <= names(silent)
+    assert any("Fault changes" in attached for attached in _step_attachments(silent).values())
+    scenario = next(s for s in load_results(real_run.reports_dir / "allure-results").scenarios
+                    if s.name == "The gateway stops answering after the handshake")
+    assert scenario.attached_list("API exchanges") and scenario.attached_list("Fault timeline")
     stability = by_name["Resources stay flat over 150 requests"]
     assert {"Backend resources", "Backend resource samples"} <= names(stability)
     png = next(a for a in stability["attachments"] if a["name"] == "Backend resources")

@@ -9,15 +9,18 @@ import re
 import sys
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from behave.parser import parse_file
 
 from reporting_helpers import run_bounded
-from support import reporting
-from support.allure_formatter import scenario_labels
+from support import evidence, reporting
+from support.allure_formatter import feature_epic, scenario_labels
 from support.claims import failed_within
 from support.drivers.api import ApiResponse
+from support.drivers.processes import ProcessSample
+from support.plots import resources_figure, resources_png, y_range
 from support.results import (FAILURE_KINDS, allure_categories, capability_of, categorise, critical_checks,
                              junit_counts, kind_of, load_results, over_bound_pct, read_properties)
 from support.settings import ROOT
@@ -41,17 +44,32 @@ class ResultsDir:
 
     def scenario(self, name: str, status: str = "passed", feature: str = "A feature", message: str = "",
                  failing_step: str = "", exchanges: list | None = None, faults: list | None = None,
-                 cli: str = "", samples: list | None = None, labels: dict | None = None, tags: tuple = ()) -> None:
+                 cli: str = "", samples: list | None = None, labels: dict | None = None, tags: tuple = (),
+                 per_step: bool = False) -> None:
+        """One scenario result; ``per_step`` spreads the API exchanges and CLI runs over its steps (and a nested
+        step) the way ``after_step`` attaches them, the last exchange on the scenario as recorded outside steps."""
         attachments = []
-        if exchanges is not None:
+        steps = [{"name": "Given the backend is serving requests through a healthy gateway", "status": "passed"}]
+        if per_step and exchanges:
+            parts = [exchanges[:1], exchanges[1:-1], exchanges[-1:]]
+            steps[0]["attachments"] = [self._attach("API exchanges", json.dumps(parts[0]), "application/json", "json")]
+            nested = {"name": "a nested step", "status": "passed",
+                      "attachments": [self._attach("API exchanges", json.dumps(parts[1]), "application/json", "json")]}
+            steps.append({"name": "When clients ask", "status": "passed", "steps": [nested]})
+            attachments.append(self._attach("API exchanges (outside steps)", json.dumps(parts[2]),
+                                            "application/json", "json"))
+        elif exchanges is not None:
             attachments.append(self._attach("API exchanges", json.dumps(exchanges), "application/json", "json"))
         if faults:
             attachments.append(self._attach("Fault timeline", json.dumps(faults), "application/json", "json"))
-        if cli:
+        if cli and per_step:
+            for run in cli.split("\n\n"):
+                steps.append({"name": "When the operator runs a command", "status": "passed",
+                              "attachments": [self._attach("CLI transcripts", run, "text/plain", "txt")]})
+        elif cli:
             attachments.append(self._attach("CLI transcripts", cli, "text/plain", "txt"))
         if samples:
             attachments.append(self._attach("Backend resource samples", json.dumps(samples), "application/json", "json"))
-        steps = [{"name": "Given the backend is serving requests through a healthy gateway", "status": "passed"}]
         if failing_step:
             steps.append({"name": failing_step, "status": status, "statusDetails": {"message": message}})
         self.clock_ms += 1000
@@ -143,20 +161,24 @@ def test_a_coroutine_warning_in_a_cli_transcript_fails_the_run_even_if_scenarios
     assert "❌ FAILED" in reporting.markdown_report(run, "basic", 1.0, 0, {}, dt.datetime.now())
 
 
-def test_clean_cli_transcripts_are_counted(results):
-    results.scenario("cli", cli="$ refbackend ib test  (exit 0, 0.7 s)\nIB OK\n\n$ refbackend ib status  (exit 0, 0.5 s)\n")
+@pytest.mark.parametrize("per_step", [False, True], ids=["on the scenario", "on its steps"])
+def test_clean_cli_transcripts_are_counted(results, per_step):
+    results.scenario("cli", cli="$ refbackend ib test  (exit 0, 0.7 s)\nIB OK\n\n$ refbackend ib status  (exit 0, 0.5 s)\n",
+                     per_step=per_step)
     check = checks_by_name(results)["Async/coroutine errors"]
     assert check.verdict == "pass" and "2 CLI run(s) of 1 scenario(s)" in check.observed
 
 
-def test_silent_detection_and_recovery_times_come_from_the_exchanges(results):
-    results.scenario("silence then recovery", faults=[fault("silent", 1.0, 6.0)], exchanges=[
+@pytest.mark.parametrize("per_step", [False, True], ids=["on the scenario", "on its steps"])
+def test_silent_detection_and_recovery_times_come_from_the_exchanges(results, per_step):
+    results.scenario("silence then recovery", faults=[fault("silent", 1.0, 6.0)], per_step=per_step, exchanges=[
         exchange("/ib/health", 0.2, 0.1, 200, {"healthy": True}),            # before the fault
         exchange("/ib/health", 1.5, 0.1, 200, {"healthy": True}),            # not noticed yet
         exchange("/ib/health", 2.0, 2.5, 503, {"healthy": False}),           # noticed: 2.0 + 2.5 - 1.0 = 3.5 s
         exchange("/ib/symbols/discover", 6.5, 0.3, 200, {"symbol_info": {"symbol": "AAPL"}}),  # back: 0.8 s
     ])
     checks = checks_by_name(results)
+    assert len(load_results(results.path).scenarios[0].attached("API exchanges")) == (3 if per_step else 1)
     assert checks["Silent-connection detection"].verdict == "pass"
     assert "max 3.50 s" in checks["Silent-connection detection"].observed
     assert checks["Recovery time"].verdict == "pass" and "max 0.80 s" in checks["Recovery time"].observed
@@ -350,7 +372,8 @@ def test_render_reports_without_the_allure_cli_still_writes_the_markdown(results
     assert re.fullmatch(r"resilience_test_report_\d{8}_\d{6}\.md", made.markdown.name)
     text = made.markdown.read_text()
     assert "Allure HTML not generated" in text and "make install" in made.html_error
-    assert json.loads((results.path / "executor.json").read_text())["buildName"].startswith("ib-resilience basic")
+    executor = json.loads((results.path / "executor.json").read_text())
+    assert re.fullmatch(r"level basic \d{4}-\d\d-\d\d \d\d:\d\d", executor["buildName"]), executor
     assert json.loads((results.path / "categories.json").read_text()) == allure_categories()
 
 
@@ -536,3 +559,108 @@ def test_junit_with_a_clis_ansi_escapes_is_counted_and_sanitized(tmp_path):
     assert junit_counts(tmp_path) == {"tests": 2, "failures": 1, "errors": 0, "skipped": 0}
     sanitize_junit(tmp_path)
     assert "\x1b" not in (tmp_path / "TESTS-cli.xml").read_text(encoding="utf-8")
+
+
+def test_every_feature_gets_one_epic_from_its_own_tags():
+    epics = {}
+    for path in sorted((ROOT / "features").glob("*.feature")):
+        feature = parse_file(str(path))
+        for scenario in feature.walk_scenarios():
+            values = [label.value for label in scenario_labels(scenario) if label.name == "epic"]
+            assert values == [feature_epic(feature)], f"{path.name}: {scenario.name}: epics {values}"
+        epic = feature_epic(feature)
+        assert epic.strip(), path.name
+        epics[path.name] = epic
+    assert epics["data_pipeline.feature"] == "Data pipeline" and epics["cli.feature"] == "CLI"
+    assert epics["silent_connections.feature"] == epics["systematic_validation.feature"] \
+        == "Phase 1: systematic validation"
+    assert epics["garbage_collection.feature"] == "Phase 2: garbage collection"
+    assert feature_epic(SimpleNamespace(tags=["untagged"], name="A new feature")) == "A new feature"
+
+
+def test_executor_labels_each_run_on_the_trend_axis_by_its_time():
+    started = dt.datetime(2026, 12, 2, 4, 10, 33)
+    executor = reporting.executor_document("standard", started)
+    assert executor["buildName"] == "level standard 2026-12-02 04:10"
+    assert executor["buildOrder"] == 202612020410  # Allure's trend axis shows "#202612020410"
+    assert reporting.build_order(started + dt.timedelta(minutes=1)) > executor["buildOrder"]
+
+
+def _samples(rss_mb: list[float], fds: int = 30, threads: int = 12, ib: int = 2) -> list[ProcessSample]:
+    return [ProcessSample(mono=100.0 + 0.2 * i, rss_bytes=int(mb * 1024 * 1024), open_fds=fds, threads=threads,
+                          tcp_connections=3, ib_connections=ib, children=0) for i, mb in enumerate(rss_mb)]
+
+
+def test_resource_plot_draws_growth_against_the_claims_limits_with_integer_counts():
+    from matplotlib import pyplot
+    wiggle = [80.0, 80.9, 80.2, 80.8, 80.1, 80.9, 80.3, 80.6]  # 0.9 MB of noise, no leak
+    figure = resources_figure(_samples(wiggle), [], 100.0, {"rss_mb": 20, "open_fds": 10, "threads": 5,
+                                                            "ib_connections": 4})
+    try:
+        rss, fds, threads, ib = figure.axes
+        low, high = rss.get_ylim()
+        assert high >= 20 and 0.9 / (high - low) < 0.1  # the wiggle fills under a tenth of the panel
+        curve = rss.get_lines()[0].get_ydata()
+        assert abs(curve[0] - (80.0 - 80.45)) < 1e-6  # growth from the first quarter's median (80.0, 80.9)
+        for axis, limit in ((rss, 20), (fds, 10), (threads, 5), (ib, 4)):
+            assert any(list(line.get_ydata()) == [limit, limit] for line in axis.get_lines()[1:]), axis.get_ylabel()
+        for axis in (fds, threads, ib):
+            assert all(float(tick).is_integer() for tick in axis.get_yticks()), axis.get_ylabel()
+    finally:
+        pyplot.close(figure)
+    no_limit = resources_figure(_samples(wiggle), [], 100.0)
+    try:
+        assert no_limit.axes[0].get_ylim()[1] >= 5.0 and len(no_limit.axes[0].get_lines()) == 1  # the floor
+    finally:
+        pyplot.close(no_limit)
+    assert resources_png(_samples(wiggle), [], 100.0, {"rss_mb": 20})[:8] == b"\x89PNG\r\n\x1a\n"
+    assert y_range([0.0, 0.4, -0.3], None, 3.0)[1] >= 3.0 and y_range([0.0, 42.0], 20.0, 5.0)[1] > 42.0
+
+
+def test_step_slices_take_each_exchange_and_run_once():
+    values, exchanges, runs = {}, ["a", "b"], []
+    assert evidence.step_slice(values, exchanges, runs, 10.0, 11.0) == (["a", "b"], [], 10.0)
+    exchanges.append("c")
+    runs.append("run 1")
+    assert evidence.step_slice(values, exchanges, runs, 10.0, 12.0) == (["c"], ["run 1"], 11.0)
+    assert evidence.step_slice(values, exchanges, runs, 10.0, 13.0) == ([], [], 12.0)
+    exchanges.clear()  # a transcript cleared under the marks starts over
+    exchanges.append("d")
+    assert evidence.step_slice(values, exchanges, runs, 10.0, 14.0)[0] == ["d"]
+    window = SimpleNamespace(label="silent", plane="proxy", applied_mono=11.5, healed_mono=13.5)
+    assert evidence.fault_changes([window], 10.0, 11.0, 12.0) == [
+        {"event": "applied", "fault": "silent", "plane": "proxy", "at_s": 1.5}]
+    assert [e["event"] for e in evidence.fault_changes([window], 10.0, 12.0, 14.0)] == ["healed"]
+    limits = {}
+    evidence.record_limit(limits, "rss_mb", 20)
+    assert evidence.recorded_limits(limits) == {"rss_mb": 20}
+
+
+STEP_EVIDENCE_ENVIRONMENT = """from support import evidence
+
+def after_step(context, step):
+    evidence.attach_json("API exchanges", [{"path": "/ib/health", "step": step.name}])
+
+def after_scenario(context, scenario):
+    evidence.attach_text("Backend output", "scenario-wide")
+"""
+
+
+def test_evidence_attached_in_after_step_hangs_on_the_step(tmp_path):
+    features = tmp_path / "features"
+    (features / "steps").mkdir(parents=True)
+    (features / "demo.feature").write_text("@pipeline\nFeature: Demo\n\n  @basic\n  Scenario: two steps\n"
+                                           "    Given nothing\n    When nothing\n")
+    (features / "steps" / "steps.py").write_text("from behave import step\n\n@step('nothing')\ndef s(context):\n    pass\n")
+    (features / "environment.py").write_text(STEP_EVIDENCE_ENVIRONMENT)
+    out = tmp_path / "allure-results"
+    done = run_bounded([sys.executable, "-m", "behave", str(features), "-f", "support.allure_formatter:AllureFormatter",
+                        "-o", str(out), "-f", "null"], 60.0, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stdout
+    (raw,) = [json.loads(p.read_text()) for p in out.glob("*-result.json")]
+    assert [a["name"] for a in raw["attachments"]] == ["Backend output"]
+    assert [[a["name"] for a in s.get("attachments", [])] for s in raw["steps"]] == [["API exchanges"]] * 2
+    assert {"name": "epic", "value": "Data pipeline"} in raw["labels"]
+    (scenario,) = load_results(out).scenarios
+    assert [e["step"] for e in scenario.attached_list("API exchanges")] == ["nothing", "nothing"]
+    assert scenario.attached_text("Backend output") == "scenario-wide"
