@@ -17,18 +17,30 @@ GET      /history?since=N        ``{"events": [event, ...], "last_seq": N}``
 =======  ======================  =================================================
 
 A fault is ``{"name", "kind", "client_id", "attributes"}`` (see :mod:`support.faults`).
-Errors are ``{"error": message}`` with 400 (bad input), 404 or 405.
+Errors are ``{"error": message}`` with 400 (bad input), 401 (token missing or wrong), 403 (a
+non-loopback ``Origin``, or a non-loopback ``Host`` on a loopback server), 404, 405 or 415 (a
+write without ``Content-Type: application/json``).
+
+Access: the server binds loopback by default. Binding anywhere else needs a token
+(:func:`check_control_bind`); with a token every request must carry ``Authorization: Bearer TOKEN``.
+Writes must be ``application/json``, which a web page cannot send cross-origin without a CORS
+preflight this server never grants, and a request from a non-loopback page (``Origin``) is refused.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import dataclasses
+import hmac
+import ipaddress
 import json
 import logging
+import os
 import re
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterator, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterator, NoReturn, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
@@ -40,16 +52,67 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 READ_TIMEOUT_S = 5.0
+#: Environment variable holding the control token (servers and :class:`ControlClient` read it).
+TOKEN_ENV = "IB_RESILIENCE_CONTROL_TOKEN"
+#: Methods that change something: they must send ``Content-Type: application/json``.
+WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: it travels in an HTTP header
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Whether ``host`` (an IP literal, optionally in brackets, or a name) is this machine's loopback.
+
+    Names other than ``localhost`` (and ``*.localhost``) are not resolved and count as remote.
+    """
+    if not host:
+        return False  # "" binds every interface
+    host = host.strip().strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def valid_token(token: str) -> bool:
+    """Whether ``token`` can be sent as ``Authorization: Bearer TOKEN`` (visible ASCII, no spaces)."""
+    return bool(_TOKEN_RE.fullmatch(token))
+
+
+def token_from_env() -> str | None:
+    """The control token of the environment (:data:`TOKEN_ENV`), None when unset or empty."""
+    return os.environ.get(TOKEN_ENV) or None
+
+
+class ControlBindError(ValueError):
+    """The control API would be reachable from other machines without a token."""
+
+
+def check_control_bind(host: str, token: str | None) -> None:
+    """Refuse a non-loopback control address without a token.
+
+    Raises:
+        ControlBindError: ``host`` is not loopback and ``token`` is empty, or the token is malformed.
+    """
+    if token and not valid_token(token):
+        raise ControlBindError("the control token must be visible ASCII without spaces")
+    if not is_loopback_host(host) and not token:
+        raise ControlBindError(f"the control API on {host or '*'!r} would be reachable from other machines: "
+                               f"set --control-token TOKEN (or {TOKEN_ENV}), or keep --control-host on loopback")
 
 
 @dataclass(frozen=True)
 class Request:
-    """One parsed HTTP request."""
+    """One parsed HTTP request (header names lower-case)."""
 
     method: str
     path: str
     query: dict[str, str]
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 Response = tuple[int, Any]
@@ -59,9 +122,10 @@ Handler = Callable[[Request, dict[str, str]], Awaitable[Response]]
 class HttpError(Exception):
     """Turned into an ``{"error": ...}`` response with ``status``."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
 
 
 class FaultTarget(Protocol):
@@ -77,9 +141,9 @@ class FaultTarget(Protocol):
     def history_since(self, seq: int) -> tuple[list[dict[str, Any]], int]: ...
 
 
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 404: "Not Found",
-            405: "Method Not Allowed", 408: "Request Timeout", 413: "Payload Too Large",
-            500: "Internal Server Error"}
+_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
+            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+            413: "Payload Too Large", 415: "Unsupported Media Type", 500: "Internal Server Error"}
 
 
 class ControlServer:
@@ -89,12 +153,16 @@ class ControlServer:
         target: the gateway or proxy whose faults, connections and history are served.
         role: reported by ``GET /health``.
         extra_routes: further ``(method, regex) → handler`` routes a role adds.
+        token: when set, every request must carry ``Authorization: Bearer <token>`` (401 otherwise);
+            required to listen on anything but loopback.
     """
 
     def __init__(self, target: FaultTarget, role: str,
-                 extra_routes: dict[tuple[str, str], Handler] | None = None):
+                 extra_routes: dict[tuple[str, str], Handler] | None = None, token: str | None = None):
         self.target = target
         self.role = role
+        self._token = token or None
+        self._loopback_only = True
         self._server: asyncio.base_events.Server | None = None
         routes: dict[tuple[str, str], Handler] = {
             ("GET", r"/health"): self._health,
@@ -110,7 +178,13 @@ class ControlServer:
                         for (method, pattern), handler in routes.items()]
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Listen; return the bound port."""
+        """Listen; return the bound port.
+
+        Raises:
+            ControlBindError: ``host`` is not loopback and there is no token.
+        """
+        check_control_bind(host, self._token)
+        self._loopback_only = is_loopback_host(host)
         self._server = await asyncio.start_server(self._serve, host, port)
         return self._server.sockets[0].getsockname()[1]
 
@@ -161,11 +235,13 @@ class ControlServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         status, payload = 500, {"error": "internal error"}
+        extra_headers: dict[str, str] = {}
         try:
             request = await asyncio.wait_for(self._read(reader), READ_TIMEOUT_S)
-            status, payload = await self._dispatch(request)
+            self._guard(request)
+            status, payload = await self._dispatch(self._with_json_body(request))
         except HttpError as exc:
-            status, payload = exc.status, {"error": str(exc)}
+            status, payload, extra_headers = exc.status, {"error": str(exc)}, exc.headers
         except asyncio.TimeoutError:
             status, payload = 408, {"error": "request not received in time"}
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -174,8 +250,9 @@ class ControlServer:
         except Exception:  # a bug in a handler must not take the server down
             log.exception("control request failed")
         body = b"" if payload is None else json.dumps(payload).encode()
+        extra = "".join(f"{key}: {value}\r\n" for key, value in extra_headers.items())
         head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra}"
                 "Connection: close\r\n\r\n").encode()
         with contextlib.suppress(Exception):
             writer.write(head + body)
@@ -206,15 +283,44 @@ class ControlServer:
         if length < 0 or length > MAX_BODY_BYTES:
             raise HttpError(413, "body too large")
         raw = await reader.readexactly(length) if length else b""
-        body = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise HttpError(400, f"body is not JSON: {exc}") from None
         parts = urlsplit(target)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        return Request(method.upper(), parts.path, query, body)
+        return Request(method.upper(), parts.path, query, raw, headers)
+
+    def _guard(self, request: Request) -> None:
+        """Refuse what a web page or another machine could send: before routing, before the body is read.
+
+        Raises:
+            HttpError: 403 for a non-loopback ``Origin`` (or ``Host`` on a loopback server), 401 for a
+                missing or wrong token, 415 for a write that is not ``application/json``.
+        """
+        origin = request.headers.get("origin")
+        if origin is not None and not is_loopback_host(_hostname(origin)):
+            raise HttpError(403, f"requests from web pages of {origin!r} are refused (Origin is not loopback)")
+        host = request.headers.get("host")
+        if self._loopback_only and host is not None and not is_loopback_host(_hostname("//" + host)):
+            raise HttpError(403, f"Host {host!r} is not loopback (this control API listens on loopback only)")
+        if self._token is not None:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token.encode()):
+                raise HttpError(401, "missing or wrong control token (send Authorization: Bearer TOKEN)",
+                                {"WWW-Authenticate": 'Bearer realm="ib-resilience control"'})
+        if request.method in WRITE_METHODS:
+            media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if media_type != "application/json":
+                raise HttpError(415, f"{request.method} needs Content-Type: application/json "
+                                     f"(got {media_type or 'none'!r})")
+
+    @staticmethod
+    def _with_json_body(request: Request) -> Request:
+        raw = request.body
+        if not raw:
+            return dataclasses.replace(request, body=None)
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise HttpError(400, f"body is not JSON: {exc}") from None
+        return dataclasses.replace(request, body=body)
 
     async def _dispatch(self, request: Request) -> Response:
         allowed = False
@@ -227,6 +333,70 @@ class ControlServer:
         if allowed:
             raise HttpError(405, f"{request.method} not allowed on {request.path}")
         raise HttpError(404, f"no route {request.path}")
+
+
+# ---------------------------------------------------------------------- command-line options
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """``argparse`` whose errors are one line on stderr (``prog: message``) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {' '.join(message.split())}\n")
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0..65535 (0 = a free one).
+
+    Raises:
+        argparse.ArgumentTypeError: not an integer in range.
+    """
+    try:
+        port = int(text, 10)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (an integer in 0..65535)")
+    return port
+
+
+def add_control_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--control-host``, ``--control-port`` and ``--control-token``, shared by the gateway and the proxy."""
+    parser.add_argument("--control-host", default="127.0.0.1", metavar="HOST",
+                        help="control API address (default 127.0.0.1; anything but loopback needs a token)")
+    parser.add_argument("--control-port", type=port_number, default=0, metavar="PORT",
+                        help="control API port; 0 picks a free one (default 0)")
+    parser.add_argument("--control-token", default=None, metavar="TOKEN",
+                        help=f"require 'Authorization: Bearer TOKEN' on every control request (default: "
+                             f"${TOKEN_ENV}; prefer the variable, argv is visible to other users)")
+
+
+def control_token(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The token in force (``--control-token``, else :data:`TOKEN_ENV`); a refused bind is a parser error."""
+    token = args.control_token if args.control_token is not None else token_from_env()
+    token = token or None
+    try:
+        check_control_bind(args.control_host, token)
+    except ControlBindError as exc:
+        parser.error(str(exc))
+    return token
+
+
+def control_url(host: str, port: int | None) -> str:
+    """``http://host:port`` of a control API bound to ``host`` (a wildcard address is reached on loopback)."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _hostname(url: str) -> str | None:
+    """The host of a URL (``//host:port`` for a bare Host header); None when unparseable."""
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 @contextlib.contextmanager
@@ -253,16 +423,22 @@ class ControlClient:
     Args:
         base_url: e.g. ``http://127.0.0.1:7498``.
         timeout_s: bound on every call.
+        token: sent as ``Authorization: Bearer <token>``; None (the default) takes
+            :data:`TOKEN_ENV` from the environment, ``""`` sends none.
     """
 
-    def __init__(self, base_url: str, timeout_s: float = 5.0):
+    def __init__(self, base_url: str, timeout_s: float = 5.0, token: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self._session = requests.Session()
+        token = token_from_env() if token is None else token
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
+        headers = {"Content-Type": "application/json"} if method.upper() in WRITE_METHODS else None
         try:
-            response = self._session.request(method, self.base_url + path, json=body,
+            response = self._session.request(method, self.base_url + path, json=body, headers=headers,
                                              timeout=self.timeout_s)
         except requests.RequestException as exc:
             raise ControlError(f"{method} {self.base_url}{path} failed: {exc}") from exc

@@ -11,14 +11,35 @@ One-shot faults (``one_shot = True``) act once when applied and are not kept.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+from .wire import OUTGOING
 
 GATEWAY = "gateway"
 PROXY = "proxy"
 ALL_REQUESTS = "*"
 DIRECTIONS = ("upstream", "downstream", "both")  # upstream = client → gateway
+#: What ``request_types`` may name: the client → gateway message types of ``support.wire.OUTGOING``, or ``"*"``.
+REQUEST_TYPES = frozenset(OUTGOING.values())
+
+#: Allowed range (inclusive) of every numeric field of every fault, by field name. A value outside is a
+#: :class:`FaultError` (400 from the control API) that names the range.
+RANGES: dict[str, tuple[float, float]] = {
+    "client_id": (0, 2**31 - 1),        # IB client IDs are 32-bit signed; negative ones are not used
+    "latency_ms": (0, 600_000),         # up to 10 minutes
+    "jitter_ms": (0, 600_000),
+    "code": (100, 99_999),              # IB codes: errors 100..10xxx, system 1100..1300, warnings 2100..2200
+    "req_id": (-1, 2**31 - 1),          # -1: not tied to a request
+    "restored_code": (1101, 1102),
+    "down_s": (0, 86_400),              # up to a day
+    "rate_kbps": (1, 1_000_000),        # 1 kB/s .. 1 GB/s
+    "max_chunk_bytes": (1, 16 * 1024 * 1024),
+    "delay_us": (0, 10_000_000),        # up to 10 s between chunks
+}
 
 
 class FaultError(ValueError):
@@ -51,6 +72,12 @@ class Fault:
             object.__setattr__(self, "name", self.kind)
         if self.client_id is not None and self.unscoped:
             raise FaultError(f"{self.kind} acts before the client ID is known; it cannot be scoped")
+        for name in _numeric_fields(type(self)):
+            value = getattr(self, name)
+            if value is not None:
+                check_range(f"{self.kind}.{name}", value, RANGES[name])
+        if "request_types" in {f.name for f in dataclasses.fields(self)}:
+            _request_types(self)
         self.validate()
 
     def validate(self) -> None:
@@ -110,6 +137,47 @@ class Fault:
             raise FaultError(str(exc)) from None
 
 
+def check_range(label: str, value: float, bounds: tuple[float, float]) -> None:
+    """Raise :class:`FaultError` naming ``bounds`` unless ``value`` lies within them (NaN never does)."""
+    low, high = bounds
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+        raise FaultError(f"{label} must be within {_number(low)}..{_number(high)} (got {_shown(value)})")
+
+
+@functools.cache
+def _numeric_fields(cls: type) -> tuple[str, ...]:
+    """The fields of ``cls`` typed int or float (optional or not); each must have an entry in :data:`RANGES`."""
+    names = []
+    for name, hint in typing.get_type_hints(cls).items():
+        if typing.get_origin(hint) is typing.ClassVar:
+            continue
+        args = set(typing.get_args(hint)) or {hint}
+        if args & {int, float}:
+            if name not in RANGES:
+                raise TypeError(f"{cls.__name__}.{name} is numeric but has no range in support.faults.RANGES")
+            names.append(name)
+    return tuple(names)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _request_types(fault: Fault) -> None:
+    types = getattr(fault, "request_types")
+    if not types:
+        raise FaultError(f"{fault.kind}.request_types must name at least one request type or '*'")
+    unknown = [t for t in types if t != ALL_REQUESTS and t not in REQUEST_TYPES]
+    if unknown:
+        raise FaultError(f"{fault.kind}.request_types: unknown request type(s) {', '.join(map(repr, unknown))}; "
+                         f"known: '*', {', '.join(sorted(REQUEST_TYPES))}")
+
+
 def fault_kinds(plane: str) -> dict[str, type[Fault]]:
     """Every fault kind registered for ``plane``."""
     return {k: c for (p, k), c in _REGISTRY.items() if p == plane}
@@ -132,18 +200,16 @@ def _coerce(kind: str, key: str, hint: Any, value: Any) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise FaultError(f"{kind}.{key} must be a number")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond float: out of any range
+            check_range(f"{kind}.{key}", math.inf, RANGES[key])
+            raise
     if hint is str:
         if not isinstance(value, str):
             raise FaultError(f"{kind}.{key} must be a string")
         return value
     raise FaultError(f"{kind}.{key} has an unsupported type")
-
-
-def _non_negative(fault: Fault, *names: str) -> None:
-    for attr in names:
-        if getattr(fault, attr) < 0:
-            raise FaultError(f"{fault.kind}.{attr} must be >= 0")
 
 
 def _direction(fault: Fault) -> None:
@@ -179,10 +245,6 @@ class Unanswered(Fault):
     plane: ClassVar[str] = GATEWAY
     request_types: tuple[str, ...] = (ALL_REQUESTS,)
 
-    def validate(self) -> None:
-        if not self.request_types:
-            raise FaultError("unanswered.request_types must name at least one request type or '*'")
-
     def covers(self, request_type: str) -> bool:
         """Whether a request of this type goes unanswered."""
         return ALL_REQUESTS in self.request_types or request_type in self.request_types
@@ -196,9 +258,6 @@ class Delay(Fault):
     plane: ClassVar[str] = GATEWAY
     latency_ms: int = 1000
     request_types: tuple[str, ...] = (ALL_REQUESTS,)
-
-    def validate(self) -> None:
-        _non_negative(self, "latency_ms")
 
     def covers(self, request_type: str) -> bool:
         """Whether a request of this type is delayed."""
@@ -225,10 +284,6 @@ class ConnectivityLost(Fault):
     plane: ClassVar[str] = GATEWAY
     restored_code: int = 1102
 
-    def validate(self) -> None:
-        if self.restored_code not in (1101, 1102):
-            raise FaultError("connectivity_lost.restored_code must be 1101 or 1102")
-
 
 @dataclass(frozen=True)
 class Restart(Fault):
@@ -238,9 +293,6 @@ class Restart(Fault):
     plane: ClassVar[str] = GATEWAY
     unscoped: ClassVar[bool] = True
     down_s: float = 5.0
-
-    def validate(self) -> None:
-        _non_negative(self, "down_s")
 
 
 @dataclass(frozen=True)
@@ -263,10 +315,6 @@ class Silent(Fault):
     plane: ClassVar[str] = PROXY
     request_types: tuple[str, ...] = (ALL_REQUESTS,)
 
-    def validate(self) -> None:
-        if not self.request_types:
-            raise FaultError("silent.request_types must name at least one request type or '*'")
-
     def covers(self, request_type: str) -> bool:
         """Whether answers to this request type are dropped."""
         return ALL_REQUESTS in self.request_types or request_type in self.request_types
@@ -283,7 +331,6 @@ class Latency(Fault):
     direction: str = "downstream"
 
     def validate(self) -> None:
-        _non_negative(self, "latency_ms", "jitter_ms")
         _direction(self)
 
 
@@ -325,8 +372,6 @@ class Bandwidth(Fault):
     direction: str = "downstream"
 
     def validate(self) -> None:
-        if self.rate_kbps <= 0:
-            raise FaultError("bandwidth.rate_kbps must be > 0")
         _direction(self)
 
 
@@ -341,12 +386,9 @@ class Slicer(Fault):
     direction: str = "both"
 
     def validate(self) -> None:
-        if self.max_chunk_bytes <= 0:
-            raise FaultError("slicer.max_chunk_bytes must be > 0")
-        _non_negative(self, "delay_us")
         _direction(self)
 
 
 __all__ = [name for name, obj in dict(globals()).items()
            if isinstance(obj, type) and issubclass(obj, (Fault, FaultError))] + [
-    "GATEWAY", "PROXY", "ALL_REQUESTS", "DIRECTIONS", "fault_kinds"]
+    "GATEWAY", "PROXY", "ALL_REQUESTS", "DIRECTIONS", "REQUEST_TYPES", "RANGES", "check_range", "fault_kinds"]

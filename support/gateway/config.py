@@ -4,12 +4,40 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import typing
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 MAX_CLIENTS_ACTIONS = ("close", "ignore")
+#: Paper (simulated-money) account codes start with these; anything else is a live account.
+PAPER_PREFIXES = ("DU", "DF")
+
+#: Allowed range (inclusive) of every numeric setting; a value outside is a :class:`ConfigError` naming it.
+RANGES: dict[str, tuple[float, float]] = {
+    "server_version_max": (100, 178),
+    "max_clients": (1, 1024),                    # IB: 32
+    "same_contract_max": (1, 1000),
+    "window_max": (1, 1_000_000),
+    "max_connections": (1, 65_535),
+    "max_frame_bytes": (1, 16 * 1024 * 1024),    # IB's clients refuse frames over 16 MB
+    "max_outgoing_bytes": (1, 1024 ** 3),
+    "max_bars_per_request": (1, 10_000_000),
+    "next_valid_id": (1, 2**31 - 1),             # order IDs are 32-bit signed
+    "history_max_events": (1, 10_000_000),
+    "identical_window_s": (0, 86_400),
+    "same_contract_window_s": (0, 86_400),
+    "window_s": (0, 86_400),
+    "pacing_max_bar_s": (0, 31 * 86_400),        # up to a one-month bar
+    "id_release_delay_s": (0, 3600),
+    "handshake_timeout_s": (0.01, 3600),
+}
+
+
+def is_paper_account(account: str) -> bool:
+    """Whether ``account`` is an IB paper account code (``DU…``, ``DF…``)."""
+    return account.upper().startswith(PAPER_PREFIXES)
 
 
 class ConfigError(ValueError):
@@ -21,7 +49,8 @@ class GatewayConfig:
     """Everything that shapes the simulator's behaviour (units in the names).
 
     Attributes:
-        account: the managed account presented to clients; always a paper account (starts with ``D``).
+        account: the managed account presented to clients; a paper account (``DU…``/``DF…``) unless
+            ``allow_live_account``.
         server_version_max: highest server version offered; each socket gets ``min(this, client max)``.
         max_clients: simultaneous API clients (IB: 32).
         max_clients_action: what the client over the limit sees after its handshake: ``close`` (socket
@@ -78,24 +107,15 @@ class GatewayConfig:
             _check_type(field.name, _hints()[field.name], getattr(self, field.name))
         if not self.account.isalnum():
             raise ConfigError(f"account {self.account!r} is not an IB account code")
-        if not self.account.startswith("D") and not self.allow_live_account:
+        if not is_paper_account(self.account) and not self.allow_live_account:
             raise ConfigError(f"account {self.account!r} is not a paper account (DU…/DF…); "
                               "--allow-live-account presents it anyway, to test clients' safety guards")
-        if not 100 <= self.server_version_max <= 178:
-            raise ConfigError("server_version_max must be within 100..178")
         if self.max_clients_action not in MAX_CLIENTS_ACTIONS:
             raise ConfigError(f"max_clients_action must be one of {', '.join(MAX_CLIENTS_ACTIONS)}")
-        for name in ("max_clients", "same_contract_max", "window_max", "max_connections",
-                     "max_frame_bytes", "max_outgoing_bytes", "max_bars_per_request", "next_valid_id",
-                     "history_max_events"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1")
-        for name in ("identical_window_s", "same_contract_window_s", "window_s", "pacing_max_bar_s",
-                     "id_release_delay_s"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0")
-        if self.handshake_timeout_s <= 0:
-            raise ConfigError("handshake_timeout_s must be > 0")
+        for name, (low, high) in RANGES.items():
+            value = getattr(self, name)
+            if not (math.isfinite(value) and low <= value <= high):
+                raise ConfigError(f"{name} must be within {_number(low)}..{_number(high)} (got {_shown(value)})")
         try:
             zoneinfo.ZoneInfo(self.time_zone)
         except Exception:
@@ -119,9 +139,21 @@ class GatewayConfig:
             if key not in hints:
                 raise ConfigError(f"unknown setting {key!r}; known: {', '.join(hints)}")
             if hints[key] is float and isinstance(value, int) and not isinstance(value, bool):
+                low, high = RANGES[key]
+                if not low <= value <= high:  # also keeps float() from overflowing on a huge integer
+                    raise ConfigError(f"{key} must be within {_number(low)}..{_number(high)} (got {_shown(value)})")
                 value = float(value)
             values[key] = value
         return dataclasses.replace(self, **values)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @functools.cache

@@ -10,11 +10,11 @@ import logging
 import time
 from typing import Any, Mapping
 
-from ..control import ControlServer, HttpError, Request, Response
+from ..control import ControlServer, HttpError, Request, Response, check_control_bind
 from ..faults import GATEWAY, ConnectivityLost, Delay, DropClients, Fault, FaultError, PushError, Restart, Unanswered
 from ..history import History
 from ..wire import encode_fields
-from .config import ConfigError, GatewayConfig
+from .config import ConfigError, GatewayConfig, is_paper_account
 from .messages import FARMS_BROKEN, FARMS_OK, encode_error, encode_notices, error_text
 from .pacing import Pacer
 from .responder import Answer, Deferred
@@ -46,6 +46,8 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig | None = None):
         self._config = config or GatewayConfig()
+        #: Fixed at construction (``--allow-live-account``): a runtime update can never present a live account.
+        self._live_allowed = self._config.allow_live_account
         self.history = History(self._config.history_max_events)
         self.pacer = Pacer()
         self.host = "127.0.0.1"
@@ -77,20 +79,35 @@ class Gateway:
         """Change some rules at runtime; return the new config.
 
         Raises:
-            ConfigError: unknown setting, wrong type or invalid value (nothing is changed).
+            ConfigError: unknown setting, wrong type or invalid value (nothing is changed), or a live
+                account when the gateway was not started with ``allow_live_account``.
         """
+        if not self._live_allowed and isinstance(changes, Mapping):
+            account, allow = changes.get("account"), changes.get("allow_live_account", False)
+            if allow is not False or (isinstance(account, str) and not is_paper_account(account)):
+                raise ConfigError("a live (non-paper) account cannot be set at runtime: the gateway was started "
+                                  "without --allow-live-account (paper accounts start with DU or DF)")
         self._config = self._config.updated(changes)
         self.history.record("config_changed", changes=dict(changes))
         return self._config
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0, control_port: int | None = 0) -> None:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, control_port: int | None = 0,
+                    control_host: str = "127.0.0.1", control_token: str | None = None) -> None:
         """Listen for API clients (and for control calls unless ``control_port`` is None).
 
         Args:
-            host: interface to bind (loopback by default).
+            host: API interface to bind (loopback by default).
             port: API port; 0 picks a free one (see :attr:`port`).
             control_port: control API port; 0 picks a free one, None serves no control API.
+            control_host: control API interface (loopback by default; anything else needs a token).
+            control_token: when set, every control request needs ``Authorization: Bearer <token>``.
+
+        Raises:
+            ControlBindError: a non-loopback ``control_host`` without a token (nothing is started).
+            OSError: a port could not be bound.
         """
+        if control_port is not None:
+            check_control_bind(control_host, control_token)
         self._loop = asyncio.get_running_loop()
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="gateway-build")
         self.host = host
@@ -101,8 +118,8 @@ class Gateway:
             self._control = ControlServer(self, "gateway", extra_routes={
                 ("GET", r"/config"): self._get_config_route,
                 ("PUT", r"/config"): self._put_config_route,
-            })
-            self.control_port = await self._control.start(host, control_port)
+            }, token=control_token)
+            self.control_port = await self._control.start(control_host, control_port)
         log.info("gateway listening on %s:%d (control %s)", host, self.port, self.control_port)
 
     async def stop(self) -> None:

@@ -10,6 +10,7 @@ import signal
 import sys
 import typing
 
+from ..control import OneLineArgumentParser, add_control_arguments, control_token, port_number
 from ..launch import announce_ready
 from .config import ConfigError, GatewayConfig
 from .gateway import Gateway
@@ -19,13 +20,13 @@ log = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line: host/ports plus one flag per :class:`GatewayConfig` rule."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="ib-resilience gateway",
         description="IB Gateway simulator: TWS socket protocol, protocol faults, JSON control API.")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback)")
-    parser.add_argument("--port", type=int, default=4002, help="API port; 0 picks a free one (default 4002)")
-    parser.add_argument("--control-port", type=int, default=0,
-                        help="control API port; 0 picks a free one (default 0)")
+    parser.add_argument("--host", default="127.0.0.1", help="API interface to bind (default: loopback)")
+    parser.add_argument("--port", type=port_number, default=4002, metavar="PORT",
+                        help="API port; 0 picks a free one (default 4002)")
+    add_control_arguments(parser)
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     rules = parser.add_argument_group("gateway rules (see README: Gateway simulator)")
     hints = typing.get_type_hints(GatewayConfig)
@@ -41,15 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def serve(args: argparse.Namespace, config: GatewayConfig) -> int:
+async def serve(args: argparse.Namespace, config: GatewayConfig, token: str | None = None) -> int:
     """Run the gateway until a stop signal; close every socket before returning."""
     gateway = Gateway(config)
-    await gateway.start(args.host, args.port, args.control_port)
+    try:
+        await gateway.start(args.host, args.port, args.control_port, control_host=args.control_host,
+                            control_token=token)
+    except BaseException:
+        await gateway.stop()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    announce_ready("gateway", host=args.host, port=gateway.port, control_port=gateway.control_port)
+    announce_ready("gateway", host=args.host, port=gateway.port, control_port=gateway.control_port,
+                   control_host=args.control_host)
     await stop.wait()
     log.info("gateway stopping")
     await gateway.stop()
@@ -58,7 +65,9 @@ async def serve(args: argparse.Namespace, config: GatewayConfig) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``ib-resilience gateway``; returns the exit code."""
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    token = control_token(parser, args)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -67,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ib-resilience gateway: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(serve(args, config))
+        return asyncio.run(serve(args, config, token))
     except OSError as exc:
         print(f"ib-resilience gateway: cannot listen: {exc}", file=sys.stderr)
         return 1

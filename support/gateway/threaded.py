@@ -6,6 +6,7 @@ import asyncio
 import threading
 from typing import Any, Awaitable, Mapping, TypeVar
 
+from ..control import control_url
 from ..faults import Fault
 from .config import GatewayConfig
 from .gateway import Gateway
@@ -22,14 +23,19 @@ class ThreadedGateway:
         port: API port (0 = a free one).
         control_port: control API port (0 = a free one, None = none).
         call_timeout_s: bound on every call into the gateway's loop (start and stop included).
+        control_host: control API interface (loopback by default; anything else needs ``control_token``).
+        control_token: when set, control requests need ``Authorization: Bearer <token>``.
     """
 
     def __init__(self, config: GatewayConfig | None = None, host: str = "127.0.0.1", port: int = 0,
-                 control_port: int | None = 0, call_timeout_s: float = 10.0):
+                 control_port: int | None = 0, call_timeout_s: float = 10.0, control_host: str = "127.0.0.1",
+                 control_token: str | None = None):
         self.gateway = Gateway(config)
         self.host = host
+        self.control_host = control_host
         self._port = port
         self._control_port = control_port
+        self._control_token = control_token
         self.call_timeout_s = call_timeout_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -49,7 +55,8 @@ class ThreadedGateway:
         self._thread = threading.Thread(target=self._loop.run_forever, name="gateway-loop", daemon=True)
         self._thread.start()
         try:
-            self._call(self.gateway.start(self.host, self._port, self._control_port))
+            self._call(self.gateway.start(self.host, self._port, self._control_port, self.control_host,
+                                          self._control_token))
         except BaseException:
             self._halt_loop()
             raise
@@ -104,7 +111,7 @@ class ThreadedGateway:
     @property
     def control_url(self) -> str:
         """Base URL of the control API, e.g. ``http://127.0.0.1:40123``."""
-        return f"http://{self.host}:{self.control_port}"
+        return control_url(self.control_host, self.control_port)
 
     @property
     def config(self) -> GatewayConfig:

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..control import ControlServer, HttpError, Request, Response
+from ..control import ControlServer, HttpError, Request, Response, check_control_bind, is_loopback_host
 from ..faults import (PROXY, Bandwidth, Blackhole, Fault, FaultError, Latency, Refuse, Reset, Silent,
                       Slicer)
 from ..history import History
@@ -33,6 +33,8 @@ class ProxyConfig:
         max_closed_connections: closed connections kept for ``GET /connections``.
         history_max_events: size of the history ring.
         stop_timeout_s: grace for sockets to close on :meth:`FaultProxy.stop` before they are aborted.
+        allow_remote_upstream: let :meth:`FaultProxy.set_upstream` (``PUT /upstream``) point at a host
+            that is not loopback; the upstream given at start may be anywhere.
     """
 
     upstream_host: str = "127.0.0.1"
@@ -43,6 +45,7 @@ class ProxyConfig:
     max_closed_connections: int = 1000
     history_max_events: int = 100_000
     stop_timeout_s: float = 2.0
+    allow_remote_upstream: bool = False
 
 
 def check_address(host: object, port: object) -> tuple[str, int]:
@@ -87,16 +90,24 @@ class FaultProxy:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, listen_host: str = "127.0.0.1", listen_port: int = 0,
-                    control_port: int | None = 0, control_host: str = "127.0.0.1") -> None:
+                    control_port: int | None = 0, control_host: str = "127.0.0.1",
+                    control_token: str | None = None) -> None:
         """Listen for clients and (unless ``control_port`` is None) serve the control API.
 
         Args:
             listen_host: address of the proxy's listener (loopback by default).
             listen_port: its port, 0 = a free one (see :attr:`port`).
             control_port: control API port, 0 = a free one (see :attr:`control_port`).
-            control_host: address of the control API.
+            control_host: address of the control API (loopback by default; anything else needs a token).
+            control_token: when set, every control request needs ``Authorization: Bearer <token>``.
+
+        Raises:
+            ControlBindError: a non-loopback ``control_host`` without a token (nothing is started).
+            OSError: a port could not be bound.
         """
         self.host, _ = check_address(listen_host, listen_port)
+        if control_port is not None:
+            check_control_bind(control_host, control_token)
         self._all_finished = asyncio.Event()
         self._all_finished.set()
         self._listener = await asyncio.get_running_loop().create_server(
@@ -107,7 +118,7 @@ class FaultProxy:
                 ("PUT", r"/upstream"): self._put_upstream,
                 ("GET", r"/upstream"): self._get_upstream,
                 ("GET", r"/listen"): self._get_listen,
-            })
+            }, token=control_token)
             self.control_port = await self._control.start(control_host, control_port)
         self.history.record("proxy_started", host=self.host, port=self.port,
                             upstream=f"{self.upstream[0]}:{self.upstream[1]}")
@@ -136,9 +147,13 @@ class FaultProxy:
         """Forward connections accepted from now on to ``host:port`` (open ones stay where they are).
 
         Raises:
-            ValueError: bad host or port.
+            ValueError: bad host or port, or a host that is not loopback while ``allow_remote_upstream`` is off.
         """
-        self.upstream = check_address(host, port)
+        host, port = check_address(host, port)
+        if not self.config.allow_remote_upstream and not is_loopback_host(host):
+            raise ValueError(f"upstream host {host!r} is not loopback; only a proxy started with "
+                             "--allow-remote-upstream forwards elsewhere")
+        self.upstream = (host, port)
         self.history.record("upstream_changed", host=host, port=port)
 
     # ------------------------------------------------------------------ pairs

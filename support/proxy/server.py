@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 
+from ..control import OneLineArgumentParser, add_control_arguments, control_token
 from ..launch import announce_ready
 from .core import FaultProxy, ProxyConfig, check_address
 
@@ -22,14 +23,18 @@ def host_port(text: str) -> tuple[str, int]:
     try:
         if not sep:
             raise ValueError("missing ':'")
-        return check_address(host.strip("[]"), int(port))
+        try:
+            number = int(port, 10)
+        except ValueError:
+            raise ValueError("port must be an integer in 0..65535") from None
+        return check_address(host.strip("[]"), number)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT ({exc})") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``ib-resilience proxy``."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="ib-resilience proxy",
         description="IB-aware TCP fault proxy: forwards TWS API traffic to the upstream gateway "
                     "and injects transport faults on command (JSON control API).")
@@ -37,33 +42,33 @@ def build_parser() -> argparse.ArgumentParser:
                         help="address clients connect to (default 127.0.0.1:0, port 0 = a free port)")
     parser.add_argument("--upstream", type=host_port, required=True, metavar="HOST:PORT",
                         help="the gateway (simulated or real) to forward to")
-    parser.add_argument("--control-port", type=int, default=0, metavar="PORT",
-                        help="control API port on --control-host (default 0 = a free port)")
-    parser.add_argument("--control-host", default="127.0.0.1", metavar="HOST",
-                        help="control API address (default 127.0.0.1)")
+    add_control_arguments(parser)
+    parser.add_argument("--allow-remote-upstream", action="store_true",
+                        help="let PUT /upstream point at a host that is not loopback (default: loopback only)")
     parser.add_argument("--connect-timeout-s", type=float, default=ProxyConfig.upstream_connect_timeout_s,
                         help="bound on each upstream connect (default %(default)s)")
     parser.add_argument("--log-level", default="WARNING", help="Python logging level (default WARNING)")
     return parser
 
 
-async def serve(args: argparse.Namespace) -> int:
+async def serve(args: argparse.Namespace, token: str | None = None) -> int:
     """Run the proxy until SIGINT or SIGTERM; close every socket; return the exit code."""
     (up_host, up_port), (host, port) = args.upstream, args.listen
     proxy = FaultProxy(ProxyConfig(upstream_host=up_host, upstream_port=up_port,
-                                   upstream_connect_timeout_s=args.connect_timeout_s))
+                                   upstream_connect_timeout_s=args.connect_timeout_s,
+                                   allow_remote_upstream=args.allow_remote_upstream))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await proxy.start(host, port, args.control_port, args.control_host)
+        await proxy.start(host, port, args.control_port, args.control_host, token)
     except OSError as exc:
         print(f"ib-resilience proxy: cannot listen: {exc}", file=sys.stderr)
         await proxy.stop()
         return 1
     announce_ready("proxy", host=host, port=proxy.port, control_port=proxy.control_port,
-                   upstream=f"{up_host}:{up_port}")
+                   upstream=f"{up_host}:{up_port}", control_host=args.control_host)
     await stop.wait()
     await proxy.stop()
     return 0
@@ -73,14 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``ib-resilience proxy``."""
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if args.control_port < 0 or args.control_port > 65535:
-        parser.error("--control-port must be in 0..65535")
+    token = control_token(parser, args)
     if not isinstance(logging.getLevelName(args.log_level.upper()), int):
         parser.error(f"--log-level {args.log_level!r} is not a logging level")
-    if args.connect_timeout_s <= 0:
-        parser.error("--connect-timeout-s must be > 0")
+    if not 0 < args.connect_timeout_s <= 3600:
+        parser.error("--connect-timeout-s must be within 0 (exclusive)..3600")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(serve(args))
+    return asyncio.run(serve(args, token))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import dataclasses
 import threading
 from typing import Any, Coroutine, TypeVar
 
-from ..control import scoped_fault
+from ..control import control_url, scoped_fault
 from ..faults import Fault
 from .core import FaultProxy, ProxyConfig
 
@@ -26,16 +26,19 @@ class ThreadedProxy:
         listen_port: its port, 0 = a free one.
         control_port: control API port, 0 = a free one.
         timeout_s: bound on starting, stopping and every call.
+        control_host: control API address (loopback by default; anything else needs ``control_token``).
+        control_token: when set, control requests need ``Authorization: Bearer <token>``.
     """
 
     def __init__(self, upstream_host: str, upstream_port: int, config: ProxyConfig | None = None,
                  listen_host: str = "127.0.0.1", listen_port: int = 0, control_port: int = 0,
-                 timeout_s: float = 10.0):
+                 timeout_s: float = 10.0, control_host: str = "127.0.0.1", control_token: str | None = None):
         config = dataclasses.replace(config or ProxyConfig(), upstream_host=upstream_host,
                                      upstream_port=upstream_port)
         self.proxy = FaultProxy(config)
         self.timeout_s = timeout_s
-        self._listen = (listen_host, listen_port, control_port)
+        self.control_host = control_host
+        self._listen = (listen_host, listen_port, control_port, control_host, control_token)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -104,7 +107,7 @@ class ThreadedProxy:
     @property
     def control_url(self) -> str:
         """Base URL of the control API (for :class:`support.control.ControlClient`)."""
-        return f"http://127.0.0.1:{self.control_port}"
+        return control_url(self.control_host, self.control_port)
 
     # ------------------------------------------------------------------ faults and observation
 

@@ -43,7 +43,8 @@ def test_no_handshake_over_http_times_out_the_connect_then_heals(gateway: Thread
             await ib.connectAsync("127.0.0.1", gateway.port, clientId=1, timeout=1.0)
         ib.disconnect()
         assert _events(gateway, "handshake") == []
-        assert requests.delete(f"{gateway.control_url}/faults/no_handshake", timeout=5).status_code == 204
+        assert requests.delete(f"{gateway.control_url}/faults/no_handshake", timeout=5,
+                               headers={"Content-Type": "application/json"}).status_code == 204
         async with ib_session(ib_insync, gateway.port, client_id=2) as healed:
             await bounded(healed.reqCurrentTimeAsync())
 
@@ -262,7 +263,8 @@ def test_control_api_refuses_bad_input(gateway: ThreadedGateway, control: Contro
     assert requests.post(f"{url}/faults", json={"kind": "restart", "client_id": 3}, timeout=5).status_code == 400
     assert requests.post(f"{url}/faults", json={"kind": "delay", "attributes": {"latency_ms": -1}},
                          timeout=5).status_code == 400
-    assert requests.post(f"{url}/faults", data=b"\xff{", timeout=5).status_code == 400
+    assert requests.post(f"{url}/faults", data=b"\xff{", timeout=5,
+                         headers={"Content-Type": "application/json"}).status_code == 400
     with pytest.raises(ControlError, match="unknown gateway fault kind"):
         control.apply(Silent())  # a proxy-plane fault
     assert control.faults() == []

@@ -56,7 +56,7 @@ def test_process_serves_and_exits_cleanly(tmp_path: Path, signum: int) -> None:
 
 @pytest.mark.parametrize("flags, message", [
     (("--account", "U1234567"), "not a paper account"),
-    (("--max-clients", "0"), "max_clients must be >= 1"),
+    (("--max-clients", "0"), "max_clients must be within 1..1024"),
 ])
 def test_process_refuses_bad_settings(tmp_path: Path, flags: tuple[str, ...], message: str) -> None:
     process = _gateway_process(tmp_path, *flags)
