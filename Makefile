@@ -26,6 +26,7 @@ $(NODE_STAMP): package.json
 test: install
 	$(BIN)/pytest -q tests
 	$(BIN)/ib-resilience run --level basic
+	$(BIN)/ib-resilience run --level basic -D ib_library=ib_async --reports-dir reports/ib_async
 
 ## The specification against the embedded targets, by level.
 acceptance: install

@@ -40,6 +40,8 @@ def _abort(signum, _frame):
 def before_all(context):
     signal.signal(signal.SIGTERM, _abort)
     settings = Settings.from_userdata(context.config.userdata)
+    from support.ibclient import use as use_ib_library
+    use_ib_library(settings.ib_library)  # before the IB driver makes its first client
     set_timeout_multiplier(settings.timeout_multiplier)
     preflight.ensure_reachable(settings)
     embedded = None

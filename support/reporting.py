@@ -55,6 +55,8 @@ def target_properties(world: Any) -> dict[str, str]:
         "gateway": gateway_kind,
         "gateway.server_version": str(probe.server_version) if probe and probe.server_version else "unknown",
         "gateway.accounts": ",".join(getattr(world, "accounts", ()) or ()),
+        "ib_library": settings.ib_library,
+        "ib_library.version": _version(settings.ib_library),
         "ib_insync.version": _version("ib_insync"),
         "behave.version": _version("behave"),
         "python.version": platform.python_version(),

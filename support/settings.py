@@ -100,6 +100,7 @@ class Settings:
     gateway_account: str = "DU1234567"   # embedded: the account the simulator presents
     timeout_multiplier: float = 1.0
     squatter_client_id_base: int = 900   # IDs the suite's own probes use
+    ib_library: str = "ib_insync"        # the IB client of the suite's driver and the embedded backend: or ib_async
     reports_dir: Path = ROOT / "reports"
     symbols: tuple[str, ...] = ("AAPL", "MSFT", "IBM", "SPY", "GOOGL", "AMZN", "NVDA", "TSLA",
                                 "META", "JPM", "XOM", "KO", "INTC", "QQQ")  # real symbols, rotated
@@ -204,6 +205,8 @@ class Settings:
             raise SettingsError("a managed target needs backend_command and cli (-D backend_command='…' -D cli='…')")
         if self.timeout_multiplier <= 0:
             raise SettingsError("timeout_multiplier must be > 0")
+        from .ibclient import check_library
+        check_library(self.ib_library, "ib_library")
         if self.profile.pool_limit < 1 or self.profile.max_wait_s <= 0:
             raise SettingsError("pool_limit must be ≥ 1 and max_wait_s > 0")
         self._check_ranges()

@@ -82,6 +82,7 @@ def backend_environment(settings: Settings, ib_port: int, defaults: bool = False
         "REFBACKEND_VALIDATION_TIMEOUT_S": str(settings.thresholds.validation_s),
         # The embedded gateway's pacing is compressed too; the backend's own throttle follows it.
         "REFBACKEND_RATE_MAX_REQUESTS": "100000",
+        "IB_RESILIENCE_IB_LIBRARY": settings.ib_library,  # the IB client library, as the suite's own driver
     }
     if not defaults:
         env["REFBACKEND_MAX_IDLE_S"] = str(tuning.max_idle_s)

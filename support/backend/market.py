@@ -9,8 +9,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from ib_insync import IB, Contract, ContractDetails, Forex, Index, Stock
-from ib_insync.wrapper import RequestError
+from ..ibclient import IB, Contract, ContractDetails, Forex, Index, RequestError, Stock
 
 from .errors import InvalidInput, PacingViolation, RequestTimeout
 from .store import Bar
@@ -121,7 +120,7 @@ def plan_chunks(start: dt.datetime, end: dt.datetime, timeframe: str) -> list[tu
 
 
 def bar_from_ib(bar: object) -> Bar:
-    """Our :class:`Bar` from an ib_insync ``BarData`` (dates in UTC ISO 8601)."""
+    """Our :class:`Bar` from the IB library's ``BarData`` (dates in UTC ISO 8601)."""
     date = getattr(bar, "date")
     if isinstance(date, dt.datetime):
         text = (date if date.tzinfo else date.replace(tzinfo=dt.timezone.utc)).astimezone(
@@ -138,12 +137,12 @@ async def historical_bars(ib: IB, contract: Contract, end: dt.datetime, span: dt
 
     Raises:
         Paced: IB answered 162 with a pacing violation.
-        RequestTimeout: no answer in time (ib_insync cancels the request on the wire).
+        RequestTimeout: no answer in time (the IB library cancels the request on the wire).
         RequestError: any other IB error (162 "no data" is an empty answer, not an error).
     """
     started = time.monotonic()
     try:
-        # ib_insync's own timeout sends cancelHistoricalData; ours is only a backstop.
+        # The library's own timeout sends cancelHistoricalData; ours is only a backstop.
         bars = await asyncio.wait_for(
             ib.reqHistoricalDataAsync(contract, endDateTime=end, durationStr=duration_str(span, timeframe),
                                       barSizeSetting=BAR_SIZES[timeframe], whatToShow=what_to_show(contract),

@@ -25,7 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
-from ib_insync import IB
+from .. import ibclient
+from ..ibclient import IB
 
 from .errors import (ClientIdInUse, ClientIdsExhausted, GatewaySilent, GatewayUnavailable, IBError,
                      PoolClosed, PoolExhausted)
@@ -51,16 +52,16 @@ def _settle(task: asyncio.Future[Any]) -> None:
 
 
 async def connect_ib(host: str, port: int, client_id: int, timeout_s: float, readonly: bool = True) -> IB:
-    """Open one ib_insync connection, bounded by ``timeout_s`` as a whole.
+    """Open one IB connection (ib_insync or ib_async: :mod:`support.ibclient`), bounded by ``timeout_s`` as a whole.
 
-    Error 326 is taken from ib_insync's ``errorEvent`` (its code, not its text) and
-    aborts the attempt at once instead of waiting for ib_insync's own timeout.
+    Error 326 is taken from the library's ``errorEvent`` (its code, not its text) and
+    aborts the attempt at once instead of waiting for the library's own timeout.
 
     Args:
         host: gateway host.
         port: gateway API port.
         client_id: the client ID to present in ``startApi``.
-        timeout_s: bound on the TCP connect, the API handshake and ib_insync's sync requests.
+        timeout_s: bound on the TCP connect, the API handshake and the library's sync requests.
         readonly: skip the order synchronisation at connect.
 
     Raises:
@@ -83,8 +84,7 @@ async def connect_ib(host: str, port: int, client_id: int, timeout_s: float, rea
 
     ib.errorEvent += on_error
     ib.client.apiError += on_api_error
-    connecting = asyncio.ensure_future(
-        ib.connectAsync(host, port, clientId=client_id, timeout=timeout_s, readonly=readonly))
+    connecting = asyncio.ensure_future(ibclient.connect(ib, host, port, client_id, timeout_s, readonly))
     try:
         done, _ = await asyncio.wait({connecting, refused, closed}, timeout=timeout_s,
                                      return_when=asyncio.FIRST_COMPLETED)
@@ -133,7 +133,7 @@ class PooledConnection:
     preference_kept: bool = False
 
     def is_connected(self) -> bool:
-        """Whether ib_insync still has a ready API connection."""
+        """Whether the IB client still has a ready API connection."""
         return self.ib.isConnected()
 
     def describe(self, now_mono: float) -> dict[str, Any]:
@@ -179,7 +179,7 @@ class PoolMetrics:
 
 
 class ConnectionPool:
-    """At most ``pool_size`` validated ib_insync connections, handed to one caller at a time.
+    """At most ``pool_size`` validated IB connections, handed to one caller at a time.
 
     Args:
         settings: host, port, client-ID range, timeouts and sizes.
@@ -396,7 +396,7 @@ class ConnectionPool:
             return conn
 
     def _adopt(self, ib: IB, client_id: int, host: str, port: int, generation: int) -> PooledConnection:
-        """Wrap a fresh ib_insync connection and watch for the gateway dropping it."""
+        """Wrap a fresh IB connection and watch for the gateway dropping it."""
         now = time.monotonic()
         self._serial += 1
         conn = PooledConnection(ib=ib, client_id=client_id, serial=self._serial, host=host, port=port,
@@ -422,7 +422,7 @@ class ConnectionPool:
         return None
 
     def _on_gateway_disconnect(self, conn: PooledConnection) -> None:
-        """ib_insync saw the socket close without us asking: the connection is dead (removed at next check)."""
+        """The IB client saw the socket close without us asking: the connection is dead (removed at next check)."""
         if conn.closed:
             return
         self.metrics.last_disconnect_wall = wall_now()

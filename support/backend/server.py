@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 
 import uvicorn
 
+from .. import ibclient
 from ..launch import announce_ready
 from .api import create_app
 from .service import Backend
@@ -72,11 +73,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def configure_logging(level: str) -> None:
-    """Log lines on stderr; ib_insync's chatter only from warnings up unless debugging."""
+    """Log lines on stderr; the IB library's chatter (ib_insync or ib_async) only from warnings up unless debugging."""
     numeric = getattr(logging, level.upper())
     logging.basicConfig(level=numeric, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("ib_insync").setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
+    logging.getLogger(ibclient.logger_name()).setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
 
 
 async def serve(host: str, port: int, settings: Settings) -> None:
@@ -111,6 +112,7 @@ def run(host: str, port: int, settings: Settings | None = None) -> int:
     """Blocking entry point of ``refbackend serve``; return the exit code."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
+    log.info("IB client library: %s %s", ibclient.library_name(), ibclient.version())
     try:
         asyncio.run(serve(host, port, settings))
     except OSError as exc:

@@ -10,10 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
-from ib_insync import Contract
-from ib_insync.wrapper import RequestError
-
 from ..history import wall_iso
+from ..ibclient import Contract, RequestError
 from . import market
 from .errors import (BackendError, DataNotFound, GatewayUnavailable, IBRequestError, InvalidInput, NotFound,
                      OperationCancelled, PacingViolation)

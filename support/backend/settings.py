@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
+from ..ibclient import LIBRARIES
+
 
 class SettingsError(ValueError):
     """An environment variable holds a value the backend cannot use."""
@@ -70,6 +72,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("REFBACKEND_READONLY", "readonly", "true", "", "connect read-only (no order sync)"),
     EnvVar("REFBACKEND_DATA_DIR", "data_dir", "<tmp>/refbackend/data", "", "bar cache directory"),
     EnvVar("REFBACKEND_LOG_LEVEL", "log_level", "info", "", "server log level (debug, info, warning, error)"),
+    EnvVar("IB_RESILIENCE_IB_LIBRARY", "ib_library", "ib_insync", "",
+           "IB client library: ib_insync (0.9.86) or ib_async (2.x)"),
 )
 
 
@@ -124,6 +128,7 @@ class Settings:
     readonly: bool = True
     data_dir: Path = dataclasses.field(default_factory=default_data_dir)
     log_level: str = "info"
+    ib_library: str = "ib_insync"
 
     def __post_init__(self) -> None:
         if not 1 <= self.ib_port <= 65535:
@@ -137,6 +142,9 @@ class Settings:
             raise SettingsError("REFBACKEND_HEALTH_INTERVAL_S must be > 0")
         if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
             raise SettingsError(f"REFBACKEND_LOG_LEVEL={self.log_level!r} is not a log level")
+        if self.ib_library not in LIBRARIES:
+            raise SettingsError(f"IB_RESILIENCE_IB_LIBRARY={self.ib_library!r} is not "
+                                f"{' or '.join(LIBRARIES)}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":

@@ -1,4 +1,8 @@
-"""IB driver: the suite's own ib_insync clients (probes, client-ID squatters), on one loop in one thread."""
+"""IB driver: the suite's own IB clients (probes, client-ID squatters), on one loop in one thread.
+
+The client library (ib_insync or ib_async) is the one :mod:`support.ibclient` names when a client is made
+(the ``ib_library`` setting), never when this module is imported.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,12 @@ import threading
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
 
-from ib_insync import IB, Contract, Stock
+from .. import ibclient
+
+if TYPE_CHECKING:
+    from ..ibclient import IB, Contract
 
 T = TypeVar("T")
 
@@ -48,7 +55,7 @@ class Bar:
 
 
 class IbDriver:
-    """Runs ib_insync clients on a private event loop in a daemon thread.
+    """Runs IB clients (:mod:`support.ibclient`) on a private event loop in a daemon thread.
 
     Args:
         host, port: the gateway (real or simulated), not the backend.
@@ -64,13 +71,12 @@ class IbDriver:
         self.own_ports: set[int] = set()
 
     def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)  # ib_insync looks the loop up per thread
+        asyncio.set_event_loop(self._loop)  # the IB library looks the loop up per thread
         self._loop.run_forever()
 
     async def _connect(self, ib: IB, client_id: int, timeout_s: float) -> None:
         """Connect read-only, remembering the local port whatever the outcome."""
-        task = asyncio.ensure_future(ib.connectAsync(self.host, self.port, clientId=client_id,
-                                                     timeout=timeout_s, readonly=True))
+        task = asyncio.ensure_future(ibclient.connect(ib, self.host, self.port, client_id, timeout_s, readonly=True))
         try:
             while not task.done() and ib.client.conn.transport is None:
                 await asyncio.sleep(0.005)  # yield until the TCP socket exists
@@ -91,7 +97,7 @@ class IbDriver:
     def probe(self, client_id: int, timeout_s: float = 5.0) -> IbProbe:
         """Connect with ``client_id``, ask the server time, disconnect."""
         async def go() -> IbProbe:
-            ib = IB()
+            ib = ibclient.IB()
             started = time.monotonic()
             try:
                 await self._connect(ib, client_id, timeout_s)
@@ -137,7 +143,7 @@ class IbDriver:
             ConnectionError: the ID could not be taken.
         """
         async def go() -> None:
-            ib = IB()
+            ib = ibclient.IB()
             try:
                 await self._connect(ib, client_id, timeout_s)
             except (OSError, asyncio.TimeoutError) as exc:
@@ -168,10 +174,10 @@ class IbDriver:
                         end: str = "", use_rth: bool = True, timeout_s: float = 10.0) -> list[Bar]:
         """Ask IB directly for bars (the oracle the backend's cache is compared with)."""
         async def go() -> list[Bar]:
-            ib = IB()
+            ib = ibclient.IB()
             try:
                 await self._connect(ib, client_id, timeout_s)
-                contract: Contract = Stock(symbol, "SMART", "USD")
+                contract: Contract = ibclient.Stock(symbol, "SMART", "USD")
                 bars = await ib.reqHistoricalDataAsync(
                     contract, endDateTime=end, durationStr=duration, barSizeSetting=bar_size,
                     whatToShow="TRADES", useRTH=use_rth, formatDate=2, timeout=timeout_s)
