@@ -11,6 +11,7 @@ from behave.model import Scenario
 
 from support import evidence, plots, preflight, reporting
 from support.settings import Settings
+from support.launch import run_log_dir
 from support.targets import EmbeddedTargets, external_targets
 from support.waiting import set_timeout_multiplier
 from support.world import World
@@ -46,7 +47,7 @@ def before_all(context):
     preflight.ensure_reachable(settings)
     embedded = None
     if settings.embedded:
-        embedded = EmbeddedTargets(settings, settings.reports_dir / "logs")
+        embedded = EmbeddedTargets(settings, run_log_dir(settings.reports_dir))
         context.add_cleanup(embedded.stop)
         targets = embedded.start()
     else:

@@ -199,3 +199,32 @@ class ManagedProcess:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+
+
+#: How many runs' server logs ``reports/logs`` keeps (the oldest folders go first).
+KEEP_RUN_LOGS = 10
+
+
+def run_log_dir(reports_dir: Path, keep: int = KEEP_RUN_LOGS) -> Path:
+    """A fresh folder for this run's server logs, ``<reports_dir>/logs/<YYYYmmdd-HHMMSS>``, with ``logs/latest``
+    pointing at it; only the ``keep`` newest run folders are kept."""
+    import shutil
+
+    logs = Path(reports_dir) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder, n = logs / stamp, 1
+    while folder.exists():
+        n += 1
+        folder = logs / f"{stamp}-{n}"
+    folder.mkdir()
+    latest = logs / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink() if latest.is_symlink() else shutil.rmtree(latest, ignore_errors=True)
+    latest.symlink_to(folder.name)
+    runs = sorted(p for p in logs.iterdir() if p.is_dir() and not p.is_symlink() and p.name[:8].isdigit())
+    for old in runs[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in logs.glob("*.log"):  # the flat layout of earlier versions
+        stale.unlink(missing_ok=True)
+    return folder

@@ -353,7 +353,8 @@ def _configuration(p: Mapping[str, str]) -> list[str]:
            f"- API Base URL: {p.get('api_base_url', '?')} (backend version {p.get('backend.version', '?')})",
            f"- Fault proxy control: {p.get('proxy_control', '?')}; gateway control: {p.get('gateway_control', '?')}",
            f"- CLI: `{p.get('cli', '?')}`",
-           f"- Target: {p.get('target', '?')}; ib_insync {p.get('ib_insync.version', '?')}; "
+           f"- Target: {p.get('target', '?')}; {p.get('ib_library', 'ib_insync')} "
+           f"{p.get('ib_library.version') or p.get('ib_insync.version', '?')}; "
            f"Python {p.get('python.version', '?')}; behave {p.get('behave.version', '?')}; {p.get('platform', '')}"]
     bounds = [f"{k.removeprefix('threshold.')}={v}" for k, v in p.items() if k.startswith("threshold.")]
     if bounds:

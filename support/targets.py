@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .launch import ManagedProcess, venv_script
+from .gateway.config import is_paper_account
 from .settings import Settings, fill_placeholders
 
 
@@ -114,13 +115,11 @@ class EmbeddedTargets:
     def start(self) -> Targets:
         """Start the gateway, the proxy in front of it, then the backend behind the proxy."""
         tool = venv_script("ib-resilience")
-        for stale in self.log_dir.glob("*.log"):  # one run's logs, not every run's
-            stale.unlink(missing_ok=True)
         self._state.snapshot()
         account = self.settings.gateway_account
         self.gateway = ManagedProcess([tool, "gateway", "--host", "127.0.0.1", "--port", "0", "--control-port", "0",
                                        "--account", account, *GATEWAY_COMPRESSION,
-                                       *(() if account.startswith("D") else ("--allow-live-account",))],
+                                       *(() if is_paper_account(account) else ("--allow-live-account",))],
                                       self.log_dir / "gateway.log", name="gateway")
         ready = self.gateway.start()
         self._gateway_port = int(ready["port"])

@@ -96,7 +96,8 @@ class World:
     def bind(self, targets: Targets) -> None:
         """(Re)create the drivers that depend on where the system is."""
         self.targets = targets
-        previous = getattr(self, "api", None), getattr(self, "cli", None)  # a restart keeps the scenario's evidence
+        # A restart keeps the scenario's evidence: its API exchanges, CLI runs and fault windows.
+        previous = getattr(self, "api", None), getattr(self, "cli", None), getattr(self, "faults", None)
         # Longer than any bound a scenario claims (a hang shows as a timed-out answer, not a stuck run).
         self.api = ApiDriver(targets.api_base_url, timeout_s=self.settings.scaled(20.0),
                              load_timeout_s=self.settings.scaled(max(90.0, self.settings.profile.max_wait_s + 30.0)),
@@ -106,7 +107,7 @@ class World:
         self.backend_output = BackendOutput(Path(targets.backend_log) if targets.backend_log else None)
         gateway = ControlClient(targets.gateway_control) if targets.gateway_control else None
         proxy = ControlClient(targets.proxy_control) if targets.proxy_control else None
-        self.faults = FaultDriver(gateway, proxy)
+        self.faults = FaultDriver(gateway, proxy, timeline=previous[2].timeline if previous[2] else [])
         self.history = IbHistory(gateway, proxy, self.ib.own_ports)
         try:
             self.sut = ProcessDriver(targets.backend_pid, targets.backend_ib_port) if targets.backend_pid else None

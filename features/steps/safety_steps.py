@@ -2,7 +2,7 @@
 
 from behave import given, then, when
 
-from support.drivers.ib import IbDriver, LiveAccountError
+from support.drivers.ib import PAPER_PREFIXES, IbDriver, LiveAccountError
 from support.targets import start_lone_gateway
 
 
@@ -15,12 +15,12 @@ def step_check_account(context):
 @then("it is a paper account")
 def step_paper(context):
     accounts = context.world.seen.values["accounts"]
-    assert accounts and all(a.startswith(("DU", "DF", "DI")) for a in accounts), f"accounts {accounts}"
+    assert accounts and all(a.startswith(PAPER_PREFIXES) for a in accounts), f"accounts {accounts}"
 
 
 @given('a gateway logged in to the live account "{account}"')
 def step_live_gateway(context, account):
-    process = start_lone_gateway(account, context.world.settings.reports_dir / "logs")
+    process = start_lone_gateway(account, context.world.settings.reports_dir / "logs" / "latest")
     context.add_cleanup(process.stop)
     context.world.seen.values["live_ib"] = live_ib = IbDriver("127.0.0.1", int(process.ready["port"]))
     context.add_cleanup(live_ib.close)

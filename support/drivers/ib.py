@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 #: Paper accounts start with D (DU individual, DF advisor); anything else is live money.
-PAPER_PREFIXES = ("DU", "DF", "DI")
+PAPER_PREFIXES = ("DU", "DF")  # IB paper accounts (individual, advisor); anything else is treated as live
 
 
 class LiveAccountError(RuntimeError):

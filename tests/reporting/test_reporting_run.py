@@ -120,7 +120,7 @@ def test_allure_html_both_forms_without_analytics(real_run):
 def test_allure_metadata_describes_the_targets(real_run):
     results = real_run.reports_dir / "allure-results"
     properties = dict(line.split("=", 1) for line in (results / "environment.properties").read_text().splitlines())
-    ready = re.search(r"READY backend .*?port=(\d+)", (real_run.reports_dir / "logs" / "backend.log").read_text())
+    ready = re.search(r"READY backend .*?port=(\d+)", (real_run.reports_dir / "logs" / "latest" / "backend.log").read_text())
     assert ready and properties["api_base_url"].endswith(f":{ready.group(1)}")
     assert properties["ib_insync.version"] == ib_insync.__version__
     assert properties["threshold.silent_detection_s"] == "0.5"
