@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed-stamp
 export ALLURE_NO_ANALYTICS := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install test pytest acceptance standard exhaustive report prove flaky bench bench-gateway bench-proxy bench-backend clean ktrdr-rehearsal
+.PHONY: install test pytest acceptance standard exhaustive report prove flaky bench bench-gateway bench-proxy bench-backend bench-levels clean ktrdr-rehearsal
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -49,10 +49,12 @@ pytest: install
 prove: install
 	$(BIN)/python tests/mutants/prove.py --level standard
 
-## Flakiness: the standard level RUNS times on the clean reference (failures per scenario).
+## Flakiness: the standard level RUNS times on the clean reference (failures per scenario); WORKERS=4 runs
+## each with 4 workers (ib-resilience run --workers).
 RUNS ?= 10
+WORKERS ?= 1
 flaky: install
-	$(BIN)/python tests/mutants/flakiness.py --runs $(RUNS) --level standard
+	$(BIN)/python tests/mutants/flakiness.py --runs $(RUNS) --level standard --workers $(WORKERS)
 
 ## Benchmarks print figures and assert nothing about time.
 bench: bench-gateway bench-proxy bench-backend
@@ -65,6 +67,12 @@ bench-proxy: install
 
 bench-backend: install
 	$(BIN)/python -m benchmarks.backend_bench
+
+## Wall time of each level with 1, 2 and 4 workers, the floor its Gherkin forces, the ten slowest scenarios
+## (reports/bench-levels.md). BENCH_LEVELS=basic,standard,exhaustive adds the exhaustive level (≈ 20 min).
+BENCH_LEVELS ?= basic,standard
+bench-levels: install
+	$(BIN)/python -m benchmarks.levels_bench --levels $(BENCH_LEVELS)
 
 clean:
 	rm -rf reports build *.egg-info

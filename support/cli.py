@@ -11,6 +11,7 @@ SUBCOMMANDS = {
     "proxy": ("support.proxy.server", "run the IB-aware fault proxy"),
     "run": ("support.runner", "run the resilience specification (behave)"),
     "monitor": ("support.monitor", "poll /api/v1/ib/resilience and alert on a low score"),
+    "report": ("support.report", "merge the results of CI shards into one Allure HTML and Markdown summary"),
 }
 
 

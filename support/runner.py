@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from .settings import ROOT
 
@@ -60,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",
                         help="any other setting (behave userdata)")
     parser.add_argument("--verbose", action="store_true", help="print every step (pretty formatter)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="embedded target: N behave processes, each with its own gateway, proxy and backend; "
+                             "the scenarios are dealt out longest first (README, 'Workers and shards')")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="run only part I of N of the selected scenarios (a duration-balanced partition every "
+                             "shard computes alike); merge the shards with 'ib-resilience report --merge'")
+    parser.add_argument("--durations", action="append", type=Path, default=[], metavar="PATH",
+                        help="scenario durations for --workers/--shard: a reports folder, its junit or "
+                             "allure-results, or scenario-durations.json (default: the reports folder's last runs)")
     return parser
 
 
@@ -107,36 +117,88 @@ def _run_bounded(command: list[str], env: dict[str, str], timeout_s: float) -> t
     aborts the scenario, its cleanups heal the faults and stop every server it started; past
     :data:`STOP_GRACE_S` (or past ``timeout_s`` for the whole run) the group is killed.
     """
-    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    codes, received = _run_all([(command, env, None)], timeout_s)
+    return codes[0], received
+
+
+def _run_all(jobs: list[tuple[list[str], dict[str, str], Path | None]], timeout_s: float,
+             on_exit: Callable[[int, int], None] | None = None) -> tuple[list[int], int | None]:
+    """Run several behave processes at once, each in its own process group (output to its file, or inherited
+    when the file is None); return their exit codes and the signal that stopped the run (or None).
+
+    A signal to the runner reaches every group (as SIGINT, like :func:`_run_bounded`); past
+    :data:`STOP_GRACE_S`, or past ``timeout_s`` for the whole run, every group left is killed (124 then).
+    ``on_exit(index, code)`` is called as each process ends on its own.
+    """
+    processes: list[subprocess.Popen] = []
+    outputs = []
     received: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
         if not received:
             received.append(signum)
-            _signal_group(process, signal.SIGINT)
+            for process in processes:
+                _signal_group(process, signal.SIGINT)
 
     previous = {sig: signal.signal(sig, forward) for sig in SIGNAL_EXIT}
+    timed_out = False
     try:
-        deadline = time.monotonic() + timeout_s
-        while process.poll() is None:
+        for command, env, output in jobs:
             if received:
-                if not _wait(process, STOP_GRACE_S):
-                    _signal_group(process, signal.SIGKILL)
-                    _wait(process, 5.0)
+                break
+            handle = open(output, "w", encoding="utf-8") if output is not None else None
+            outputs.append(handle)
+            processes.append(subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
+                                              stdin=subprocess.DEVNULL, stdout=handle,
+                                              stderr=subprocess.STDOUT if handle else None))
+        deadline = time.monotonic() + timeout_s
+        reported: set[int] = set()
+        while any(p.poll() is None for p in processes):
+            if received:
+                _stop_all(processes, STOP_GRACE_S)
                 break
             if time.monotonic() >= deadline:
                 print(f"ib-resilience: run exceeded {timeout_s} s and was stopped", file=sys.stderr)
-                _signal_group(process, signal.SIGINT)
-                if not _wait(process, STOP_GRACE_S + 10.0):
-                    _signal_group(process, signal.SIGKILL)
-                    _wait(process, 5.0)
-                return 124, None
-            _wait(process, 0.2)
+                for process in processes:
+                    _signal_group(process, signal.SIGINT)
+                _stop_all(processes, STOP_GRACE_S + 10.0)
+                timed_out = True
+                break
+            for index, process in enumerate(processes):
+                if process.poll() is not None and index not in reported:
+                    reported.add(index)
+                    if on_exit is not None:
+                        on_exit(index, process.returncode)
+            running = [p for p in processes if p.poll() is None]
+            if running:
+                _wait(running[0], 0.2)
+        if on_exit is not None and not received and not timed_out:
+            for index, process in enumerate(processes):
+                if index not in reported:
+                    on_exit(index, process.returncode)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _signal_group(process, signal.SIGKILL)  # whatever of behave's group is left (nothing, normally)
-    return (process.returncode if process.returncode is not None else -9), (received[0] if received else None)
+        for process in processes:
+            _signal_group(process, signal.SIGKILL)  # whatever of behave's group is left (nothing, normally)
+        for handle in outputs:
+            if handle is not None:
+                handle.close()
+    codes = [124 if timed_out else (p.returncode if p.returncode is not None else -9) for p in processes]
+    codes += [-9] * (len(jobs) - len(processes))  # never started: a signal came first
+    return codes, (received[0] if received else None)
+
+
+def _stop_all(processes: list[subprocess.Popen], grace_s: float) -> None:
+    """Wait (together, bounded by ``grace_s``) for every process to end; kill the groups of those left."""
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        _wait(process, max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.poll() is None:
+            _signal_group(process, signal.SIGKILL)
+    for process in processes:
+        _wait(process, 5.0)
 
 
 def _wait(process: subprocess.Popen, timeout_s: float) -> bool:
@@ -174,14 +236,15 @@ def junit_outcomes(junit_dir: Path) -> dict[str, int]:
     return dict(outcomes)
 
 
-def summary_line(level: str, junit_dir: Path, elapsed_s: float, code: int) -> str:
+def summary_line(level: str, junit_dir: Path, elapsed_s: float, code: int, workers: int = 1, shard: str = "") -> str:
     """The run's own last line: the level's scenarios by outcome (not behave's totals, which count the scenarios
-    of other levels as skipped), its wall time and the exit code."""
+    of other levels as skipped), its wall time and the exit code (and its shard and workers, when it had them)."""
     counts = junit_outcomes(junit_dir)
     untested = f", {counts['untested']} not run" if counts.get("untested") else ""
-    return (f"ib-resilience: level {level}: {counts.get('passed', 0)} scenarios passed, {counts.get('failed', 0)} "
-            f"failed, {counts.get('skipped', 0)} skipped (target lacks a capability){untested} in {elapsed_s:.1f} s, "
-            f"exit {code}")
+    where = (f" (shard {shard})" if shard else "") + (f" on {workers} workers" if workers > 1 else "")
+    return (f"ib-resilience: level {level}{where}: {counts.get('passed', 0)} scenarios passed, "
+            f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped (target lacks a capability)"
+            f"{untested} in {elapsed_s:.1f} s, exit {code}")
 
 
 #: How long one scenario may wait on the target's own timings, per level (the exhaustive level
@@ -192,15 +255,22 @@ MAX_WAIT_S = {"basic": 60, "standard": 120, "exhaustive": 900}
 def _preflight(args: argparse.Namespace) -> str:
     """'' when an external target's API, gateway and CLI answer; else one line saying what does not."""
     from .preflight import PreflightError, ensure_reachable
-    from .settings import Settings, SettingsError
+    from .settings import SettingsError
 
-    command = behave_command(args)
-    userdata = dict(c.split("=", 1) for i, c in enumerate(command) if i and command[i - 1] == "-D" and "=" in c)
     try:
-        ensure_reachable(Settings.from_userdata(userdata))
+        ensure_reachable(_settings(args))
     except (PreflightError, SettingsError) as exc:
         return str(exc)
     return ""
+
+
+def _settings(args: argparse.Namespace):
+    """The settings behave will read for ``args`` (raises SettingsError like behave's ``before_all`` would)."""
+    from .settings import Settings
+
+    command = behave_command(args)
+    userdata = dict(c.split("=", 1) for i, c in enumerate(command) if i and command[i - 1] == "-D" and "=" in c)
+    return Settings.from_userdata(userdata)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not any(d.startswith("max_wait_s=") for d in args.define):
         args.define.insert(0, f"max_wait_s={MAX_WAIT_S[args.level]}")
+    if args.workers != 1 or args.shard:
+        return _main_parallel(args, list(argv if argv is not None else sys.argv[1:]))
     problem = _preflight(args)
     if problem:
         print(f"ib-resilience: {problem}", file=sys.stderr, flush=True)
@@ -230,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         code = SIGNAL_EXIT[stopped_by]
         print(f"ib-resilience: stopped by {signal.Signals(stopped_by).name} after {elapsed_s:.1f} s; "
               "partial results kept", file=sys.stderr, flush=True)
+    if stopped_by is None:
+        _remember_durations(args.reports_dir)
     print(summary_line(args.level, args.reports_dir / "junit", elapsed_s, code), flush=True)
     if args.report:
         from .reporting import render_reports
@@ -239,3 +313,195 @@ def main(argv: list[str] | None = None) -> int:
         render_reports(args.reports_dir, args.level, elapsed_s, return_code=code, html=html,
                        run_argv=list(argv if argv is not None else sys.argv[1:]))
     return code
+
+
+def _remember_durations(reports_dir: Path) -> None:
+    """Keep this run's scenario durations (merged over earlier runs) for the next run's workers and shards."""
+    from .parallel import read_durations, remember_durations
+
+    try:
+        remember_durations(reports_dir, read_durations(reports_dir))
+    except OSError as exc:  # a read-only reports folder costs the next run its balance, never this run's verdict
+        print(f"ib-resilience: scenario durations not kept: {exc}", file=sys.stderr)
+
+
+def _refusal(args: argparse.Namespace) -> str:
+    """Why ``--workers`` > 1 cannot run against this target ('' when it can: the embedded target)."""
+    from .settings import EMBEDDED, SettingsError
+
+    try:
+        target = _settings(args).target
+    except SettingsError:
+        return ""  # the preflight says what is wrong with the settings
+    if args.workers <= 1 or target == EMBEDDED:
+        return ""
+    shared = "a managed backend's working directory and API port" if target == "managed" else "an external target"
+    return (f"--workers {args.workers} needs the embedded target, not {target}: faults act on a whole target, so two "
+            f"workers must never share {shared}; run --shard I/N on separate runners, one target each")
+
+
+def _main_parallel(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--workers N`` and/or ``--shard I/N``: this run's part of the partition, dealt out to N behave processes
+    (each starts its own embedded stack), their results merged into the reports folder."""
+    from . import parallel
+    from .reporting import write_allure_metadata
+    from .results import read_properties, sanitize_junit
+
+    if args.workers < 1:
+        print("ib-resilience: --workers must be at least 1", file=sys.stderr, flush=True)
+        return 2
+    try:
+        index, count = parallel.parse_shard(args.shard) if args.shard else (1, 1)
+    except ValueError as exc:
+        print(f"ib-resilience: {exc}", file=sys.stderr, flush=True)
+        return 2
+    problem = _refusal(args) or _preflight(args)
+    if problem:
+        print(f"ib-resilience: {problem}", file=sys.stderr, flush=True)
+        return 2
+    selection = parallel.select(LEVELS[args.level], args.name)
+    # A shard must compute the partition every other shard computes: only the durations given to all of them
+    # (--durations) count, never what this machine's reports folder happens to hold.
+    durations = parallel.load_durations(None if count > 1 else args.reports_dir, args.durations)
+    mine = parallel.partition(selection, durations, count)[index - 1] if count > 1 else selection
+    plan = [part for part in parallel.partition(mine, durations, args.workers) if part]
+    reports, results = args.reports_dir, args.reports_dir / "allure-results"
+    worker_dirs = [reports / parallel.WORKERS_DIR / f"w{k}" for k in range(1, len(plan) + 1)]
+    _clean(reports, worker_dirs)
+    shard = f"{index}/{count}" if count > 1 else ""
+    print(f"ib-resilience: level {args.level} ({LEVELS[args.level]}): {len(selection)} scenarios"
+          + (f"; shard {shard}: {len(mine)} of them" if shard else "")
+          + f"; {len(plan)} worker(s), each its own gateway, proxy and backend", flush=True)
+    env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "")}
+    jobs = []
+    for number, (part, folder) in enumerate(zip(plan, worker_dirs), 1):
+        command = _worker_command(args, folder, parallel.write_locations(folder / "locations.txt", part), results)
+        log = folder / "behave.log" if len(plan) > 1 else None
+        expected = (f"≈ {parallel.expected_seconds(part, durations, among=mine):.0f} s by earlier runs"
+                    if any(s.key in durations for s in part) else "no earlier durations")
+        if log is None:
+            print("$ " + shlex.join(command), flush=True)
+        else:
+            log.write_text("$ " + shlex.join(command) + "\n", encoding="utf-8")
+            print(f"ib-resilience: worker {number}: {len(part)} scenarios, {expected} (output: {_shown(log)})",
+                  flush=True)
+        jobs.append((command, env, log))
+    started = time.monotonic()
+
+    def finished(position: int, code: int) -> None:
+        if len(plan) > 1:
+            folder = worker_dirs[position]
+            print(_worker_line(position + 1, folder / "junit", time.monotonic() - started, code)
+                  + (_hook_error(folder / "behave.log") if code else ""), flush=True)
+
+    codes, stopped_by = _run_all(jobs, RUN_TIMEOUT_S[args.level], on_exit=finished) if jobs else ([], None)
+    elapsed_s = time.monotonic() - started
+    for folder in worker_dirs:
+        sanitize_junit(folder / "junit")
+    parallel.merge_junit([folder / "junit" for folder in worker_dirs], reports / "junit", mine)
+    properties = parallel.merge_properties([read_properties(folder / "allure-results" / "environment.properties")
+                                            for folder in worker_dirs])
+    properties |= {"run.workers": str(len(plan))} | ({"run.shard": shard} if shard else {})
+    write_allure_metadata(results, properties)
+    code = _combined_code(codes)
+    if code == 0 and junit_outcomes(reports / "junit").get("failed"):
+        code = 1
+    reported = parallel.reported_keys(results)
+    missing = [s for s in mine if s.key not in reported]
+    if missing and stopped_by is None:
+        print(f"ib-resilience: {len(missing)} selected scenario(s) have no result (a worker stopped before them), "
+              f"e.g. {missing[0].location} {missing[0].name}", file=sys.stderr, flush=True)
+        code = code or 1
+    if stopped_by is not None:
+        code = SIGNAL_EXIT[stopped_by]
+        print(f"ib-resilience: stopped by {signal.Signals(stopped_by).name} after {elapsed_s:.1f} s; "
+              "partial results kept", file=sys.stderr, flush=True)
+    else:
+        _remember_durations(reports)
+    print(summary_line(args.level, reports / "junit", elapsed_s, code, workers=len(plan), shard=shard), flush=True)
+    from .reporting import record_run, render_reports
+    run_argv = parallel.strip_options(argv)
+    if args.report and plan:
+        html = stopped_by is None
+        if html:
+            print("ib-resilience: rendering the Allure HTML report (about 15 s)…", flush=True)
+        render_reports(reports, args.level, elapsed_s, return_code=code, html=html, run_argv=run_argv)
+    else:
+        record_run(results, args.level, elapsed_s, code, run_argv)  # what 'report --merge' reads back
+    return code
+
+
+def _clean(reports: Path, worker_dirs: list[Path]) -> None:
+    """Remove the last run's results (merged and per worker); each worker's server logs are kept."""
+    from .parallel import WORKERS_DIR
+
+    stale = [*(reports / "allure-results").glob("*"), *(reports / "junit").glob("TESTS-*.xml")]
+    for folder in (reports / WORKERS_DIR).glob("w*"):
+        stale += [*(folder / "allure-results").glob("*"), *(folder / "junit").glob("TESTS-*.xml"),
+                  folder / "behave.log", folder / "locations.txt"]
+    for path in stale:
+        if path.is_file():
+            path.unlink()
+    (reports / "allure-results").mkdir(parents=True, exist_ok=True)
+    for folder in worker_dirs:
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def _worker_command(args: argparse.Namespace, folder: Path, locations: Path, results: Path) -> list[str]:
+    """behave for one worker: its scenario locations, its own reports folder (server logs, JUnit, its
+    environment.properties), Allure results into the run's shared folder (every file there has a unique name)."""
+    own = argparse.Namespace(**{**vars(args), "reports_dir": folder})
+    command = behave_command(own)
+    command[command.index(str(ROOT / "features"))] = f"@{locations}"
+    command[command.index("-o") + 1] = str(results)
+    return command
+
+
+def _worker_line(number: int, junit_dir: Path, elapsed_s: float, code: int) -> str:
+    """One worker's outcome, with the names of its failed scenarios."""
+    counts = junit_outcomes(junit_dir)
+    failed = _failed_names(junit_dir)
+    return (f"ib-resilience: worker {number} finished after {elapsed_s:.1f} s: {counts.get('passed', 0)} passed, "
+            f"{counts.get('failed', 0)} failed" + (f" ({'; '.join(failed[:5])})" if failed else "")
+            + (f", {counts['untested']} not run" if counts.get("untested") else "") + f", exit {code}")
+
+
+def _hook_error(log: Path) -> str:
+    """' — <behave's first HOOK-ERROR line>' from a worker's output ('' when there is none)."""
+    try:
+        with open(log, encoding="utf-8", errors="replace") as lines:
+            found = next((line.strip() for line in lines if line.startswith("HOOK-ERROR")), "")
+    except OSError:
+        return ""
+    return f" — {found[:300]}" if found else ""
+
+
+def _failed_names(junit_dir: Path) -> list[str]:
+    from xml.etree import ElementTree
+
+    from .results import xml_safe
+
+    names = []
+    for path in sorted(Path(junit_dir).glob("TESTS-*.xml")):
+        try:
+            root = ElementTree.fromstring(xml_safe(path.read_text(encoding="utf-8", errors="replace")))
+        except (OSError, ElementTree.ParseError):
+            continue
+        names += [case.get("name", "").strip() for case in root.iter("testcase")
+                  if case.get("status") in ("failed", "error") or case.find("failure") is not None
+                  or case.find("error") is not None]
+    return names
+
+
+def _combined_code(codes: list[int]) -> int:
+    """0 when every worker passed; 124 when the run timed out; else the first worker's failure code."""
+    if all(code == 0 for code in codes):
+        return 0
+    return 124 if 124 in codes else next(code for code in codes if code != 0)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
