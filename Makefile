@@ -9,6 +9,7 @@ export ALLURE_NO_ANALYTICS := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install test pytest acceptance standard exhaustive report prove flaky bench bench-gateway bench-proxy bench-backend bench-levels clean ktrdr-rehearsal
+.PHONY: nemesis nemesis-prove
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -48,6 +49,21 @@ pytest: install
 ## Proof that the spec can fail: every seeded bug against its bug class; kill matrix in reports/.
 prove: install
 	$(BIN)/python tests/mutants/prove.py --level standard
+
+## The nemesis: SEEDS seeded fault schedules of MINUTES minutes each (from SEED) against the clean reference; a
+## failure names its seed, writes its schedule and is shrunk (README, "The nemesis"). Evidence in reports/nemesis/.
+SEEDS ?= 10
+MINUTES ?= 5
+SEED ?= 1
+nemesis: install
+	$(BIN)/ib-resilience nemesis --seeds $(SEEDS) --minutes $(MINUTES) --seed $(SEED) \
+	    --out reports/nemesis/clean-seed$(SEED)-x$(SEEDS)
+
+## The bugs only overlapping faults show (tests/mutants/mutant_catalog.py NEMESIS_MUTANTS): each passes the standard
+## level, then the nemesis hunts it for HUNT_MINUTES and shrinks what it finds (reports/nemesis/prove/prove.md).
+HUNT_MINUTES ?= 10
+nemesis-prove: install
+	$(BIN)/python tests/nemesis/prove_mutants.py --hunt-minutes $(HUNT_MINUTES)
 
 ## Flakiness: the standard level RUNS times on the clean reference (failures per scenario); WORKERS=4 runs
 ## each with 4 workers (ib-resilience run --workers).

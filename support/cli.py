@@ -12,6 +12,7 @@ SUBCOMMANDS = {
     "run": ("support.runner", "run the resilience specification (behave)"),
     "monitor": ("support.monitor", "poll /api/v1/ib/resilience and alert on a low score"),
     "report": ("support.report", "merge the results of CI shards into one Allure HTML and Markdown summary"),
+    "nemesis": ("support.nemesis.cli", "seeded fault schedules, invariants over the whole history, shrinking"),
 }
 
 

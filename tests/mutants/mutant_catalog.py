@@ -725,3 +725,166 @@ MUTANTS: tuple[Mutant, ...] = (
 )
 
 BY_NAME = {m.name: m for m in MUTANTS}
+
+
+# ----------------------------------------------------------------------------- bugs only overlapping faults show
+#
+# Each of these passes every standard scenario (one planned fault at a time) and is meant to: it needs two
+# things to happen at once. ``make nemesis-prove`` shows the nemesis finding each one and shrinking its
+# schedule (tests/nemesis/prove_mutants.py); they are kept out of MUTANTS, whose kill test runs in make test.
+
+
+def _validation_timer_outlives_lost_connection() -> None:
+    import asyncio
+    from support.backend import pool
+
+    def forget_client_id(self, client_id):
+        for serial, conn in list(self._connections.items()):
+            if conn.client_id == client_id:
+                self._connections.pop(serial, None)  # "its socket is dead anyway": forgotten, not closed
+        self._notify()
+
+    async def validate(self, conn):
+        started = time.monotonic()
+        if not conn.is_connected():
+            result = pool.ValidationResult(False, "not connected")
+        else:
+            waiter = asyncio.ensure_future(conn.ib.reqCurrentTimeAsync())
+            fired = []
+
+            def expire():  # a hand-rolled timeout: forget the silent connection, stop waiting for it
+                fired.append(True)
+                forget_client_id(self, conn.client_id)
+                waiter.cancel()
+            timer = asyncio.get_running_loop().call_later(self.settings.validation_timeout_s, expire)
+            try:
+                await waiter
+                timer.cancel()
+                result = pool.ValidationResult(True)
+            except asyncio.CancelledError:
+                if not fired:
+                    timer.cancel()
+                    raise
+                result = pool.ValidationResult(False, f"reqCurrentTime unanswered for "
+                                                      f"{self.settings.validation_timeout_s:.1f} s", timed_out=True)
+            except (ConnectionError, OSError) as exc:  # the bug: the timer is left running; when it fires, the
+                result = pool.ValidationResult(False, f"connection lost: {exc}")  # ID may be a new connection's
+        now = time.monotonic()
+        result = pool.ValidationResult(result.ok, result.reason, result.timed_out, round((now - started) * 1000, 3))
+        conn.last_validated_mono, conn.last_validation_ok = now, result.ok
+        if result.ok:
+            self.metrics.validations_ok += 1
+            self.record_outcome(True)
+        else:
+            self.metrics.validations_failed += 1
+            self.record_outcome(False, f"validation of client ID {conn.client_id}: {result.reason}")
+        return result
+    pool.ConnectionPool.validate = validate
+
+
+def _cleanup_orphans_connect_past_326() -> None:
+    import asyncio
+    import contextvars
+    from support.backend import pool
+    refused = contextvars.ContextVar("refused_during_connect", default=False)
+    original_connect, original_cleanup = pool.connect_ib, pool.ConnectionPool.cleanup
+
+    async def connect_ib(*args, **kwargs):
+        try:
+            return await original_connect(*args, **kwargs)
+        except pool.ClientIdInUse:
+            refused.set(True)
+            await asyncio.sleep(0.15)  # give the gateway a moment before the next ID
+            raise
+
+    async def _open_reserved(self):
+        refused.set(False)
+        registry = self._connections  # where the pool was when this connect began
+        try:
+            conn = await self._open()
+        except BaseException:
+            self._opening -= 1
+            self._notify()
+            raise
+        self._opening -= 1
+        # The bug: a connect that went past a 326 joins the registry it started with, which a cleanup meanwhile
+        # replaced: the connection is open, holds its client ID, and no pool knows it.
+        (registry if refused.get() else self._connections)[conn.serial] = conn
+        return conn
+
+    def cleanup(self, force=False):
+        closed = original_cleanup(self, force)
+        self._connections = dict(self._connections)  # a fresh registry after every cleanup
+        return closed
+    pool.connect_ib = connect_ib
+    pool.ConnectionPool._open_reserved = _open_reserved
+    pool.ConnectionPool.cleanup = cleanup
+
+
+def _reconnect_loop_leaks_timed_out_socket() -> None:
+    import asyncio
+    from support import ibclient
+    from support.backend import pool
+    original_lost, original_close = pool.ConnectionPool._on_gateway_disconnect, pool.ConnectionPool.close
+
+    def _on_gateway_disconnect(self, conn):
+        original_lost(self, conn)
+        task = self.__dict__.get("_reconnect_task")
+        if not self._closed and (task is None or task.done()):
+            self._reconnect_task = asyncio.ensure_future(reconnect(self))
+
+    async def reconnect(self):
+        """Warm the pool up again after the gateway dropped it: one connection, retried until IB answers."""
+        deadline = time.monotonic() + 60.0
+        while not self._closed and time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            if any(c.is_connected() for c in self._connections.values()) or self._opening:
+                return  # a request reconnected the pool already
+            client_id = self._next_client_id(set())
+            if client_id is None:
+                continue
+            ib = ibclient.IB()
+            attempt = asyncio.ensure_future(ib.connectAsync(self.host, self.port, clientId=client_id, timeout=0,
+                                                            readonly=self.settings.readonly))
+            done, _ = await asyncio.wait({attempt}, timeout=self.settings.connect_timeout_s)
+            if not done:
+                continue  # the bug: the attempt is abandoned, not cancelled; its socket stays open for good
+            if attempt.exception() is not None:
+                ib.disconnect()
+                continue
+            if self._closed or len(self._connections) + self._opening >= self.settings.pool_size:
+                ib.disconnect()
+                return
+            lower = self._unavailable_ids()
+            conn = self._adopt(ib, client_id, self.host, self.port, self.generation)
+            conn.in_use, conn.preference_kept = False, all(i in lower for i in range(self.client_id_min, client_id))
+            ib.RaiseRequestErrors = True
+            self._connections[conn.serial] = conn
+            self._notify()
+            return
+
+    async def close(self):
+        task = self.__dict__.get("_reconnect_task")
+        if task is not None and not task.done():
+            task.cancel()
+        return await original_close(self)
+    pool.ConnectionPool._on_gateway_disconnect = _on_gateway_disconnect
+    pool.ConnectionPool.close = close
+
+
+#: Bugs that only overlapping faults show: they survive the standard level; the nemesis must find them.
+NEMESIS_MUTANTS: tuple[Mutant, ...] = (
+    Mutant("validation_timer_outlives_lost_connection",
+           "a validation timeout not cancelled when the connection is lost during the validation (a restart or a "
+           "reset while the gateway is slow): when it fires it forgets the new connection that took the same "
+           "client ID, without closing it", "@phase1 or @silent or @recovery or @pool", (),
+           _validation_timer_outlives_lost_connection),
+    Mutant("cleanup_orphans_connect_past_326",
+           "a connection that went past error 326 while a cleanup ran joins the pool's old registry: open, its "
+           "client ID held, known to nobody", "@client_ids or @pool", (), _cleanup_orphans_connect_past_326),
+    Mutant("reconnect_loop_leaks_timed_out_socket",
+           "a reconnect loop, started when the gateway drops the pool, abandons an attempt that times out (the "
+           "gateway silent meanwhile) without closing its socket", "@recovery or @silent or @pool", (),
+           _reconnect_loop_leaks_timed_out_socket),
+)
+BY_NAME.update({m.name: m for m in NEMESIS_MUTANTS})

@@ -1,0 +1,52 @@
+@nemesis
+Feature: Exhaustive means exhaustive: the contract holds under a seeded schedule of overlapping faults
+  One planned fault per scenario proves one claim at a time; bugs that need two faults at once pass them all.
+  A seeded nemesis interleaves silence, unanswered requests, latency, restarts, resets, refusals, IB notices
+  1100/1101/1102, pacing, client-ID squatters and cleanups with a mixed workload of discoveries, loads, CLI
+  commands and health and resilience reads. Every claim below is judged over the whole recorded history; a
+  failure names its seed and its schedule file, which "ib-resilience nemesis --replay" runs again.
+
+  Background:
+    Given the gateway answers
+    And the API answers
+    And the nemesis has run the fault schedule of seed 11 for 3 minutes
+
+  Rule: no request is left hanging, whatever overlaps
+
+    @exhaustive @needs.fault_proxy @needs.gateway_control @needs.ib_history
+    Scenario: Every request answers within its bound under overlapping faults
+      Then every request of the run was answered within its bound
+
+  Rule: the score tells the truth about every outage
+
+    @exhaustive @needs.fault_proxy @needs.gateway_control @needs.ib_history
+    Scenario: The score falls in every outage and comes back after every heal
+      Then the score fell below 75 in every outage and was back after every heal
+
+  Rule: nothing is left behind
+
+    @exhaustive @needs.fault_proxy @needs.gateway_control @needs.ib_history
+    Scenario: The pool limit holds under overlapping faults
+      Then the backend never held more IB connections at once than its pool allows
+
+    @exhaustive @needs.fault_proxy @needs.gateway_control @needs.ib_history
+    Scenario: Cleanups release every client ID under overlapping faults
+      Then no client ID stayed held after any cleanup
+
+  Rule: what is cached is what IB served
+
+    @exhaustive @needs.fault_proxy @needs.gateway_control @needs.ib_history
+    Scenario: Cached bars stay true under overlapping faults
+      Then every cached bar is a bar IB served
+
+  Rule: nothing complains
+
+    @exhaustive @needs.fault_proxy @needs.gateway_control @needs.ib_history @needs.backend_output
+    Scenario: No warning, traceback or un-awaited coroutine under overlapping faults
+      Then no CLI transcript or backend output shows a warning, a traceback or an un-awaited coroutine
+
+  Rule: service returns by itself
+
+    @exhaustive @needs.fault_proxy @needs.gateway_control @needs.ib_history
+    Scenario: Service is back within 10 seconds of the last heal
+      Then the backend served again within the recovery bound after the last heal

@@ -1,0 +1,287 @@
+"""The generator: seeded fault schedules over both planes, as plain values that round-trip through JSON.
+
+A schedule is the whole plan of one nemesis run: the seed (which also seeds the workload), the run's length
+and a list of faults, each with a start and a duration (seconds from the run's start) drawn within the
+bounds of its kind. Nothing here talks to a target: :mod:`support.nemesis.nemesis` applies a schedule,
+:mod:`support.nemesis.shrink` edits one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+GATEWAY = "gateway"
+PROXY = "proxy"
+CLIENT = "client"       # faults the nemesis produces as a client of IB or of the API (squatter, cleanup)
+
+#: Schedule file format version (``Schedule.to_json``).
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One fault family the generator draws from.
+
+    Args:
+        name: the family (``FaultSpec.kind``).
+        plane: where it acts: ``gateway`` (simulator), ``proxy`` (fault proxy) or ``client``.
+        one_shot: acts once at its start (duration 0).
+        duration_s: (shortest, longest) window.
+        weight: relative frequency in a generated schedule.
+        min_s: the shortest window the shrinker may cut it to.
+    """
+
+    name: str
+    plane: str
+    one_shot: bool = False
+    duration_s: tuple[float, float] = (0.0, 0.0)
+    weight: float = 1.0
+    min_s: float = 1.0
+
+
+#: Every fault family, with the bounds its start-to-end window is drawn within. Latency stays below what keeps
+#: a fresh connect, a validation and one request inside the API bound (the contract's "slow is not dead":
+#: answers within the 3 s validation bound); silence, outages and restarts last long enough to cross the
+#: 5 s detection bound sometimes and not always.
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("silence", PROXY, duration_s=(2.0, 14.0), weight=1.2, min_s=1.0),
+    Kind("unanswered", GATEWAY, duration_s=(2.0, 14.0), weight=1.0, min_s=1.0),
+    Kind("latency", PROXY, duration_s=(5.0, 35.0), weight=1.3, min_s=2.0),
+    Kind("restart", GATEWAY, duration_s=(1.0, 6.0), weight=1.0, min_s=0.5),
+    Kind("reset", PROXY, one_shot=True, weight=1.0),
+    Kind("refuse", PROXY, duration_s=(1.0, 8.0), weight=0.8, min_s=0.5),
+    Kind("connectivity_lost", GATEWAY, duration_s=(2.0, 12.0), weight=0.8, min_s=1.0),
+    Kind("ib_notice", GATEWAY, duration_s=(1.0, 10.0), weight=0.6, min_s=0.5),
+    Kind("pacing", GATEWAY, duration_s=(10.0, 40.0), weight=0.6, min_s=2.0),
+    Kind("squatter", CLIENT, duration_s=(5.0, 45.0), weight=1.0, min_s=2.0),
+    Kind("cleanup", CLIENT, one_shot=True, weight=1.6),
+)}
+
+#: Request types an ``unanswered`` fault may swallow. Contract-details requests are left out by default: the
+#: reference backend waits its 10 s request timeout for them, past the 5 s API bound (see the README).
+UNANSWERED_TYPES = ("reqCurrentTime", "reqHistoricalData", "*")
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """One planned fault: what, when (seconds from the run's start) and for how long.
+
+    ``params`` are the kind's own attributes (``latency_ms``, ``request_types``, ``keep_existing``,
+    ``restored_code``, ``client_offset`` …), JSON values only.
+    """
+
+    id: int
+    kind: str
+    start_s: float
+    duration_s: float = 0.0
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; known: {', '.join(KINDS)}")
+        if self.start_s < 0 or self.duration_s < 0:
+            raise ValueError(f"fault {self.id}: start and duration must not be negative")
+        object.__setattr__(self, "params", dict(self.params))
+
+    @property
+    def end_s(self) -> float:
+        """When the fault is healed (its start for a one-shot fault)."""
+        return self.start_s + self.duration_s
+
+    @property
+    def plane(self) -> str:
+        """``gateway``, ``proxy`` or ``client``."""
+        return KINDS[self.kind].plane
+
+    @property
+    def one_shot(self) -> bool:
+        """Acts once, at its start."""
+        return KINDS[self.kind].one_shot
+
+    @property
+    def outage(self) -> bool:
+        """Whether the contract calls this the gateway being silent or down: no validation round-trip can
+        succeed while it lasts (the score must fall below 75 within 5 s)."""
+        if self.kind in ("silence", "restart", "connectivity_lost"):
+            return True
+        if self.kind == "refuse":
+            return not self.params.get("keep_existing", True)
+        if self.kind == "unanswered":
+            types = self.params.get("request_types", ["*"])
+            return "*" in types or "reqCurrentTime" in types
+        return False
+
+    def label(self) -> str:
+        """Short text for plots and reports, e.g. ``latency 400 ms`` or ``unanswered reqCurrentTime``."""
+        p = self.params
+        if self.kind == "latency":
+            return f"latency {p.get('latency_ms')} ms {p.get('direction', 'downstream')}"
+        if self.kind == "unanswered":
+            return "unanswered " + ",".join(p.get("request_types", ["*"]))
+        if self.kind == "refuse":
+            return "refuse" + ("" if p.get("keep_existing", True) else " (cut open ones)")
+        if self.kind == "connectivity_lost":
+            return f"1100 → {p.get('restored_code', 1102)} (answers nothing)"
+        if self.kind == "ib_notice":
+            return f"notice 1100 → {p.get('restored_code', 1102)}"
+        if self.kind == "squatter":
+            return f"squatter on client ID preferred+{p.get('client_offset', 1)}"
+        if self.kind == "cleanup":
+            return f"cleanup ({p.get('via', 'api')})"
+        return self.kind
+
+    def describe(self) -> str:
+        """``#3 latency 400 ms downstream at 12.0 s for 9.5 s``."""
+        when = f"at {self.start_s:.1f} s" + ("" if self.one_shot else f" for {self.duration_s:.1f} s")
+        return f"#{self.id} {self.label()} {when}"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON object."""
+        return {"id": self.id, "kind": self.kind, "start_s": round(self.start_s, 3),
+                "duration_s": round(self.duration_s, 3), "params": dict(self.params)}
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> "FaultSpec":
+        """The inverse of :meth:`to_json`."""
+        return FaultSpec(int(data["id"]), str(data["kind"]), float(data["start_s"]),
+                         float(data.get("duration_s", 0.0)), dict(data.get("params") or {}))
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What the generator may draw: the fault families and their weights, how far apart faults start, how
+    many may overlap, and the healthy stretches a run begins and ends with."""
+
+    kinds: tuple[str, ...] = tuple(KINDS)
+    gap_s: tuple[float, float] = (2.0, 14.0)       # between one fault's start and the next one's
+    quiet_chance: float = 0.2                       # chance that a gap is a quiet stretch instead
+    quiet_s: tuple[float, float] = (14.0, 25.0)     # a quiet stretch: no fault at all, so recovery is judged
+    max_overlap: int = 3                            # faults active at once
+    warmup_s: float = 4.0                           # healthy start: the workload runs before the first fault
+    tail_s: float = 22.0                            # healthy end: recovery (10 s), then the final cleanup
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A nemesis run's plan. ``seed`` also seeds the workload, so replaying a file replays both."""
+
+    seed: int
+    duration_s: float
+    faults: tuple[FaultSpec, ...]
+    tail_s: float = Bounds.tail_s
+    warmup_s: float = Bounds.warmup_s
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "faults", tuple(sorted(self.faults, key=lambda f: (f.start_s, f.id))))
+
+    @property
+    def last_heal_s(self) -> float:
+        """When the last fault ends (0 without faults)."""
+        return max((f.end_s for f in self.faults), default=0.0)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON object (``Schedule.from_json`` reads it back)."""
+        return {"format": FORMAT, "seed": self.seed, "duration_s": round(self.duration_s, 3),
+                "tail_s": self.tail_s, "warmup_s": self.warmup_s, "note": self.note,
+                "faults": [f.to_json() for f in self.faults]}
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> "Schedule":
+        """Read a schedule written by :meth:`to_json`.
+
+        Raises:
+            ValueError: not a schedule, or a fault of an unknown kind.
+        """
+        if not isinstance(data, Mapping) or "faults" not in data or "seed" not in data:
+            raise ValueError("not a nemesis schedule (no seed or faults)")
+        if int(data.get("format", FORMAT)) != FORMAT:
+            raise ValueError(f"schedule format {data.get('format')} is not {FORMAT}")
+        return Schedule(int(data["seed"]), float(data["duration_s"]),
+                        tuple(FaultSpec.from_json(f) for f in data["faults"]),
+                        float(data.get("tail_s", Bounds.tail_s)), float(data.get("warmup_s", Bounds.warmup_s)),
+                        str(data.get("note", "")))
+
+    def write(self, path: Path) -> Path:
+        """Write the schedule as JSON; return the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @staticmethod
+    def read(path: Path) -> "Schedule":
+        """Read a schedule file."""
+        return Schedule.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def with_faults(self, faults: Iterable[FaultSpec], note: str | None = None) -> "Schedule":
+        """The same seed with other faults; the length follows them (last heal + the tail)."""
+        faults = tuple(faults)
+        end = max((f.end_s for f in faults), default=self.warmup_s)
+        return dataclasses.replace(self, faults=faults, duration_s=round(end + self.tail_s, 3),
+                                   note=self.note if note is None else note)
+
+    def describe(self) -> str:
+        """One line per fault."""
+        lines = [f"seed {self.seed}, {self.duration_s:.0f} s, {len(self.faults)} fault(s)"
+                 + (f" ({self.note})" if self.note else "")]
+        return "\n".join(lines + [f"  {f.describe()}" for f in self.faults])
+
+
+def generate(seed: int, duration_s: float, bounds: Bounds = Bounds()) -> Schedule:
+    """A schedule of ``duration_s`` seconds drawn from ``seed``: the same seed always gives the same schedule.
+
+    Faults start one after another, a gap apart (sometimes a quiet stretch, so recovery gets judged), never two
+    of one kind at once and never more than ``bounds.max_overlap`` at once; every fault ends ``bounds.tail_s``
+    before the run does.
+    """
+    if duration_s < bounds.warmup_s + bounds.tail_s + 5.0:
+        raise ValueError(f"a schedule needs at least {bounds.warmup_s + bounds.tail_s + 5.0:.0f} s")
+    rng = random.Random(seed)
+    kinds = [KINDS[name] for name in bounds.kinds]
+    weights = [k.weight for k in kinds]
+    last_end = duration_s - bounds.tail_s
+    faults: list[FaultSpec] = []
+    t = bounds.warmup_s
+    while t < last_end - 0.5:
+        active = [f for f in faults if f.start_s <= t < f.end_s]
+        kind = rng.choices(kinds, weights)[0]
+        if len(active) >= bounds.max_overlap or any(f.kind == kind.name for f in active):
+            t = round(min(f.end_s for f in active) + rng.uniform(0.2, 2.0), 3) if active else t + 1.0
+            continue
+        duration = 0.0 if kind.one_shot else min(rng.uniform(*kind.duration_s), last_end - t)
+        if not kind.one_shot and duration < kind.min_s:
+            break
+        faults.append(FaultSpec(len(faults) + 1, kind.name, round(t, 3), round(duration, 3), _params(kind.name, rng)))
+        if rng.random() < bounds.quiet_chance:
+            t = max(f.end_s for f in faults) + rng.uniform(*bounds.quiet_s)
+        else:
+            t += rng.uniform(*bounds.gap_s)
+    return Schedule(seed, float(duration_s), tuple(faults), bounds.tail_s, bounds.warmup_s)
+
+
+def _params(kind: str, rng: random.Random) -> dict[str, Any]:
+    """The attributes of one fault of ``kind``, drawn from ``rng``."""
+    if kind == "unanswered":
+        return {"request_types": [rng.choice(UNANSWERED_TYPES)]}
+    if kind == "latency":
+        direction = rng.choice(("downstream", "downstream", "both"))
+        high = 500 if direction == "downstream" else 250   # a round trip stays within 0.5 s
+        return {"latency_ms": rng.randrange(100, high + 1, 50), "jitter_ms": rng.choice((0, 0, 50)),
+                "direction": direction}
+    if kind == "refuse":
+        return {"keep_existing": rng.random() < 0.3}
+    if kind in ("connectivity_lost", "ib_notice"):
+        return {"restored_code": rng.choice((1101, 1102))}
+    if kind == "squatter":
+        # Never the preferred ID: the README lets phase 3 say "working" only while the backend holds it, so a
+        # squatter on it would make "≥ 75 with a healthy gateway" depend on how a backend reads that rule.
+        return {"client_offset": rng.choice((1, 1, 2))}
+    if kind == "cleanup":
+        return {"via": rng.choice(("api", "api", "cli"))}
+    return {}

@@ -1,0 +1,36 @@
+"""The nemesis as the specification uses it: one run per seed and length per behave process, judged by family."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import evidence
+from ..world import World
+from .runner import RunResult, run_schedule
+from .schedule import generate
+
+#: Runs already made in this process, by (seed, seconds): every scenario of the feature judges the same history.
+_RUNS: dict[tuple[int, float], RunResult] = {}
+
+
+def run_once(world: World, seed: int, minutes: float) -> RunResult:
+    """The run of ``seed`` for ``minutes`` against the world's targets (made on first use, then remembered);
+    its timeline, schedule and verdicts are attached to the step that asks."""
+    key = (seed, round(minutes * 60.0, 3))
+    result = _RUNS.get(key)
+    if result is None:
+        out = Path(world.settings.reports_dir) / "nemesis" / f"spec-seed-{seed}-{minutes:g}min"
+        result = _RUNS[key] = run_schedule(world, generate(seed, minutes * 60.0), out)
+    evidence.attach_png("Nemesis timeline", (result.out_dir / "timeline.png").read_bytes()
+                        if (result.out_dir / "timeline.png").exists() else b"")
+    evidence.attach_json("Nemesis schedule", result.schedule.to_json())
+    evidence.attach_text("Nemesis verdicts", result.summary() + f"\n\nevidence: {result.out_dir}")
+    return result
+
+
+def holds(result: RunResult, family: str) -> None:
+    """The invariant ``family`` held over the whole history (AssertionError with the counterexamples if not)."""
+    verdict = result.verdicts[family]
+    assert verdict.ok, (f"seed {result.schedule.seed}: {verdict.message(result.history.origin)}\n"
+                        f"schedule: {result.out_dir / 'schedule.json'} "
+                        f"(ib-resilience nemesis --replay {result.out_dir / 'schedule.json'})")
