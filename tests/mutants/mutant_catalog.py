@@ -834,15 +834,14 @@ def _reconnect_loop_leaks_timed_out_socket() -> None:
             self._reconnect_task = asyncio.ensure_future(reconnect(self))
 
     async def reconnect(self):
-        """Warm the pool up again after the gateway dropped it: one connection, retried until IB answers."""
+        """After the gateway dropped the pool, warm it up again: one standby connection, retried until IB answers."""
         deadline = time.monotonic() + 60.0
         while not self._closed and time.monotonic() < deadline:
             await asyncio.sleep(1.0)
-            if any(c.is_connected() for c in self._connections.values()) or self._opening:
-                return  # a request reconnected the pool already
             client_id = self._next_client_id(set())
             if client_id is None:
                 continue
+            lower = self._unavailable_ids()
             ib = ibclient.IB()
             attempt = asyncio.ensure_future(ib.connectAsync(self.host, self.port, clientId=client_id, timeout=0,
                                                             readonly=self.settings.readonly))
@@ -855,7 +854,6 @@ def _reconnect_loop_leaks_timed_out_socket() -> None:
             if self._closed or len(self._connections) + self._opening >= self.settings.pool_size:
                 ib.disconnect()
                 return
-            lower = self._unavailable_ids()
             conn = self._adopt(ib, client_id, self.host, self.port, self.generation)
             conn.in_use, conn.preference_kept = False, all(i in lower for i in range(self.client_id_min, client_id))
             ib.RaiseRequestErrors = True
