@@ -242,11 +242,12 @@ def _answer_time(conn: Connection, sent: float, kind: str, req_id: object) -> fl
         (req_id is not None and rid == req_id) or (req_id is None and akind == kind))), None)
 
 
-def _use_deadline(conn: Connection, answered: float, b: Bounds) -> float:
+def _use_deadline(conn: Connection, answered: float, b: Bounds, lost: Sequence[tuple[float, float]] = ()) -> float:
     """When a connection pooled before a cleanup that answered at ``answered`` must be closed: ``api_response_s``
     after the later of that answer and the end of the use it was in (from its last validation before the answer:
     its requests sent until ``api_response_s`` after it, each answered, or the load bound after it was sent
-    when it never was)."""
+    when it never was). An answer the simulator wrote while the proxy dropped answers (``lost`` windows) never
+    reached the backend: it counts as never answered."""
     validations = [t for t, kind, _ in conn.requests if kind == "reqCurrentTime" and t <= answered]
     use_start = max(validations, default=conn.opened)
     ends = [answered]
@@ -254,6 +255,8 @@ def _use_deadline(conn: Connection, answered: float, b: Bounds) -> float:
         if kind not in _USE_REQUESTS or not use_start <= sent <= answered + b.api_response_s:
             continue
         reply = _answer_time(conn, sent, kind, req_id)
+        if reply is not None and any(start <= reply <= stop for start, stop in lost):
+            reply = None
         ends.append(sent + b.load_s - b.api_response_s if reply is None else reply)
     return max(ends) + b.api_response_s
 
@@ -268,6 +271,7 @@ def cleanup(history: History, b: Bounds) -> Verdict:
     A deadline beyond the end of the history is not judged.
     """
     conns = history.backend_connections()
+    lost = [(f.applied, min(f.until, history.finished)) for f in history.faults if f.spec.kind == "silence"]
     violations, judged = [], 0
     cleanups = [op for op in history.ops if op.ok and (op.kind == "cleanup" or op.kind == "cli:ib cleanup")]
     for op in cleanups:
@@ -275,7 +279,7 @@ def cleanup(history: History, b: Bounds) -> Verdict:
         for conn in conns:
             if not conn.open_at(s) or conn.opened > s - b.connect_s:
                 continue
-            deadline = _use_deadline(conn, e, b)
+            deadline = _use_deadline(conn, e, b, lost)
             if deadline > history.finished:
                 continue
             judged += 1

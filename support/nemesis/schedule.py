@@ -58,8 +58,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("connectivity_lost", GATEWAY, duration_s=(2.0, 12.0), weight=0.8, min_s=1.0),
     Kind("ib_notice", GATEWAY, duration_s=(1.0, 10.0), weight=0.6, min_s=0.5),
     Kind("pacing", GATEWAY, duration_s=(10.0, 40.0), weight=0.6, min_s=2.0),
-    Kind("squatter", CLIENT, duration_s=(5.0, 45.0), weight=1.0, min_s=2.0),
-    Kind("cleanup", CLIENT, one_shot=True, weight=1.6),
+    Kind("squatter", CLIENT, duration_s=(8.0, 50.0), weight=1.2, min_s=2.0),
+    # Cleanups are frequent: each one is a moment the "no client ID held" invariant is judged at.
+    Kind("cleanup", CLIENT, one_shot=True, weight=2.2),
 )}
 
 #: Request types an ``unanswered`` fault may swallow. Contract-details requests are left out by default: the
