@@ -143,13 +143,15 @@ def outage_intervals(faults: Sequence[FaultRecord], end: float) -> list[tuple[fl
 
 
 def disturbances(history: History) -> list[tuple[float, float]]:
-    """Every window during which anything disturbed the gateway or the pool: each fault (a one-shot fault,
-    a cleanup included, at its moment), and the run's start (a backend that just started)."""
+    """Every window during which anything disturbed the gateway or the pool: each fault (a one-shot fault at its
+    moment), each cleanup call, and the run's start (a backend that just started)."""
     spans = [(history.origin - 1e9, history.origin)]
     for f in history.faults:
         if f.error and f.spec.kind != "cleanup":
             continue
         spans.append((f.applied, min(f.until, history.finished) if f.until != float("inf") else history.finished))
+    # Every cleanup closes the pool, the final one (not a scheduled fault) included.
+    spans += [(op.start, op.end) for op in history.ops if op.kind in ("cleanup", "cli:ib cleanup")]
     return spans
 
 

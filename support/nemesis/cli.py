@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-shrink", action="store_true", help="do not shrink a failing schedule")
     parser.add_argument("--shrink-runs", type=int, default=40, help="most reruns spent shrinking (default 40)")
     parser.add_argument("--shrink-minutes", type=float, default=60.0, help="most minutes spent shrinking (default 60)")
+    parser.add_argument("--shrink-tries", type=int, default=1,
+                        help="runs of a candidate before it counts as passing (default 1; 2 for racy bugs)")
     parser.add_argument("--out", type=Path, help="folder for the evidence (default reports/nemesis/<time>)")
     parser.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting of the suite (README, Settings), e.g. -D backend_command=…")
@@ -51,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.minutes <= 0 or args.seeds < 1 or args.shrink_runs < 0 or args.hunt_minutes < 0:
-        parser.error("--minutes must be > 0, --seeds ≥ 1, --shrink-runs and --hunt-minutes ≥ 0")
+    if args.minutes <= 0 or args.seeds < 1 or args.shrink_runs < 0 or args.hunt_minutes < 0 or args.shrink_tries < 1:
+        parser.error("--minutes must be > 0, --seeds and --shrink-tries ≥ 1, --shrink-runs and --hunt-minutes ≥ 0")
     if args.replay is not None and not args.replay.is_file():
         parser.error(f"--replay: no such file: {args.replay}")
     defines = {}
@@ -136,7 +138,8 @@ def _run(args: argparse.Namespace, settings: Settings, out: Path) -> int:
             say(f"shrinking seed {failing.schedule.seed} ({len(failing.schedule.faults)} faults) while it still "
                 f"fails {', '.join(failing.failed)} …")
             shrunk = shrink(failing, lambda s, label: run_schedule(world, s, failing.out_dir / label),
-                            max_runs=args.shrink_runs, budget_s=args.shrink_minutes * 60.0, log=say)
+                            max_runs=args.shrink_runs, budget_s=args.shrink_minutes * 60.0, log=say,
+                            tries=args.shrink_tries)
             minimal = shrunk.minimal
             minimal.schedule.write(out / f"minimal-seed-{failing.schedule.seed}.json")
             say(f"minimal schedule ({len(minimal.schedule.faults)} fault(s), {shrunk.runs} reruns): "

@@ -46,9 +46,9 @@ class ShrinkResult:
 
 class _Shrinker:
     def __init__(self, original: Outcome, rerun: Callable[[Schedule, str], Outcome], target: set[str],
-                 max_runs: int, budget_s: float | None, log: Callable[[str], None]):
+                 max_runs: int, budget_s: float | None, log: Callable[[str], None], tries: int = 1):
         self.best = original
-        self.rerun, self.target, self.max_runs, self.log = rerun, target, max_runs, log
+        self.rerun, self.target, self.max_runs, self.log, self.tries = rerun, target, max_runs, log, max(1, tries)
         self.deadline = time.monotonic() + budget_s if budget_s else None
         self.result = ShrinkResult(original, original)
         self.tried: set[tuple] = set()
@@ -63,9 +63,14 @@ class _Shrinker:
             return False
         self.tried.add(key)
         candidate = self.best.schedule.with_faults(faults, note=f"shrunk from seed {self.best.schedule.seed}")
-        self.result.runs += 1
-        outcome = self.rerun(candidate, f"shrink-{self.result.runs:02d}")
-        kept = bool(set(outcome.failed) & self.target)
+        for _ in range(self.tries):  # a bug that needs a race may pass once and fail the next time
+            if self.result.runs >= self.max_runs:
+                break
+            self.result.runs += 1
+            outcome = self.rerun(candidate, f"shrink-{self.result.runs:02d}")
+            kept = bool(set(outcome.failed) & self.target)
+            if kept:
+                break
         text = (f"{why} ({len(faults)} fault(s), {candidate.duration_s:.0f} s): "
                 + (f"still fails {', '.join(sorted(set(outcome.failed) & self.target))} — kept" if kept
                    else "passes — not kept" if not outcome.failed
@@ -136,16 +141,17 @@ class _Shrinker:
 
 def shrink(original: Outcome, rerun: Callable[[Schedule, str], Outcome], target: Sequence[str] | None = None,
            max_runs: int = 40, budget_s: float | None = None,
-           log: Callable[[str], None] = lambda text: None) -> ShrinkResult:
+           log: Callable[[str], None] = lambda text: None, tries: int = 1) -> ShrinkResult:
     """Shrink a failing run's schedule while it still fails one of ``target`` (default: what it failed).
 
     Args:
         original: the failing run.
         rerun: runs a candidate schedule (the label names its evidence folder) and returns its outcome.
         max_runs, budget_s: stop shrinking after this many reruns or seconds (the best so far is kept).
+        tries: how many times a candidate is run before it counts as passing (races need more than one).
     """
     started = time.monotonic()
-    shrinker = _Shrinker(original, rerun, set(target or original.failed), max_runs, budget_s, log)
+    shrinker = _Shrinker(original, rerun, set(target or original.failed), max_runs, budget_s, log, tries)
     if not shrinker.target:
         raise ValueError("the run to shrink did not fail")
     for step in (shrinker.truncate, shrinker.drop, shrinker.shorten, shrinker.compact):

@@ -117,3 +117,12 @@ def test_output_complaints_are_found_in_cli_transcripts_and_the_backend():
     assert checkers.output(h, Bounds())
     h.backend_output += "sys:1: RuntimeWarning: coroutine 'x' was never awaited\n"
     assert not checkers.output(h, Bounds())
+
+
+def test_a_cleanup_outside_the_schedule_is_a_disturbance_too():
+    h = history(("silence", 10.0, 5.0, {}))
+    h.add_op(Op("final", "cleanup", T0 + 40.0, T0 + 40.05, True, 200))
+    read(h, 40.2, 30.0)                # right after the run's final cleanup: not judged
+    assert checkers.score(h, Bounds())
+    read(h, 51.0, 30.0)
+    assert not checkers.score(h, Bounds())

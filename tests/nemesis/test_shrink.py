@@ -66,3 +66,14 @@ def test_the_shrinker_stops_at_its_budget():
     original = FakeRun(_noisy_schedule())
     result = shrink(original, lambda schedule, label: FakeRun(schedule), max_runs=3)
     assert result.runs == 3 and result.minimal.failed == ["cleanup"]
+
+
+def test_a_racy_failure_gets_a_second_chance():
+    runs = {"n": 0}
+
+    def rerun(schedule, label):  # every other rerun of anything loses the race and passes
+        runs["n"] += 1
+        run = FakeRun(schedule)
+        return run if runs["n"] % 2 == 0 else FakeRun(schedule.with_faults([]))
+    result = shrink(FakeRun(_noisy_schedule()), rerun, max_runs=200, tries=2)
+    assert sorted(f.kind for f in result.minimal.schedule.faults) == ["cleanup", "latency", "reset"], result.steps
