@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace, settings: Settings, out: Path) -> int:
     embedded = EmbeddedTargets(settings, out / "logs")
     world = None
     started = time.monotonic()
-    runs, shrunk = [], None
+    runs, shrunk, found_after_s = [], None, None
     try:
         world = World(settings, embedded.start(), embedded)
         world.ib.ensure_paper_account(settings.squatter_client_id_base, settings.scaled(10.0))
@@ -129,6 +129,7 @@ def _run(args: argparse.Namespace, settings: Settings, out: Path) -> int:
             say(("PASS" if result.ok else "FAIL") + f" seed {schedule.seed} in {result.elapsed_s:.0f} s "
                 f"({(time.monotonic() - started) / 60:.1f} min since the start)\n{result.summary()}")
             if not result.ok:
+                found_after_s = found_after_s or time.monotonic() - started
                 say(f"seed {schedule.seed} FAILED {', '.join(result.failed)}; schedule: {folder / 'schedule.json'}; "
                     f"replay: ib-resilience nemesis --replay {folder / 'schedule.json'}")
                 if args.hunt_minutes or args.replay:
@@ -157,9 +158,9 @@ def _run(args: argparse.Namespace, settings: Settings, out: Path) -> int:
         embedded.stop()
         if runs:
             title = "Nemesis: replay" if args.replay else f"Nemesis: seeds from {args.seed}, {args.minutes:g} min each"
-            (out / "report.md").write_text(report.hunt_markdown(runs, shrunk, time.monotonic() - started, title),
-                                           encoding="utf-8")
-            report.write_json_summary(out / "summary.json", runs, shrunk)
+            (out / "report.md").write_text(report.hunt_markdown(runs, shrunk, time.monotonic() - started, title,
+                                                                found_after_s), encoding="utf-8")
+            report.write_json_summary(out / "summary.json", runs, shrunk, found_after_s)
             say(f"report: {out / 'report.md'}")
     return 0 if all(r.ok for r in runs) else 1
 

@@ -45,9 +45,11 @@ def run_markdown(result: "RunResult") -> str:
     return "\n".join(lines)
 
 
-def hunt_markdown(runs: Sequence["RunResult"], shrunk: "ShrinkResult | None", elapsed_s: float, title: str) -> str:
+def hunt_markdown(runs: Sequence["RunResult"], shrunk: "ShrinkResult | None", elapsed_s: float, title: str,
+                  found_after_s: float | None = None) -> str:
     """The report of a series of runs: which seeds passed, the failure found, its minimal schedule."""
-    lines = [f"# {title}", "", f"{len(runs)} run(s) in {elapsed_s / 60:.1f} min.", "",
+    found = "" if found_after_s is None else f" The first failure was found {found_after_s / 60:.1f} min after the start."
+    lines = [f"# {title}", "", f"{len(runs)} run(s) in {elapsed_s / 60:.1f} min.{found}", "",
              "| seed | length | faults | verdict | folder |", "|---|---|---|---|---|"]
     for r in runs:
         verdict = "pass" if r.ok else "**FAIL** " + ", ".join(r.failed)
@@ -68,10 +70,12 @@ def hunt_markdown(runs: Sequence["RunResult"], shrunk: "ShrinkResult | None", el
     return "\n".join(lines) + "\n"
 
 
-def write_json_summary(path: Path, runs: Sequence["RunResult"], shrunk: "ShrinkResult | None") -> None:
+def write_json_summary(path: Path, runs: Sequence["RunResult"], shrunk: "ShrinkResult | None",
+                       found_after_s: float | None = None) -> None:
     """A machine-readable summary next to the Markdown."""
-    data = {"runs": [{"seed": r.schedule.seed, "ok": r.ok, "failed": r.failed, "folder": str(r.out_dir),
-                      "elapsed_s": round(r.elapsed_s, 1)} for r in runs]}
+    data: dict = {"runs": [{"seed": r.schedule.seed, "ok": r.ok, "failed": r.failed, "folder": str(r.out_dir),
+                            "elapsed_s": round(r.elapsed_s, 1)} for r in runs],
+                  "found_after_s": None if found_after_s is None else round(found_after_s, 1)}
     if shrunk is not None:
         data["minimal"] = {"schedule": shrunk.minimal.schedule.to_json(), "failed": shrunk.minimal.failed,
                            "folder": str(shrunk.minimal.out_dir), "reruns": shrunk.runs}

@@ -106,8 +106,12 @@ class _Collector:
                 self.history.add_ib_events(name, events)
 
     def finish(self) -> None:
+        """Stop polling and read what is left (once)."""
+        if self.stop.is_set():
+            return
         self.stop.set()
-        self._thread.join(10.0)
+        if self._thread.is_alive():
+            self._thread.join(10.0)
         self.poll()
         for client in self.records.values():
             client.close()
@@ -190,8 +194,8 @@ def run_schedule(world: World, schedule: Schedule, out_dir: Path, fresh_backend:
             history.note(f"heal at the end: {error}")
         if stragglers:
             history.note(f"workers still busy at the end: {', '.join(stragglers)}")
-    history.finished = time.monotonic()
-    collector.finish()
+        history.finished = time.monotonic()
+        collector.finish()
     history.own_ports = set(world.ib.own_ports)
     _final_reads(world, client, history, workload.loaded)
     world.backend_output.settled()

@@ -21,8 +21,8 @@ def run_once(world: World, seed: int, minutes: float) -> RunResult:
     if result is None:
         out = Path(world.settings.reports_dir) / "nemesis" / f"spec-seed-{seed}-{minutes:g}min"
         result = _RUNS[key] = run_schedule(world, generate(seed, minutes * 60.0), out)
-    evidence.attach_png("Nemesis timeline", (result.out_dir / "timeline.png").read_bytes()
-                        if (result.out_dir / "timeline.png").exists() else b"")
+    if (result.out_dir / "timeline.png").exists():
+        evidence.attach_png("Nemesis timeline", (result.out_dir / "timeline.png").read_bytes())
     evidence.attach_json("Nemesis schedule", result.schedule.to_json())
     evidence.attach_text("Nemesis verdicts", result.summary() + f"\n\nevidence: {result.out_dir}")
     return result

@@ -36,9 +36,7 @@ def hunt(name: str, out: Path, args: argparse.Namespace) -> dict:
     (out / "console.log").write_text(done.stdout + done.stderr, encoding="utf-8")
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {"runs": []}
     found = next((r for r in summary["runs"] if not r["ok"]), None)
-    found_after_s = None
-    if found is not None:
-        found_after_s = sum(r["elapsed_s"] for r in summary["runs"][:summary["runs"].index(found) + 1])
+    found_after_s = summary.get("found_after_s")  # from the hunt's start (servers started) to the failing verdict
     return {"mutant": name, "exit": done.returncode, "found": found, "found_after_s": found_after_s,
             "minimal": summary.get("minimal"), "elapsed_s": round(time.monotonic() - started, 1), "out": str(out)}
 
