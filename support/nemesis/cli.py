@@ -16,6 +16,7 @@ that did not come up; 130/143 interrupted.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import time
@@ -105,6 +106,8 @@ def _run(args: argparse.Namespace, settings: Settings, out: Path) -> int:
 
     use_ib_library(settings.ib_library)
     set_timeout_multiplier(settings.timeout_multiplier)
+    for name in ("ib_insync", "ib_async"):  # the squatters' and the oracle's own IB chatter (326, pacing) is noise
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     out.mkdir(parents=True, exist_ok=True)
     embedded = EmbeddedTargets(settings, out / "logs")
     world = None
