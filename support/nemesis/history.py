@@ -182,6 +182,7 @@ class History:
                     for op in self.ops],
             "notes": self.notes,
             "cache": self.cache,
+            "backend_output": self.backend_output[-400_000:],
             "own_ports": sorted(self.own_ports),
             "gateway_events": self.gateway_events,
             "proxy_events": self.proxy_events,
@@ -193,6 +194,27 @@ class History:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_json(), default=str), encoding="utf-8")
         return path
+
+    @staticmethod
+    def read(path: Path) -> "History":
+        """A history written by :meth:`write` (to judge or draw it again without rerunning anything)."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        history = History(Schedule.from_json(data["schedule"]))
+        origin = history.origin = float(data["origin_mono"])
+        history.finished, history.final_heal = origin + data["finished_s"], origin + data["final_heal_s"]
+        history.settings = dict(data.get("settings") or {})
+        for f in data["faults"]:
+            healed = f.get("healed_s")
+            history.faults.append(FaultRecord(FaultSpec.from_json(f), origin + f["applied_s"],
+                                              None if healed is None else origin + healed, f.get("error", ""),
+                                              f.get("note", "")))
+        history.ops = [Op(o["process"], o["kind"], o["start"], o["end"], o["ok"], o["status"], o["timed_out"],
+                          o["detail"]) for o in data["ops"]]
+        history.gateway_events, history.proxy_events = data["gateway_events"], data.get("proxy_events", [])
+        history.own_ports, history.cache = set(data.get("own_ports", [])), data.get("cache", [])
+        history.notes = list(data.get("notes", []))
+        history.backend_output = str(data.get("backend_output", ""))
+        return history
 
 
 @dataclass

@@ -41,11 +41,12 @@ def figure(history: History, verdicts: Mapping[str, Verdict]):
     rel = history.rel
     end = max(rel(history.finished), history.schedule.duration_s, 1.0)
     fig, (faults_ax, ops_ax, score_ax) = pyplot.subplots(
-        3, 1, figsize=(14, 9), sharex=True, gridspec_kw={"height_ratios": [1.2, 2.4, 1.6]})
+        3, 1, figsize=(14, 9.5), sharex=True, gridspec_kw={"height_ratios": [1.5, 2.4, 1.6]})
 
     # Faults: one lane per plane.
     lanes = {plane: i for i, (plane, _) in enumerate(PLANES)}
-    for record in history.faults:
+    placed: dict[str, int] = {}
+    for record in sorted(history.faults, key=lambda r: r.applied):
         spec = record.spec
         y = lanes[spec.plane]
         start = rel(record.applied)
@@ -56,9 +57,12 @@ def figure(history: History, verdicts: Mapping[str, Verdict]):
         else:
             faults_ax.broken_barh([(start, stop - start)], (y - 0.35, 0.7), facecolors=color, alpha=0.55,
                                   edgecolor="black", linewidth=0.4)
-        faults_ax.text(start, y + 0.38, f"#{spec.id} {spec.label()}", fontsize=6, va="bottom", clip_on=True)
+        above = placed.get(spec.plane, 0) % 2 == 0  # labels alternate above and below their lane
+        placed[spec.plane] = placed.get(spec.plane, 0) + 1
+        faults_ax.text(start, y + (0.38 if above else -0.38), f"#{spec.id} {spec.label()}", fontsize=6,
+                       va="bottom" if above else "top", clip_on=True)
     faults_ax.set_yticks(range(len(PLANES)), [label for _, label in PLANES], fontsize=8)
-    faults_ax.set_ylim(-0.6, len(PLANES) - 0.1)
+    faults_ax.set_ylim(-0.75, len(PLANES) - 0.05)
     faults_ax.set_title(f"seed {history.schedule.seed}: faults (red = outage: silent or down)", fontsize=9, loc="left")
 
     # Requests: one lane per kind, coloured by outcome.

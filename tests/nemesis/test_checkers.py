@@ -126,3 +126,16 @@ def test_a_cleanup_outside_the_schedule_is_a_disturbance_too():
     assert checkers.score(h, Bounds())
     read(h, 51.0, 30.0)
     assert not checkers.score(h, Bounds())
+
+
+def test_a_written_history_reads_back_to_the_same_verdicts(tmp_path):
+    h = history(("silence", 10.0, 20.0, {}), ("cleanup", 40.0, 0.0, {"via": "api"}))
+    read(h, 16.0, 100.0)
+    h.add_op(Op("nemesis", "cleanup", T0 + 40.0, T0 + 40.05, True, 200))
+    gateway_conn(h, 4, 4, 10.0)
+    h.backend_output = "RuntimeWarning: coroutine 'x' was never awaited\n"
+    again = History.read(h.write(tmp_path / "history.json"))
+    before, after = checkers.check(h, Bounds()), checkers.check(again, Bounds())
+    assert {f: (v.ok, len(v.violations)) for f, v in before.items()} == \
+        {f: (v.ok, len(v.violations)) for f, v in after.items()}
+    assert not before["score"] and not before["cleanup"] and not before["output"]
