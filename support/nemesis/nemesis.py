@@ -45,6 +45,7 @@ class Nemesis:
         self._squatted: dict[int, int] = {}                         # fault id → client ID held
         self._saved_rules: dict[str, Any] | None = None
         self._helpers: list[threading.Thread] = []
+        self._keyed: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ the schedule
@@ -96,7 +97,8 @@ class Nemesis:
                     self._saved_rules = {k: current[k] for k in STRICT_PACING if k in current}
                 self.gateway.update_config(**STRICT_PACING)
             elif spec.kind == "squatter":
-                note = self._squat(spec)
+                self._spawn(lambda: self._squat(spec), key=spec.id)  # a squatter's connect never delays the schedule
+                return
             elif spec.kind == "cleanup":
                 self._cleanup(spec)
                 return
@@ -128,6 +130,7 @@ class Nemesis:
             elif spec.kind == "pacing":
                 self._restore_rules()
             elif spec.kind == "squatter":
+                self._join(spec.id)
                 client_id = self._squatted.pop(spec.id, None)
                 if client_id is not None:
                     self.ib.release(client_id)
@@ -136,19 +139,24 @@ class Nemesis:
             self.history.note(f"fault {spec.describe()}: {error}")
         self.history.add_fault(FaultRecord(entry[0], entry[1], time.monotonic(), error=error, note=entry[2]))
 
-    def _squat(self, spec: FaultSpec) -> str:
-        """Hold a client ID above the preferred one; when the backend holds it, the next one."""
+    def _squat(self, spec: FaultSpec) -> None:
+        """Hold a client ID above the preferred one — the first from ``client_offset`` up that no open connection
+        holds at the gateway. The window is open from the moment the ID is held; a gateway that answers nothing
+        lets no squatter in (the fault is then recorded as not applied)."""
         offset = int(spec.params.get("client_offset", 1))
-        errors = []
-        for client_id in range(self.preferred_client_id + offset, self.preferred_client_id + offset + 3):
-            try:
-                self.ib.squat(client_id, timeout_s=4.0)
-            except (ConnectionError, TimeoutError) as exc:
-                errors.append(f"{client_id}: {exc}")
-                continue
+        started = time.monotonic()
+        try:
+            held = {c.get("client_id") for c in self.gateway.connections() if c.get("state") == "open"}
+            client_id = next(i for i in range(self.preferred_client_id + offset, self.preferred_client_id + offset + 50)
+                             if i not in held)
+            self.ib.squat(client_id, timeout_s=3.0)
+        except (ControlError, ConnectionError, TimeoutError) as exc:
+            self.history.add_fault(FaultRecord(spec, started, started, error=f"no client ID squatted: {exc}"[:300]))
+            self.history.note(f"fault {spec.describe()} not applied: {exc}")
+            return
+        with self._lock:
             self._squatted[spec.id] = client_id
-            return f"client ID {client_id}"
-        raise ConnectionError("no client ID could be squatted: " + "; ".join(errors))
+            self._open[spec.id] = (spec, time.monotonic(), f"client ID {client_id}")
 
     def _cleanup(self, spec: FaultSpec) -> None:
         """A cleanup call, as the backend's operators make it: the API's, or the CLI's ``ib cleanup``. The CLI
@@ -164,10 +172,18 @@ class Nemesis:
         else:
             call()
 
-    def _spawn(self, target: Callable[[], None]) -> None:
+    def _spawn(self, target: Callable[[], None], key: int | None = None) -> None:
         thread = threading.Thread(target=target, name="nemesis-helper", daemon=True)
         self._helpers.append(thread)
+        if key is not None:
+            self._keyed[key] = thread
         thread.start()
+
+    def _join(self, key: int, within_s: float = 10.0) -> None:
+        """Wait (bounded) for the helper that applies fault ``key``."""
+        thread = self._keyed.pop(key, None)
+        if thread is not None:
+            thread.join(within_s)
 
     def _restore_rules(self) -> None:
         if self._saved_rules is not None:
@@ -179,6 +195,11 @@ class Nemesis:
         """Heal every fault on both planes, restore the simulator's rules, give back squatted IDs and wait
         (bounded) for helper threads; return what could not be done (never raises)."""
         errors: list[str] = []
+        deadline = time.monotonic() + within_s
+        for thread in self._helpers:  # first let squatters and cleanup commands finish, so none acts after this
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._helpers):
+            errors.append("a squatter or a cleanup command did not end in time")
         now = time.monotonic()
         for action, label in ((self.proxy.reset, "proxy faults"), (self.gateway.reset, "gateway faults"),
                               (self._restore_rules, "gateway rules"), (self.ib.release_all, "squatted client IDs")):
@@ -191,11 +212,6 @@ class Nemesis:
         self._squatted.clear()
         for spec, applied, note in still_open:
             self.history.add_fault(FaultRecord(spec, applied, now, note=note + " (healed at the end)"))
-        deadline = time.monotonic() + within_s
-        for thread in self._helpers:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        if any(t.is_alive() for t in self._helpers):
-            errors.append("a cleanup command did not end in time")
         return errors
 
     def close(self) -> None:

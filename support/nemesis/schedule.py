@@ -49,18 +49,18 @@ class Kind:
 #: answers within the 3 s validation bound); silence, outages and restarts last long enough to cross the
 #: 5 s detection bound sometimes and not always.
 KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("silence", PROXY, duration_s=(2.0, 14.0), weight=1.2, min_s=1.0),
+    Kind("silence", PROXY, duration_s=(2.0, 16.0), weight=1.4, min_s=1.0),
     Kind("unanswered", GATEWAY, duration_s=(2.0, 14.0), weight=1.0, min_s=1.0),
-    Kind("latency", PROXY, duration_s=(5.0, 35.0), weight=1.3, min_s=2.0),
+    Kind("latency", PROXY, duration_s=(8.0, 45.0), weight=2.0, min_s=2.0),
     Kind("restart", GATEWAY, duration_s=(1.0, 6.0), weight=1.0, min_s=0.5),
-    Kind("reset", PROXY, one_shot=True, weight=1.0),
+    Kind("reset", PROXY, one_shot=True, weight=1.3),
     Kind("refuse", PROXY, duration_s=(1.0, 8.0), weight=0.8, min_s=0.5),
     Kind("connectivity_lost", GATEWAY, duration_s=(2.0, 12.0), weight=0.8, min_s=1.0),
     Kind("ib_notice", GATEWAY, duration_s=(1.0, 10.0), weight=0.6, min_s=0.5),
     Kind("pacing", GATEWAY, duration_s=(10.0, 40.0), weight=0.6, min_s=2.0),
     Kind("squatter", CLIENT, duration_s=(8.0, 50.0), weight=1.2, min_s=2.0),
     # Cleanups are frequent: each one is a moment the "no client ID held" invariant is judged at.
-    Kind("cleanup", CLIENT, one_shot=True, weight=2.2),
+    Kind("cleanup", CLIENT, one_shot=True, weight=2.8),
 )}
 
 #: Request types an ``unanswered`` fault may swallow. Contract-details requests are left out by default: the
@@ -117,6 +117,11 @@ class FaultSpec:
             return "*" in types or "reqCurrentTime" in types
         return False
 
+    @property
+    def drops_connections(self) -> bool:
+        """Whether it closes the backend's open IB connections (a reset, a restart, a refusal that cuts them)."""
+        return self.kind in ("reset", "restart") or (self.kind == "refuse" and not self.params.get("keep_existing", True))
+
     def label(self) -> str:
         """Short text for plots and reports, e.g. ``latency 400 ms`` or ``unanswered reqCurrentTime``."""
         p = self.params
@@ -159,10 +164,12 @@ class Bounds:
     many may overlap, and the healthy stretches a run begins and ends with."""
 
     kinds: tuple[str, ...] = tuple(KINDS)
-    gap_s: tuple[float, float] = (2.0, 14.0)       # between one fault's start and the next one's
-    quiet_chance: float = 0.2                       # chance that a gap is a quiet stretch instead
+    gap_s: tuple[float, float] = (1.0, 8.0)        # between one fault's start and the next one's
+    quiet_chance: float = 0.12                      # chance that a gap is a quiet stretch instead
+    overlap_chance: float = 0.4                     # chance that the next fault starts inside the last window
+    cleanup_after_drop: float = 0.5                 # chance that an operator cleans up 3–8 s after connections drop
     quiet_s: tuple[float, float] = (14.0, 25.0)     # a quiet stretch: no fault at all, so recovery is judged
-    max_overlap: int = 3                            # faults active at once
+    max_overlap: int = 4                            # faults active at once
     warmup_s: float = 4.0                           # healthy start: the workload runs before the first fault
     tail_s: float = 22.0                            # healthy end: recovery (10 s), then the final cleanup
 
@@ -237,9 +244,9 @@ class Schedule:
 def generate(seed: int, duration_s: float, bounds: Bounds = Bounds()) -> Schedule:
     """A schedule of ``duration_s`` seconds drawn from ``seed``: the same seed always gives the same schedule.
 
-    Faults start one after another, a gap apart (sometimes a quiet stretch, so recovery gets judged), never two
-    of one kind at once and never more than ``bounds.max_overlap`` at once; every fault ends ``bounds.tail_s``
-    before the run does.
+    Faults start one after another, a gap apart, often inside the window of the one before (so faults
+    interleave), sometimes after a quiet stretch (so recovery gets judged); never two of one kind at once and
+    never more than ``bounds.max_overlap`` at once; every fault ends ``bounds.tail_s`` before the run does.
     """
     if duration_s < bounds.warmup_s + bounds.tail_s + 5.0:
         raise ValueError(f"a schedule needs at least {bounds.warmup_s + bounds.tail_s + 5.0:.0f} s")
@@ -259,10 +266,19 @@ def generate(seed: int, duration_s: float, bounds: Bounds = Bounds()) -> Schedul
         if not kind.one_shot and duration < kind.min_s:
             break
         faults.append(FaultSpec(len(faults) + 1, kind.name, round(t, 3), round(duration, 3), _params(kind.name, rng)))
-        if rng.random() < bounds.quiet_chance:
+        draw = rng.random()
+        if draw < bounds.quiet_chance:
             t = max(f.end_s for f in faults) + rng.uniform(*bounds.quiet_s)
+        elif draw < bounds.quiet_chance + bounds.overlap_chance and duration > 1.0:
+            t += rng.uniform(0.3, 0.8) * duration   # interleave: the next fault lands while this one is on
         else:
             t += rng.uniform(*bounds.gap_s)
+    # Operators clean up after an outage: some drops are followed by a cleanup call (a composed generator).
+    for drop in [f for f in faults if f.drops_connections]:
+        if rng.random() < bounds.cleanup_after_drop:
+            at = round(drop.end_s + rng.uniform(3.0, 8.0), 3)
+            if at < last_end:
+                faults.append(FaultSpec(len(faults) + 1, "cleanup", at, 0.0, {"via": rng.choice(("api", "api", "cli"))}))
     return Schedule(seed, float(duration_s), tuple(faults), bounds.tail_s, bounds.warmup_s)
 
 
