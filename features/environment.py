@@ -106,6 +106,7 @@ def before_scenario(context, scenario: Scenario):
     world.begin_scenario()
     context.backend_log_offset = world.seen.output_from
     context.history_positions = _history_positions(world)
+    world.seen.values["history_positions"] = context.history_positions  # claims: this scenario's own connections
 
 
 def before_step(context, step):

@@ -1,4 +1,4 @@
-@nemesis
+@nemesis @together
 Feature: Exhaustive means exhaustive: the contract holds under a seeded schedule of overlapping faults
   One planned fault per scenario proves one claim at a time; bugs that need two faults at once pass them all.
   A seeded nemesis interleaves silence, unanswered requests, latency, restarts, resets, refusals, IB notices

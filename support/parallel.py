@@ -35,6 +35,9 @@ FEATURES = ROOT / "features"
 DURATIONS_FILE = "scenario-durations.json"
 #: Each worker's own folder under the reports directory: its JUnit, its server logs, its behave output.
 WORKERS_DIR = "workers"
+#: A feature tag: the feature's scenarios share work done once per behave process (the nemesis's schedule), so
+#: the partition keeps them in one worker and one shard.
+TOGETHER_TAG = "together"
 #: Allure files that describe a run rather than a scenario (merged, not copied).
 RUN_FILES = ("environment.properties", "executor.json", "categories.json", "ib-resilience-run.json")
 
@@ -49,6 +52,7 @@ class Scenario:
     line: int
     name: str
     feature: str
+    together: bool = False  # its feature is tagged @together: its scenarios go to one worker (shared set-up)
 
     @property
     def location(self) -> str:
@@ -64,6 +68,11 @@ class Scenario:
     def order(self) -> tuple[str, int]:
         """Sort key: feature file, then line."""
         return self.feature_file, self.line
+
+    @property
+    def unit(self) -> str:
+        """What the partition hands out whole: the feature of a ``@together`` feature, else the scenario."""
+        return self.feature_file if self.together else self.location
 
 
 def feature_stem(feature_file: str | Path) -> str:
@@ -99,7 +108,8 @@ def select(tags: str, names: Sequence[str] = ()) -> list[Scenario]:
     included), so a worker given these locations runs exactly what a sequential run would.
     """
     found = [Scenario(os.path.relpath(os.path.abspath(model.location.filename), ROOT), model.line,
-                      model.name.strip(), model.feature.name) for model in selected_models(tags, names)]
+                      model.name.strip(), model.feature.name, TOGETHER_TAG in model.feature.tags)
+             for model in selected_models(tags, names)]
     return sorted(found, key=lambda s: s.order)
 
 
@@ -121,33 +131,41 @@ def selected_models(tags: str, names: Sequence[str] = ()) -> list:
 
 # ------------------------------------------------------------------------------------------- durations
 
-def read_durations(path: Path) -> dict[str, float]:
-    """Scenario durations (key → seconds) found at ``path``: a durations file, a JUnit or Allure results
-    folder, or a reports folder holding them. Allure's time (hooks included) wins over JUnit's (steps only)."""
+def read_durations(path: Path, base: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Scenario durations (key → seconds) found at ``path``, over ``base``: a durations file, a JUnit or Allure
+    results folder, or a reports folder holding them. Allure's time (hooks included) wins over JUnit's (steps
+    only); a failed scenario (which may have stopped early) only ever raises a duration already known."""
     path = Path(path)
-    found: dict[str, float] = {}
+    found: dict[str, float] = dict(base or {})
     if path.is_file():
-        return _json_durations(path) if path.suffix == ".json" else _junit_file_durations(path)
+        return _layer(found, _json_durations(path) if path.suffix == ".json" else _junit_file_durations(path))
     if not path.is_dir():
         return found
-    found |= _json_durations(path / DURATIONS_FILE)
+    _layer(found, _json_durations(path / DURATIONS_FILE))
     for junit in [*sorted((path / "junit").glob("TESTS-*.xml")), *sorted(path.glob("TESTS-*.xml"))]:
-        found |= _junit_file_durations(junit)
+        _layer(found, _junit_file_durations(junit))
     for results in (path / "allure-results", path):
-        found |= _allure_durations(results)
+        _layer(found, _allure_durations(results))
     return found
 
 
-def _json_durations(path: Path) -> dict[str, float]:
+def _layer(durations: dict[str, float], timed: Mapping[str, tuple[float, bool]]) -> dict[str, float]:
+    """Put ``timed`` (key → (seconds, passed)) over ``durations``, in place."""
+    for key, (seconds, passed) in timed.items():
+        durations[key] = seconds if passed or key not in durations else max(durations[key], seconds)
+    return durations
+
+
+def _json_durations(path: Path) -> dict[str, tuple[float, bool]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {str(k): float(v) for k, v in (data.get("durations") or {}).items()
+    return {str(k): (float(v), True) for k, v in (data.get("durations") or {}).items()
             if isinstance(v, (int, float)) and v >= 0} if isinstance(data, dict) else {}
 
 
-def _junit_file_durations(path: Path) -> dict[str, float]:
+def _junit_file_durations(path: Path) -> dict[str, tuple[float, bool]]:
     from .results import xml_safe
 
     stem = path.name.removeprefix("TESTS-").removesuffix(".xml")
@@ -160,13 +178,13 @@ def _junit_file_durations(path: Path) -> dict[str, float]:
         status = case.get("status") or "passed"
         if status in ("passed", "failed") and case.get("name"):
             try:
-                found[scenario_key(stem, case.get("name", ""))] = float(case.get("time") or 0.0)
+                found[scenario_key(stem, case.get("name", ""))] = (float(case.get("time") or 0.0), status == "passed")
             except ValueError:
                 continue
     return found
 
 
-def _allure_durations(results_dir: Path) -> dict[str, float]:
+def _allure_durations(results_dir: Path) -> dict[str, tuple[float, bool]]:
     found = {}
     for path in sorted(results_dir.glob("*-result.json")):
         try:
@@ -178,7 +196,7 @@ def _allure_durations(results_dir: Path) -> dict[str, float]:
         start, stop = raw.get("start") or 0, raw.get("stop") or 0
         if location and raw.get("status") in ("passed", "failed", "broken") and stop >= start > 0:
             found[scenario_key(feature_stem(location.rsplit(":", 1)[0]), str(raw.get("name") or ""))] = \
-                (stop - start) / 1000.0
+                ((stop - start) / 1000.0, raw.get("status") == "passed")
     return found
 
 
@@ -187,14 +205,14 @@ def load_durations(reports_dir: Path | None, extra: Iterable[Path] = ()) -> dict
     when None), then each of ``extra`` over it (``--durations``)."""
     durations = read_durations(Path(reports_dir)) if reports_dir is not None else {}
     for path in extra:
-        durations |= read_durations(Path(path))
+        durations = read_durations(Path(path), durations)
     return durations
 
 
 def remember_durations(reports_dir: Path, durations: Mapping[str, float]) -> Path:
     """Merge ``durations`` into the reports folder's durations file; return its path."""
     path = Path(reports_dir) / DURATIONS_FILE
-    known = _json_durations(path) | {k: round(float(v), 3) for k, v in durations.items()}
+    known = {k: v for k, (v, _) in _json_durations(path).items()} | {k: round(float(v), 3) for k, v in durations.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"durations": dict(sorted(known.items()))}, indent=1) + "\n", encoding="utf-8")
     return path
@@ -224,16 +242,21 @@ def expected_durations(scenarios: Sequence[Scenario], durations: Mapping[str, fl
 
 def partition(scenarios: Sequence[Scenario], durations: Mapping[str, float], parts: int) -> list[list[Scenario]]:
     """Longest first, each to the part with the least expected work (ties: lowest part; equal durations: by
-    location), so every shard computes the same partition. Each part is returned in feature order."""
+    location), so every shard computes the same partition. A ``@together`` feature goes whole, as one unit of
+    its scenarios' summed durations. Each part is returned in feature order."""
     if parts < 1:
         raise ValueError("parts must be at least 1")
     expected = expected_durations(scenarios, durations)
+    units: dict[str, list[Scenario]] = {}
+    for scenario in sorted(scenarios, key=lambda s: s.order):
+        units.setdefault(scenario.unit, []).append(scenario)
+    weight = {unit: sum(expected[s] for s in members) for unit, members in units.items()}
     loads = [0.0] * parts
     out: list[list[Scenario]] = [[] for _ in range(parts)]
-    for scenario in sorted(scenarios, key=lambda s: (-expected[s], s.order)):
+    for unit in sorted(units, key=lambda u: (-weight[u], units[u][0].order)):
         part = min(range(parts), key=lambda i: (loads[i], i))
-        out[part].append(scenario)
-        loads[part] += expected[scenario]
+        out[part] += units[unit]
+        loads[part] += weight[unit]
     return [sorted(part, key=lambda s: s.order) for part in out]
 
 

@@ -149,7 +149,7 @@ def _run_all(jobs: list[tuple[list[str], dict[str, str], Path | None]], timeout_
             handle = open(output, "w", encoding="utf-8") if output is not None else None
             outputs.append(handle)
             processes.append(subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
-                                              stdin=subprocess.DEVNULL, stdout=handle,
+                                              stdin=subprocess.DEVNULL if handle else None, stdout=handle,
                                               stderr=subprocess.STDOUT if handle else None))
         deadline = time.monotonic() + timeout_s
         reported: set[int] = set()
