@@ -65,6 +65,14 @@ def test_an_unknown_scenario_counts_as_the_median_of_the_known_ones():
     assert parallel.expected_durations(scenarios, durations)[scenarios[3]] == 4.0
 
 
+def test_a_together_feature_goes_to_one_part_whole():
+    nemesis = [Scenario("features/n.feature", 10 + i, f"n{i}", "N", together=True) for i in range(4)]
+    others = _scenarios(4)
+    durations = {nemesis[0].key: 180.0, **{s.key: 0.1 for s in nemesis[1:]}, **{s.key: 60.0 for s in others}}
+    parts = parallel.partition(others + nemesis, durations, 4)
+    assert [p for p in parts if set(nemesis) & set(p)] == [nemesis]   # one part, alone (180 s ≥ 2 × 60 s)
+
+
 def test_more_parts_than_scenarios_leaves_parts_empty():
     parts = parallel.partition(_scenarios(2), {}, 4)
     assert [len(p) for p in parts] == [1, 1, 0, 0]
@@ -112,6 +120,13 @@ def test_durations_come_from_junit_and_allure_and_are_remembered_across_runs(tmp
     parallel.remember_durations(tmp_path, found)
     parallel.remember_durations(tmp_path, {"api::other": 7.0})
     assert parallel.read_durations(tmp_path / parallel.DURATIONS_FILE) == {**found, "api::other": 7.0}
+
+
+def test_a_failed_scenario_only_raises_a_known_duration(tmp_path):
+    _junit(tmp_path / "old", "gc", [("idle", "passed", 360.0), ("quick", "passed", 1.0)])
+    _junit(tmp_path / "new", "gc", [("idle", "failed", 3.8), ("quick", "failed", 2.0), ("fresh", "failed", 4.0)])
+    durations = parallel.load_durations(None, [tmp_path / "old", tmp_path / "new"])
+    assert durations == {"gc::idle": 360.0, "gc::quick": 2.0, "gc::fresh": 4.0}
 
 
 def test_junit_of_several_workers_merges_into_one_suite_per_feature(tmp_path):
