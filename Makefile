@@ -24,8 +24,11 @@ $(NODE_STAMP): package.json
 	touch $@
 
 ## The README's test command: the project's pytest suite, then the basic level of the spec.
+## pytest runs in PYTEST_WORKERS processes (pytest-xdist): most tests wait on real servers' bounds, not on CPU.
+PYTEST_WORKERS ?= 3
+PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 test: install
-	$(BIN)/pytest -q tests
+	$(PYTEST) tests
 	$(BIN)/ib-resilience run --level basic
 	$(BIN)/ib-resilience run --level basic -D ib_library=ib_async --reports-dir reports/ib_async
 
@@ -44,7 +47,7 @@ report: install
 	$(BIN)/ib-resilience run --level basic --report
 
 pytest: install
-	$(BIN)/pytest -q tests
+	$(PYTEST) tests
 
 ## Proof that the spec can fail: every seeded bug against its bug class; kill matrix in reports/.
 prove: install

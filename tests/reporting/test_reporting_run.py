@@ -18,6 +18,9 @@ from support.reporting import directory_size
 from support.results import junit_agrees, junit_counts, load_results
 from support.settings import ROOT
 
+#: One process runs this module under pytest-xdist (``--dist loadgroup``): its fixture is one expensive real run.
+pytestmark = pytest.mark.xdist_group("real_run")
+
 SCREENSHOT_DIR = ROOT / "reports" / "screenshots"
 
 

@@ -25,6 +25,9 @@ from support.parallel import Scenario
 from support.results import junit_counts, load_results
 from support.waiting import eventually
 
+#: One process runs this module under pytest-xdist (``--dist loadgroup``): its fixture is one expensive real run.
+pytestmark = pytest.mark.xdist_group("parallel_runs")
+
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 240
 
