@@ -88,7 +88,7 @@ bench-backend: install
 	$(BIN)/python -m benchmarks.backend_bench
 
 ## Wall time of each level with 1, 2 and 4 workers, the floor its Gherkin forces, the ten slowest scenarios
-## (reports/bench-levels.md). BENCH_LEVELS=basic,standard,exhaustive adds the exhaustive level (≈ 20 min).
+## (reports/bench-levels.md). BENCH_LEVELS=basic,standard,exhaustive adds the exhaustive level (≈ 25 min).
 BENCH_LEVELS ?= basic,standard
 bench-levels: install
 	$(BIN)/python -m benchmarks.levels_bench --levels $(BENCH_LEVELS)

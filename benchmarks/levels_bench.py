@@ -126,7 +126,7 @@ def markdown(rows: list[Measured], level_floors: dict[str, dict[str, float]],
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", default="basic,standard",
-                        help="comma-separated levels (exhaustive takes about 20 minutes with 1, 2 and 4 workers)")
+                        help="comma-separated levels (exhaustive takes about 25 minutes with 1, 2 and 4 workers)")
     parser.add_argument("--workers", default="1,2,4", help="comma-separated worker counts (1 is the baseline)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench-levels.md")
     args = parser.parse_args(argv)
