@@ -564,6 +564,8 @@ CAPABILITY_ADVICE = {
                    "connections (what the gateway saw), never from constants or placeholders.",
     "backend_output": "on SIGTERM the backend must close every IB connection it holds (a disconnect the gateway "
                       "sees) and exit within the shutdown bound; read the backend output attached to the scenario.",
+    "nemesis": "an invariant broke under overlapping faults: the failure names the seed and the schedule file; "
+               "`ib-resilience nemesis --replay FILE` runs it again, and the timeline plot shows what overlapped.",
 }
 ASYNC_ADVICE = ("🚨 **DO NOT DEPLOY: async/coroutine errors in the CLI or the backend** — the original bug is back. "
                 "Run the failing command with `PYTHONWARNINGS=default`, or read the backend's output attached to "

@@ -67,6 +67,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("pipeline", "data pipeline", frozenset({"pipeline"})),
     Capability("self_report", "self-reports checked against IB", frozenset({"self_report"})),
     Capability("backend_output", "backend output & shutdown", frozenset({"backend_output"})),
+    Capability("nemesis", "overlapping faults (nemesis)", frozenset({"nemesis"})),
 )
 _BY_CAPABILITY_KEY = {c.key: c for c in CAPABILITIES}
 
