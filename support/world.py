@@ -108,7 +108,7 @@ class World:
         gateway = ControlClient(targets.gateway_control) if targets.gateway_control else None
         proxy = ControlClient(targets.proxy_control) if targets.proxy_control else None
         self.faults = FaultDriver(gateway, proxy, timeline=previous[2].timeline if previous[2] else [])
-        self.history = IbHistory(gateway, proxy, self.ib.own_ports)
+        self.history = IbHistory(gateway, proxy, self.ib.own_ports, self.ib.own_connects)
         try:
             self.sut = ProcessDriver(targets.backend_pid, targets.backend_ib_port) if targets.backend_pid else None
         except ProcessNotFound:

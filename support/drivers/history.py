@@ -82,6 +82,7 @@ class IbHistory:
     gateway: ControlClient | None = None
     proxy: ControlClient | None = None
     own_ports: set[int] = field(default_factory=set)
+    own_connects: list[tuple[int, float]] | None = None   # (local port, monotonic time opened) of the suite's own
 
     def __post_init__(self) -> None:
         self._marks: dict[str, int] = {}
@@ -121,8 +122,7 @@ class IbHistory:
         events = [e for e in (normalise(r, self.source) for r in self.raw()) if e is not None]
         if include_own:
             return events
-        own = {int(c.get("conn_id") or 0) for c in self.connections()
-               if _port(str(c.get("peer", ""))) in self.own_ports}
+        own = {int(c.get("conn_id") or 0) for c in self.connections() if self._is_own(c)}
         return [e for e in events if e.conn_id not in own]
 
     def connections(self) -> list[dict[str, Any]]:
@@ -133,7 +133,7 @@ class IbHistory:
         """Accepted connections of the backend (not the suite's own) that were open at or after ``since_mono``."""
         out = []
         for c in self.connections():
-            if _port(str(c.get("peer", ""))) in self.own_ports or c.get("client_id") is None:
+            if self._is_own(c) or c.get("client_id") is None:
                 continue
             if c.get("state") == "rejected":
                 continue
@@ -143,6 +143,20 @@ class IbHistory:
             out.append(c)
         return out
 
+
+    #: How far apart the suite's connect and the record's accept of one connection may be (same machine).
+    OWN_MATCH_S = 2.0
+
+    def _is_own(self, connection: dict[str, Any]) -> bool:
+        """Whether a connection of the record is one of the suite's own: its port, opened at that time (a port the
+        suite used once and the OS later gave the backend is the backend's)."""
+        port = _port(str(connection.get("peer", "")))
+        if port not in self.own_ports:
+            return False
+        if self.own_connects is None:
+            return True
+        opened = float(connection.get("connected_mono") or 0.0)
+        return any(p == port and abs(at - opened) <= self.OWN_MATCH_S for p, at in list(self.own_connects))
 
     def backend_open_ids(self) -> set[int]:
         """The record's IDs of the connections the backend has open now."""

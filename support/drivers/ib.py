@@ -67,8 +67,10 @@ class IbDriver:
         self._thread = threading.Thread(target=self._serve, name="ib-driver", daemon=True)
         self._thread.start()
         self._held: dict[int, IB] = {}
-        #: Local ports of the suite's own IB connections (so history can leave them out).
+        #: Local ports of the suite's own IB connections (so history can leave them out), and when each was opened:
+        #: a port the OS hands to the backend later is the backend's (history matches port and time).
         self.own_ports: set[int] = set()
+        self.own_connects: list[tuple[int, float]] = []
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)  # the IB library looks the loop up per thread
@@ -82,7 +84,9 @@ class IbDriver:
                 await asyncio.sleep(0.005)  # yield until the TCP socket exists
             transport = ib.client.conn.transport
             if transport is not None:
-                self.own_ports.add(transport.get_extra_info("sockname")[1])
+                port = transport.get_extra_info("sockname")[1]
+                self.own_ports.add(port)
+                self.own_connects.append((port, time.monotonic()))
         finally:
             await task
 
