@@ -184,15 +184,20 @@ def _junit_file_durations(path: Path) -> dict[str, tuple[float, bool]]:
     return found
 
 
-def _allure_durations(results_dir: Path) -> dict[str, tuple[float, bool]]:
-    found = {}
-    for path in sorted(results_dir.glob("*-result.json")):
+def allure_scenario_results(results_dir: Path) -> Iterator[tuple[dict, str]]:
+    """Each scenario result of an Allure results folder with its ``location`` label ('' when it has none)."""
+    for path in sorted(Path(results_dir).glob("*-result.json")):
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        location = next((str(label.get("value")) for label in raw.get("labels") or []
+        yield raw, next((str(label.get("value")) for label in raw.get("labels") or []
                          if label.get("name") == "location"), "")
+
+
+def _allure_durations(results_dir: Path) -> dict[str, tuple[float, bool]]:
+    found = {}
+    for raw, location in allure_scenario_results(results_dir):
         start, stop = raw.get("start") or 0, raw.get("stop") or 0
         if location and raw.get("status") in ("passed", "failed", "broken") and stop >= start > 0:
             found[scenario_key(feature_stem(location.rsplit(":", 1)[0]), str(raw.get("name") or ""))] = \
@@ -344,13 +349,7 @@ def copy_results(source: Path, target: Path) -> int:
 def reported_keys(results_dir: Path) -> set[str]:
     """Keys of every scenario with a result (any status) in an Allure results folder."""
     keys = set()
-    for path in Path(results_dir).glob("*-result.json"):
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        location = next((str(label.get("value")) for label in raw.get("labels") or []
-                         if label.get("name") == "location"), "")
+    for raw, location in allure_scenario_results(results_dir):
         if location:
             keys.add(scenario_key(feature_stem(location.rsplit(":", 1)[0]), str(raw.get("name") or "")))
     return keys

@@ -97,17 +97,12 @@ def merge(folders: list[Path], out: Path, level: str | None = None) -> tuple[str
 
 def _warn_duplicates(results: Path) -> None:
     """Say so when a scenario has results from more than one shard (the shards' partitions differed)."""
-    import json
     from collections import Counter
 
+    from .parallel import allure_scenario_results
+
     seen: Counter[str] = Counter()
-    for path in results.glob("*-result.json"):
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        location = next((str(label.get("value")) for label in raw.get("labels") or []
-                         if label.get("name") == "location"), "")
+    for raw, location in allure_scenario_results(results):
         seen[f"{location} {raw.get('name', '')}"] += 1
     twice = [name for name, n in seen.items() if n > 1]
     if twice:

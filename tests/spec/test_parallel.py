@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from process_checks import gone, listening, port_free
 from support import parallel, runner
 from support.parallel import Scenario
 from support.results import junit_counts, load_results
@@ -283,31 +283,12 @@ def test_sigterm_stops_every_worker_and_frees_every_port_within_5_s(tmp_path):
         tree = psutil.Process(run.pid).children(recursive=True)
         if len(list((tmp_path / "allure-results").glob("*-result.json"))) >= 2 and len(tree) >= 8:
             break
-    ports = {c.laddr.port for p in tree for c in _listening(p)}
+    ports = {c.laddr.port for p in tree for c in listening(p)}
     assert len(tree) >= 8 and len(ports) >= 8, (tree, ports)   # 2 × (behave, gateway, proxy, backend)
     signalled = time.monotonic()
     run.send_signal(signal.SIGTERM)
     out, err = run.communicate(timeout=60)
     assert run.returncode == 143, (out[-2000:], err[-2000:])
     assert time.monotonic() - signalled <= 5.0
-    assert not [p for p in tree if not _gone(p)] and not [p for p in ports if not _port_free(p)]
+    assert not [p for p in tree if not gone(p)] and not [p for p in ports if not port_free(p)]
     assert "Traceback" not in out + err and "stopped by SIGTERM" in err and "on 2 workers" in out
-
-
-def _listening(process: psutil.Process) -> list:
-    try:
-        return [c for c in process.net_connections() if c.status == psutil.CONN_LISTEN]
-    except psutil.Error:
-        return []
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _gone(process: psutil.Process) -> bool:
-    try:
-        return process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True

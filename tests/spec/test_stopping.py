@@ -1,7 +1,6 @@
 """A run stopped by SIGTERM (CI cancelling, `timeout`) or SIGINT (Ctrl-C) leaves nothing behind."""
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -9,6 +8,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from process_checks import gone, listening, port_free
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP_BOUND_S = 5.0
@@ -27,28 +28,11 @@ def _started_run(tmp_path: Path) -> tuple[subprocess.Popen, list[psutil.Process]
         except subprocess.TimeoutExpired:
             pass
     tree = psutil.Process(run.pid).children(recursive=True)
-    ports = {c.laddr.port for p in tree for c in _listening(p)}
+    ports = {c.laddr.port for p in tree for c in listening(p)}
     assert len(tree) >= 4 and len(ports) >= 4, (tree, ports)   # behave, gateway, proxy, backend
     return run, tree, ports
 
 
-def _listening(process: psutil.Process) -> list:
-    try:
-        return [c for c in process.net_connections() if c.status == psutil.CONN_LISTEN]
-    except psutil.Error:
-        return []
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _gone(process: psutil.Process) -> bool:
-    try:
-        return process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 @pytest.mark.timeout(180)
@@ -61,8 +45,8 @@ def test_a_signal_stops_every_process_and_frees_every_port_within_5_s(tmp_path, 
     stopped_s = time.monotonic() - signalled
     assert run.returncode == code, (out[-2000:], err[-2000:])
     assert stopped_s <= STOP_BOUND_S, f"the runner took {stopped_s:.1f} s"
-    left = [p for p in tree if not _gone(p)]
-    bound = sorted(p for p in ports if not _port_free(p))
+    left = [p for p in tree if not gone(p)]
+    bound = sorted(p for p in ports if not port_free(p))
     assert not left and not bound, (left, bound)
     assert "Traceback" not in out + err, err[-3000:]
     assert f"stopped by {signal.Signals(signum).name}" in err and "scenarios passed" in out
