@@ -28,7 +28,7 @@ def hunt(name: str, out: Path, args: argparse.Namespace) -> dict:
     """``ib-resilience nemesis --hunt-minutes`` against the mutant; the summary it wrote, plus the time taken."""
     command = [sys.executable, "-m", "support.cli", "nemesis", "--minutes", str(args.minutes), "--seed", str(args.seed),
                "--hunt-minutes", str(args.hunt_minutes), "--shrink-runs", str(args.shrink_runs),
-               "--shrink-tries", str(args.shrink_tries),
+               "--shrink-tries", str(args.shrink_tries), "--shrink-minutes", str(args.shrink_minutes),
                "--out", str(out), "-D", f"backend_command={mutant_command(name)}", "-D", f"cli={mutant_command(name)}"]
     started = time.monotonic()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--shrink-runs", type=int, default=30)
     parser.add_argument("--shrink-tries", type=int, default=2, help="runs of a candidate before it counts as passing")
+    parser.add_argument("--shrink-minutes", type=float, default=30.0, help="most minutes spent shrinking one failure")
     parser.add_argument("--skip-standard", action="store_true", help="do not run the standard level first")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "nemesis" / "prove")
     args = parser.parse_args(argv)
