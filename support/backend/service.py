@@ -24,6 +24,10 @@ from .store import Bar, BarStore, check_timeframe, normalize_symbol
 log = logging.getLogger(__name__)
 
 MODES = ("local", "tail", "backfill", "full")
+#: A symbol lookup answers within the contract's 5 s API bound: its contract-details requests get what is left of
+#: this (from the lookup's start), never the 10 s data-request bound (found by the nemesis: a discovery validated
+#: just before the gateway stopped answering waited 10 s for its contract details).
+LOOKUP_BUDGET_S = 4.5
 
 
 class SymbolNotFound(NotFound):
@@ -296,10 +300,13 @@ class Backend:
     async def _lookup(self, symbol: str) -> SymbolRecord | None:
         """Ask IB for each candidate contract on one validated connection; record what it confirms."""
         self.cache_stats["ib_lookups"] += 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOOKUP_BUDGET_S
         async with self.pool.connection() as conn:
             for contract in market.candidate_contracts(symbol):
+                timeout_s = min(self.settings.request_timeout_s, max(0.1, deadline - loop.time()))
                 async with self._ib_call("reqContractDetails"):
-                    details = await market.contract_details(conn.ib, contract, self.settings.request_timeout_s)
+                    details = await market.contract_details(conn.ib, contract, timeout_s)
                 if details:
                     return self._remember(symbol, details[0])
         self.cache_stats["not_found"] += 1

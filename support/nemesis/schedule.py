@@ -63,8 +63,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("cleanup", CLIENT, one_shot=True, weight=2.8),
 )}
 
-#: Request types an ``unanswered`` fault may swallow. Contract-details requests are left out by default: the
-#: reference backend waits its 10 s request timeout for them, past the 5 s API bound (see the README).
+#: Request types an ``unanswered`` fault may swallow (contract-details requests go unanswered with everything else
+#: under ``*``).
 UNANSWERED_TYPES = ("reqCurrentTime", "reqHistoricalData", "*")
 
 
