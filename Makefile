@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed-stamp
 export ALLURE_NO_ANALYTICS := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install test pytest acceptance standard exhaustive report prove flaky bench bench-gateway bench-proxy bench-backend bench-levels clean ktrdr-rehearsal
+.PHONY: install test lint pytest acceptance standard exhaustive report prove flaky bench bench-gateway bench-proxy bench-backend bench-levels clean ktrdr-rehearsal
 .PHONY: nemesis nemesis-prove
 
 install: $(STAMP) $(NODE_STAMP)
@@ -23,11 +23,11 @@ $(NODE_STAMP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-## The README's test command: the project's pytest suite, then the basic level of the spec.
+## The README's test command: the linter, the project's pytest suite, then the basic level of the spec.
 ## pytest runs in PYTEST_WORKERS processes (pytest-xdist): most tests wait on real servers' bounds, not on CPU.
 PYTEST_WORKERS ?= 3
 PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
-test: install
+test: install lint
 	$(PYTEST) tests
 	$(BIN)/ib-resilience run --level basic
 	$(BIN)/ib-resilience run --level basic -D ib_library=ib_async --reports-dir reports/ib_async
@@ -48,6 +48,10 @@ report: install
 
 pytest: install
 	$(PYTEST) tests
+
+## ruff (rules in pyproject.toml); the wings' import walls are a test (tests/spec/test_wings.py).
+lint: install
+	$(BIN)/ruff check .
 
 ## Proof that the spec can fail: every seeded bug against its bug class; kill matrix in reports/.
 prove: install

@@ -17,9 +17,9 @@ import psutil
 import requests
 
 from benchmarks.proxy_bench import percentile
-from support.control import ControlClient
-from support.faults import Silent
-from support.launch import ManagedProcess, venv_script
+from ibtargets.common.control_client import ControlClient
+from ibtargets.common.faults import Silent
+from ibtargets.common.launch import ManagedProcess, venv_script
 from support.waiting import Deadline, eventually
 
 #: The whole run stops measuring past this, whatever the arguments say.

@@ -13,11 +13,11 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
-from support.launch import ManagedProcess, announce_ready, venv_script
-from support.wire import FrameDecoder, ProtocolError, decode_fields, encode_fields, parse_hello
+from ibtargets.common.launch import ManagedProcess, announce_ready, venv_script
+from ibtargets.common.wire import FrameDecoder, ProtocolError, decode_fields, encode_fields, parse_hello
 
 HOST = "127.0.0.1"
 CLIENTS = 32
@@ -80,7 +80,7 @@ async def serve_floor(port: int) -> None:
 _client_ids = itertools.count(1)
 
 
-async def _connect(port: int) -> "object":
+async def _connect(port: int) -> object:
     import ib_insync
     ib = ib_insync.IB()
     ib.client.MaxRequests = 0  # ib_insync throttles to 45 requests/s otherwise

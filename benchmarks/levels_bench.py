@@ -33,8 +33,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from support import parallel
-from support.runner import LEVELS, RUN_TIMEOUT_S, junit_outcomes
+from ibresilience import parallel
+from ibresilience.runner import LEVELS, RUN_TIMEOUT_S, junit_outcomes
 from support.settings import ROOT, EmbeddedTuning, Settings
 
 KTRDR_IDLE_S = 300.0
@@ -47,8 +47,9 @@ INTERRUPTED = re.compile(r"presses Ctrl-C|goes silent once")
 ENDED_ON_COMMAND = re.compile(r"^the gateway recovers$", re.MULTILINE)
 
 
-def scenario_floor(steps: list[str], tags: set[str], tuning: EmbeddedTuning = EmbeddedTuning()) -> float:
+def scenario_floor(steps: list[str], tags: set[str], tuning: EmbeddedTuning | None = None) -> float:
     """Seconds a scenario cannot beat on any backend, from its steps' literals (module docstring)."""
+    tuning = tuning or EmbeddedTuning()
     idle = KTRDR_IDLE_S if "fixture.backend.defaults" in tags else tuning.max_idle_s
     text = "\n".join(steps)
     floor = 0.0 if ENDED_ON_COMMAND.search(text) else sum(float(m.group(1)) for m in OUTAGE.finditer(text))
@@ -83,7 +84,7 @@ class Measured:
 
 def measure(level: str, workers: int, out: Path, durations: Path | None) -> Measured:
     """One ``ib-resilience run`` as a process, timed from start to exit."""
-    command = [sys.executable, "-m", "support.cli", "run", "--level", level, "--reports-dir", str(out)]
+    command = [sys.executable, "-m", "ibresilience.main", "run", "--level", level, "--reports-dir", str(out)]
     if workers > 1:
         command += ["--workers", str(workers)] + (["--durations", str(durations)] if durations else [])
     started = time.monotonic()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ib_insync import IB
 
-from support.launch import ManagedProcess, venv_script
+from ibtargets.common.launch import ManagedProcess, venv_script
 from support.waiting import Deadline
 
 #: The whole run stops measuring past this, whatever the arguments say.

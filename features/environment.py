@@ -9,9 +9,9 @@ import time
 from behave import fixture, use_fixture
 from behave.model import Scenario
 
-from support import evidence, plots, preflight, reporting
+from ibtargets.common.launch import run_log_dir
+from support import evidence, plots, preflight
 from support.settings import Settings
-from support.launch import run_log_dir
 from support.targets import EmbeddedTargets, external_targets
 from support.waiting import set_timeout_multiplier
 from support.world import World
@@ -41,7 +41,7 @@ def _abort(signum, _frame):
 def before_all(context):
     signal.signal(signal.SIGTERM, _abort)
     settings = Settings.from_userdata(context.config.userdata)
-    from support.ibclient import use as use_ib_library
+    from ibtargets.common.ibclient import use as use_ib_library
     use_ib_library(settings.ib_library)  # before the IB driver makes its first client
     set_timeout_multiplier(settings.timeout_multiplier)
     preflight.ensure_reachable(settings)
@@ -57,7 +57,7 @@ def before_all(context):
     context.add_cleanup(lambda: world.faults.heal_all())  # runs first: an external target is left without faults
     # Safety first: never touch a live account, not even with one scenario.
     world.accounts = world.ib.ensure_paper_account(settings.squatter_client_id_base, settings.scaled(10.0))
-    reporting.write_allure_metadata(settings.reports_dir / "allure-results", reporting.target_properties(world))
+    evidence.record_targets(settings.reports_dir / "allure-results", world)
 
 
 def before_tag(context, tag):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from .drivers.ib import Bar, IbDriver
+from support.drivers.ib import Bar, IbDriver
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def from_cache(body: dict[str, Any], daily: bool) -> list[NormalBar]:
     """Bars of a ``GET /data/{symbol}/{timeframe}`` answer."""
     dates, rows = body.get("dates") or [], body.get("ohlcv") or []
     assert len(dates) == len(rows), f"{len(dates)} dates but {len(rows)} OHLCV rows in the cache"
-    return [NormalBar(bar_key(d, daily), tuple(float(x) for x in row[:5])) for d, row in zip(dates, rows)]
+    return [NormalBar(bar_key(d, daily), tuple(float(x) for x in row[:5])) for d, row in zip(dates, rows, strict=False)]
 
 
 def from_ib(bars: Iterable[Bar], daily: bool) -> list[NormalBar]:
@@ -60,7 +61,7 @@ def mismatches(cached: Sequence[NormalBar], served: Sequence[NormalBar], toleran
         other = by_key.get(bar.key)
         if other is None:
             out.append(f"{bar.key}: cached but IB served no bar at that time")
-        elif any(abs(a - b) > tolerance * max(1.0, abs(b)) for a, b in zip(bar.ohlcv, other.ohlcv)):
+        elif any(abs(a - b) > tolerance * max(1.0, abs(b)) for a, b in zip(bar.ohlcv, other.ohlcv, strict=False)):
             out.append(f"{bar.key}: cached {bar.ohlcv} but IB served {other.ohlcv}")
     return out
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from .drivers.api import ApiResponse
-from .drivers.history import IbEvent
+from support.drivers.api import ApiResponse
+from support.drivers.history import IbEvent
 
 #: Requests that need a handed-out connection (anything but the validation itself).
 DATA_REQUESTS = ("reqContractDetails", "reqHistoricalData", "reqHeadTimeStamp", "reqMktData")
@@ -99,7 +100,7 @@ def connections_never_shared(events: Sequence[IbEvent]) -> Verdict:
     for conn_id, intervals in spans.items():
         intervals.sort()
         total += len(intervals)
-        for (s1, e1, r1), (s2, e2, r2) in zip(intervals, intervals[1:]):
+        for (_, e1, r1), (s2, _, r2) in zip(intervals, intervals[1:], strict=False):
             if s2 < e1:
                 overlaps.append(f"connection {conn_id}: request {r2} started at {s2:.3f} while request "
                                 f"{r1} ran until {e1:.3f}")

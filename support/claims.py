@@ -6,13 +6,13 @@ Each function is what one Then-step asserts; it raises ``AssertionError`` (via
 
 from __future__ import annotations
 
-import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from . import bars, checkers, contract
-from .drivers.api import ApiDriver, ApiResponse
-from .world import Shutdown, World
-from .waiting import eventually
+from support import bars, checkers, contract
+from support.drivers.api import ApiDriver, ApiResponse
+from support.waiting import eventually
+from support.world import Shutdown, World
 
 
 def answered_within(response: ApiResponse, bound_s: float) -> ApiResponse:
@@ -309,7 +309,7 @@ def timestamp_is_now(response: ApiResponse, drift_max_s: float) -> None:
     except ValueError:
         raise AssertionError(f"no ISO 8601 timestamp in the report: {response.describe()}") from None
     assert stamp.utcoffset() == dt.timedelta(0), f"timestamp {stamp.isoformat()} does not say UTC"
-    drift_s = abs((dt.datetime.now(dt.timezone.utc) - stamp).total_seconds())
+    drift_s = abs((dt.datetime.now(dt.UTC) - stamp).total_seconds())
     assert drift_s <= drift_max_s, f"timestamp {stamp.isoformat()} is {drift_s:.1f} s away from now"
 
 

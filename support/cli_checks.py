@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
-from . import bars, checkers, claims
-from .drivers.cli import CliDriver, CliRun
-from .targets import free_port
-from .waiting import eventually
-from .world import World
+from support import bars, checkers, claims
+from support.drivers.cli import CliDriver, CliRun
+from support.targets import free_port
+from support.waiting import eventually
+from support.world import World
 
 _CANNOT_CONNECT = re.compile(r"(could not|couldn't|cannot|can't|unable to|failed to) connect|connection refused"
                              r"|is the (api|server|backend) running", re.IGNORECASE)

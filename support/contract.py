@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from .drivers.api import ApiDriver, ApiResponse
+from support.drivers.api import ApiDriver, ApiResponse
 
 #: Possible overall scores: sums of 35 / 30 / 35 (+5), capped at 100.
 ALLOWED_SCORES = (0.0, 30.0, 35.0, 40.0, 65.0, 70.0, 75.0, 100.0)

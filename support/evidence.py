@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Iterable, MutableMapping, Sequence
+import platform
+import re
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -124,3 +128,102 @@ def fault_changes(windows: Iterable[Any], origin_mono: float, since_mono: float,
             if at is not None and since_mono < at <= until_mono:
                 events.append({"event": event, "fault": w.label, "plane": w.plane, "at_s": round(at - origin_mono, 3)})
     return sorted(events, key=lambda e: e["at_s"])
+
+
+# ---------------------------------------------------------------- what the run was pointed at (environment.properties)
+
+ENVIRONMENT_FILE = "environment.properties"
+T = TypeVar("T")
+
+
+def target_properties(world: Any) -> dict[str, str]:
+    """What the run was pointed at, with versions, for ``environment.properties``. Never raises.
+
+    Args:
+        world: the suite's :class:`support.world.World` after ``before_all`` set it up.
+    """
+    settings, targets = world.settings, world.targets
+    from support import __version__
+    gateway_kind = f"IB Gateway simulator (ib-resilience {__version__})" if targets.gateway_control \
+        else "external IB Gateway / TWS"
+    health = _quietly(world.api.health)
+    body = health.body if health is not None and isinstance(health.body, dict) else {}
+    probe = _quietly(lambda: world.ib.probe(settings.squatter_client_id_base, settings.scaled(5.0)))
+    properties = {
+        "target": settings.target,
+        "api_base_url": targets.api_base_url,
+        "ib_host": str(targets.ib_host),
+        "ib_port": str(targets.ib_port),
+        "backend_ib_host": str(getattr(targets, "backend_ib_host", "") or "?"),
+        "backend_ib_port": str(targets.backend_ib_port or "?"),
+        "gateway_control": targets.gateway_control or "none",
+        "proxy_control": targets.proxy_control or "none",
+        "cli": " ".join(targets.cli),
+        "backend.version": str(body.get("version", "unknown")),
+        "gateway": gateway_kind,
+        "gateway.server_version": str(probe.server_version) if probe and probe.server_version else "unknown",
+        "gateway.accounts": ",".join(getattr(world, "accounts", ()) or ()),
+        "ib_library": settings.ib_library,
+        "ib_library.version": _version(settings.ib_library),
+        "ib_insync.version": _version("ib_insync"),
+        "behave.version": _version("behave"),
+        "python.version": platform.python_version(),
+        "platform": platform.platform(),
+        "timeout_multiplier": f"{settings.timeout_multiplier:g}",
+    }
+    properties |= {f"threshold.{k}": f"{v:g}" for k, v in vars(settings.thresholds).items()}
+    properties |= {f"profile.{k}": str(v) for k, v in vars(settings.profile).items()}
+    if settings.target == "embedded":
+        properties |= {f"tuning.{k}": f"{v:g}" for k, v in vars(settings.tuning).items()}
+    if settings.managed:
+        properties["backend_command"] = " ".join(settings.backend_command)
+    return properties
+
+
+def _quietly(call: Callable[[], T]) -> T | None:
+    try:
+        return call()
+    except Exception:  # a version we cannot read is "unknown", never a failed run
+        return None
+
+
+def _version(module: str) -> str:
+    from importlib import metadata
+    try:
+        return metadata.version(module)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def write_properties(path: Path, properties: Mapping[str, str]) -> None:
+    """Write a Java ``.properties`` file (what Allure reads for its Environment widget)."""
+    def clean(text: str) -> str:
+        return str(text).replace("\\", "\\\\").replace("\n", " ").replace("\r", " ")
+    lines = [f"{clean(k).replace('=', '_').replace(':', '_').replace(' ', '_')}={clean(v)}"
+             for k, v in properties.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+_PROPERTY_ESCAPE = re.compile(r"\\([\\:= #!])")
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """A Java-style ``key=value`` properties file as a dict (empty when missing)."""
+    properties: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return properties
+    for line in lines:
+        if line.strip() and not line.lstrip().startswith(("#", "!")) and "=" in line:
+            key, value = line.split("=", 1)
+            properties[key.strip()] = _PROPERTY_ESCAPE.sub(r"\1", value.strip())
+    return properties
+
+
+def record_targets(results_dir: Path, world: Any) -> None:
+    """Merge :func:`target_properties` into the run's ``environment.properties`` (Allure's Environment widget)."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / ENVIRONMENT_FILE
+    write_properties(path, read_properties(path) | target_properties(world))

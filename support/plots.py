@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import io
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
-from .drivers.faults import FaultWindow
-from .drivers.processes import ProcessSample
+from support.drivers.faults import FaultWindow
+from support.drivers.processes import ProcessSample
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def resources_figure(samples: Sequence[ProcessSample], faults: Sequence[FaultWin
     limits = dict(limits or {})
     times = [s.mono - origin_mono for s in samples]
     figure, axes = pyplot.subplots(len(SERIES), 1, figsize=(9, 8), sharex=True)
-    for axis, series in zip(axes, SERIES):
+    for axis, series in zip(axes, SERIES, strict=False):
         raw = [float(getattr(s, series.attribute)) for s in samples]
         base = baseline(raw) if series.growth else 0.0
         values = [v - base for v in raw]

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .settings import Settings
+from support.settings import Settings
 
 #: Bound on each preflight check; the three together stay under 5 s.
 CHECK_TIMEOUT_S = 1.5

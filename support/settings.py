@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 EMBEDDED = "embedded"
 MANAGED = "managed"
 EXTERNAL = "external"
 ROOT = Path(__file__).resolve().parent.parent
+
+#: Level → behave tag expression (basic ⊂ standard ⊂ exhaustive).
+LEVELS = {
+    "basic": "@basic",
+    "standard": "@basic or @standard",
+    "exhaustive": "@basic or @standard or @exhaustive",
+}
 
 
 class SettingsError(ValueError):
@@ -143,7 +151,7 @@ class Settings:
         return self.scaled(getattr(self.thresholds, threshold))
 
     @classmethod
-    def from_userdata(cls, userdata: Mapping[str, Any]) -> "Settings":
+    def from_userdata(cls, userdata: Mapping[str, Any]) -> Settings:
         """Build settings from behave's userdata (strings); unknown keys are ignored.
 
         Threshold and tuning fields are addressed by their own names (``recovery_s``,
@@ -184,7 +192,7 @@ class Settings:
         settings.check()
         return settings
 
-    def with_paths_filled(self) -> "Settings":
+    def with_paths_filled(self) -> Settings:
         """The ``{backend_cwd}`` and ``{backend_venv}`` placeholders replaced in commands and environment
         (the addresses ``{ib_host}`` ``{ib_port}`` ``{api_port}`` are filled when the backend starts)."""
         cwd = self.backend_cwd
@@ -205,8 +213,11 @@ class Settings:
             raise SettingsError("a managed target needs backend_command and cli (-D backend_command='…' -D cli='…')")
         if self.timeout_multiplier <= 0:
             raise SettingsError("timeout_multiplier must be > 0")
-        from .ibclient import check_library
-        check_library(self.ib_library, "ib_library")
+        from ibtargets.common.ibclient import LibraryError, check_library
+        try:
+            check_library(self.ib_library, "ib_library")
+        except LibraryError as exc:
+            raise SettingsError(str(exc)) from None
         if self.profile.pool_limit < 1 or self.profile.max_wait_s <= 0:
             raise SettingsError("pool_limit must be ≥ 1 and max_wait_s > 0")
         self._check_ranges()

@@ -13,9 +13,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .launch import ManagedProcess, venv_script
-from .gateway.config import is_paper_account
-from .settings import Settings, fill_placeholders
+from ibtargets.common.accounts import is_paper_account
+from ibtargets.common.launch import ManagedProcess, venv_script
+from support.settings import Settings, fill_placeholders
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,9 @@ GATEWAY_COMPRESSION = ("--identical-window-s", "2", "--window-max", "100000")
 
 def external_targets(settings: Settings) -> Targets:
     """The targets a user named with ``-D`` settings."""
-    from .drivers.processes import listener_pid
     from urllib.parse import urlsplit
+
+    from support.drivers.processes import listener_pid
 
     api_port = urlsplit(settings.api_base_url).port or 80
     pid = settings.backend_pid or listener_pid(api_port)
@@ -61,7 +62,7 @@ def backend_ib_address(settings: Settings) -> tuple[str, int]:
     if profile.backend_ib_port:
         return profile.backend_ib_host or settings.ib_host, profile.backend_ib_port
     if settings.proxy_control:
-        from .control import ControlClient
+        from ibtargets.common.control_client import ControlClient
         return ControlClient(settings.proxy_control).listen_address()
     return settings.ib_host, settings.ib_port
 
@@ -144,14 +145,14 @@ class EmbeddedTargets:
         launch = self._managed_launch(defaults) if self.settings.managed else self._reference_launch(defaults)
         return self._launch(launch)
 
-    def _reference_launch(self, defaults: bool) -> "BackendLaunch":
+    def _reference_launch(self, defaults: bool) -> BackendLaunch:
         """The reference backend, configured from the settings (and a fresh data directory per start)."""
         env = backend_environment(self.settings, self._proxy_port, defaults)
         env["REFBACKEND_DATA_DIR"] = str(self.log_dir / f"backend-data-{self._backend_runs}")
         command = self.settings.backend_command or (venv_script("refbackend"),)
         return BackendLaunch((*command, "serve", "--host", "127.0.0.1", "--port", "{api_port}"), env)
 
-    def _managed_launch(self, defaults: bool) -> "BackendLaunch":
+    def _managed_launch(self, defaults: bool) -> BackendLaunch:
         """Your backend by command, IB pointed at the proxy (``IB_HOST``/``IB_PORT`` and the placeholders);
         ``defaults`` leaves ``backend_tuning_env`` out."""
         s = self.settings
@@ -161,7 +162,7 @@ class EmbeddedTargets:
                              cwd=s.backend_cwd, reset=s.backend_reset, ready_path=s.backend_ready_path,
                              start_timeout_s=s.backend_start_timeout_s, api_port=s.api_port or s.cli_api_fixed_port)
 
-    def _launch(self, launch: "BackendLaunch") -> Targets:
+    def _launch(self, launch: BackendLaunch) -> Targets:
         """Reset the backend's state, start it, wait until its API answers."""
         values = {"ib_host": "127.0.0.1", "ib_port": self._proxy_port, "api_port": launch.api_port or free_port()}
         fill = lambda text: fill_placeholders(text, values)  # noqa: E731

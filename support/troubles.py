@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
-from .drivers.faults import FaultDriver, FaultWindow
+from support.drivers.faults import FaultDriver, FaultWindow
 
 _FIXED: dict[str, Callable[[FaultDriver], FaultWindow]] = {
     "silence after the handshake": lambda faults: faults.silence(),
@@ -36,7 +36,7 @@ def silent_blip(faults: FaultDriver, api_probe: Callable[[], bool], silent_s: fl
 
     Never asserts: the workload's own results are the verdict. Waits are bounded.
     """
-    from .waiting import ConditionTimeout, eventually
+    from support.waiting import ConditionTimeout, eventually
 
     window = faults.silence()
     try:

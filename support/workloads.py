@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
 
-from .drivers.api import ApiDriver, ApiResponse
+from support.drivers.api import ApiDriver, ApiResponse
 
 
 def discover_sequentially(api: ApiDriver, symbols: Sequence[str]) -> list[ApiResponse]:

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import signal
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .control import ControlClient
-from .drivers.api import ApiDriver, ApiResponse
-from .drivers.backend_output import BackendOutput
-from .drivers.cli import CliDriver, CliRun
-from .drivers.faults import FaultDriver
-from .drivers.history import IbHistory
-from .drivers.ib import IbDriver
-from .drivers.processes import ProcessDriver, ProcessNotFound
-from .settings import Settings
-from .symbols import SymbolRotation
-from .targets import EmbeddedTargets, Targets
+from ibtargets.common.control_client import ControlClient
+from support.drivers.api import ApiDriver, ApiResponse
+from support.drivers.backend_output import BackendOutput
+from support.drivers.cli import CliDriver, CliRun
+from support.drivers.faults import FaultDriver
+from support.drivers.history import IbHistory
+from support.drivers.ib import IbDriver
+from support.drivers.processes import ProcessDriver, ProcessNotFound
+from support.settings import Settings
+from support.symbols import SymbolRotation
+from support.targets import EmbeddedTargets, Targets
 
 
 @dataclass

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-from support.gateway import GatewayConfig, ThreadedGateway
+from ibtargets.gateway import GatewayConfig, ThreadedGateway
 
 
 @pytest.fixture

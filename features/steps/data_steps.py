@@ -1,6 +1,6 @@
 """Steps about the data pipeline: loads from IB, operations, and the bars the backend cached."""
 
-from behave import then, when
+from behave import given, then, when
 
 from support import bars, checkers, claims, workloads
 

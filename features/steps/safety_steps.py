@@ -2,7 +2,8 @@
 
 from behave import given, then, when
 
-from support.drivers.ib import PAPER_PREFIXES, IbDriver, LiveAccountError
+from ibtargets.common.accounts import is_paper_account
+from support.drivers.ib import IbDriver, LiveAccountError
 from support.targets import start_lone_gateway
 
 
@@ -15,7 +16,7 @@ def step_check_account(context):
 @then("it is a paper account")
 def step_paper(context):
     accounts = context.world.seen.values["accounts"]
-    assert accounts and all(a.startswith(PAPER_PREFIXES) for a in accounts), f"accounts {accounts}"
+    assert accounts and all(is_paper_account(a) for a in accounts), f"accounts {accounts}"
 
 
 @given('a gateway logged in to the live account "{account}"')

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from threading import Event
 
-from .complaints import WARNING_PATTERNS, complaint_lines
+from support.drivers.complaints import WARNING_PATTERNS, complaint_lines
 
 #: The most of one slice kept for judging and evidence (the end is kept).
 SLICE_MAX_CHARS = 400_000

@@ -6,12 +6,12 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import pexpect
 
-from .complaints import WARNING_PATTERNS, complaint_lines
+from support.drivers.complaints import WARNING_PATTERNS, complaint_lines
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class CliSession:
     """A running command that can be watched and interrupted (Ctrl-C)."""
 
     def __init__(self, argv: Sequence[str], env: dict[str, str], cwd: str | None,
-                 on_finish: Callable[["CliRun"], None] | None = None):
+                 on_finish: Callable[[CliRun], None] | None = None):
         self.argv = tuple(argv)
         self._on_finish = on_finish
         self.started = time.monotonic()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable, Pattern
+from collections.abc import Iterable
+from re import Pattern
 
 #: The coroutine family: an un-awaited coroutine, a destroyed pending task, a closed loop, any RuntimeWarning.
 COROUTINE_PATTERNS: tuple[Pattern[str], ...] = (

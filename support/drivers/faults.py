@@ -6,10 +6,23 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ..control import ControlClient
-from ..faults import (Blackhole, ConnectivityLost, Delay, DropClients, Fault, IgnoreStartApi, Latency,
-                      NoHandshake,
-                      PushError, Refuse, Reset, Restart, Silent, Unanswered)
+from ibtargets.common.control_client import ControlClient
+from ibtargets.common.faults import (
+    Blackhole,
+    ConnectivityLost,
+    Delay,
+    DropClients,
+    Fault,
+    IgnoreStartApi,
+    Latency,
+    NoHandshake,
+    PushError,
+    Refuse,
+    Reset,
+    Restart,
+    Silent,
+    Unanswered,
+)
 
 
 class FaultUnavailable(RuntimeError):

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..control import ControlClient
+from ibtargets.common.control_client import ControlClient
 
 
 @dataclass(frozen=True)

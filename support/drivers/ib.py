@@ -1,6 +1,6 @@
 """IB driver: the suite's own IB clients (probes, client-ID squatters), on one loop in one thread.
 
-The client library (ib_insync or ib_async) is the one :mod:`support.ibclient` names when a client is made
+The client library (ib_insync or ib_async) is the one :mod:`ibtargets.common.ibclient` names when a client is made
 (the ``ib_library`` setting), never when this module is imported.
 """
 
@@ -10,19 +10,20 @@ import asyncio
 import datetime as dt
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from .. import ibclient
+from ibtargets.common import ibclient
+from ibtargets.common.accounts import is_paper_account
 
 if TYPE_CHECKING:
-    from ..ibclient import IB, Contract
+    from ibtargets.common.ibclient import IB, Contract
 
 T = TypeVar("T")
 
 #: Paper accounts start with D (DU individual, DF advisor); anything else is live money.
-PAPER_PREFIXES = ("DU", "DF")  # IB paper accounts (individual, advisor); anything else is treated as live
 
 
 class LiveAccountError(RuntimeError):
@@ -55,7 +56,7 @@ class Bar:
 
 
 class IbDriver:
-    """Runs IB clients (:mod:`support.ibclient`) on a private event loop in a daemon thread.
+    """Runs IB clients (:mod:`ibtargets.common.ibclient`) on a private event loop in a daemon thread.
 
     Args:
         host, port: the gateway (real or simulated), not the backend.
@@ -108,7 +109,7 @@ class IbDriver:
                 server_time = await asyncio.wait_for(ib.reqCurrentTimeAsync(), timeout_s)
                 return IbProbe(client_id, True, server_time, tuple(ib.managedAccounts()),
                                time.monotonic() - started, server_version=ib.client.serverVersion())
-            except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
+            except (TimeoutError, OSError, ConnectionError) as exc:
                 return IbProbe(client_id, False, None, (), time.monotonic() - started,
                                f"{exc.__class__.__name__}: {exc}")
             finally:
@@ -133,7 +134,7 @@ class IbDriver:
             LiveAccountError: any account is not a paper account.
         """
         accounts = self.managed_accounts(client_id, timeout_s)
-        live = [a for a in accounts if not a.upper().startswith(PAPER_PREFIXES)]
+        live = [a for a in accounts if not is_paper_account(a)]
         if live or not accounts:
             raise LiveAccountError(
                 f"IB at {self.host}:{self.port} is logged in to {', '.join(accounts) or 'no account'}: "
@@ -150,7 +151,7 @@ class IbDriver:
             ib = ibclient.IB()
             try:
                 await self._connect(ib, client_id, timeout_s)
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 ib.disconnect()
                 raise ConnectionError(f"could not take client ID {client_id}: {exc!r}") from None
             self._held[client_id] = ib

@@ -1,6 +1,7 @@
-"""A Jepsen-style nemesis for IB connection resilience: generator, nemesis, client, one history, checkers.
+"""A Jepsen-style nemesis for IB connection resilience: generator, fault injector, client, one history, checkers.
 
-``schedule`` draws seeded fault schedules; ``nemesis`` applies them on both planes; ``workload`` is the client;
-``history`` records everything on one clock; ``checkers`` judge invariants over it; ``shrink`` reduces a failing
-schedule; ``plot`` draws the timeline; ``runner`` ties one run together; ``cli`` is ``ib-resilience nemesis``.
+``schedule`` draws seeded fault schedules; ``injector`` applies them on both planes; ``workload`` is the client;
+``record`` is the one history, everything on one clock; ``invariants`` are the checkers over it; ``shrink``
+reduces a failing schedule; ``plot`` draws the timeline; ``runner`` ties one run together; ``spec`` runs it for
+the behave feature. ``ib-resilience nemesis`` is :mod:`ibresilience.nemesis_cmd`.
 """

@@ -14,11 +14,11 @@ Outage windows are shaded across every panel; each invariant's first violation i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
-from .checkers import Verdict, pool_size_steps
-from .history import History, Op
+from support.nemesis.invariants import Verdict, pool_size_steps
+from support.nemesis.record import History, Op
 
 PLANES = (("gateway", "simulator"), ("proxy", "proxy"), ("client", "client-side"))
 OUTAGE = "tab:red"
@@ -109,7 +109,7 @@ def figure(history: History, verdicts: Mapping[str, Verdict]):
                         "invariant)", fontsize=8)
 
     # Shading and violation markers across the panels.
-    from .checkers import outage_intervals
+    from support.nemesis.invariants import outage_intervals
     for start, stop in outage_intervals(history.faults, history.finished):
         for axis in (faults_ax, ops_ax, score_ax):
             axis.axvspan(rel(start), rel(stop), color=OUTAGE, alpha=0.07)

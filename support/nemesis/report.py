@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
+
+from support.nemesis.record import op_counts
 
 if TYPE_CHECKING:
-    from .runner import RunResult
-    from .shrink import ShrinkResult
+    from support.nemesis.runner import RunResult
+    from support.nemesis.shrink import ShrinkResult
 
 
 def _schedule_table(schedule) -> list[str]:
@@ -19,10 +22,8 @@ def _schedule_table(schedule) -> list[str]:
     return lines
 
 
-def run_markdown(result: "RunResult") -> str:
+def run_markdown(result: RunResult) -> str:
     """The report of one run: verdicts, violations, the schedule, how to replay it."""
-    from .runner import op_counts
-
     h = result.history
     status = "every invariant held" if result.ok else f"FAILED: {', '.join(result.failed)}"
     lines = [f"# Nemesis run, seed {result.schedule.seed}", "",
@@ -45,7 +46,7 @@ def run_markdown(result: "RunResult") -> str:
     return "\n".join(lines)
 
 
-def hunt_markdown(runs: Sequence["RunResult"], shrunk: "ShrinkResult | None", elapsed_s: float, title: str,
+def hunt_markdown(runs: Sequence[RunResult], shrunk: ShrinkResult | None, elapsed_s: float, title: str,
                   found_after_s: float | None = None) -> str:
     """The report of a series of runs: which seeds passed, the failure found, its minimal schedule."""
     found = "" if found_after_s is None else f" The first failure was found {found_after_s / 60:.1f} min after the start."
@@ -70,7 +71,7 @@ def hunt_markdown(runs: Sequence["RunResult"], shrunk: "ShrinkResult | None", el
     return "\n".join(lines) + "\n"
 
 
-def write_json_summary(path: Path, runs: Sequence["RunResult"], shrunk: "ShrinkResult | None",
+def write_json_summary(path: Path, runs: Sequence[RunResult], shrunk: ShrinkResult | None,
                        found_after_s: float | None = None) -> None:
     """A machine-readable summary next to the Markdown."""
     data: dict = {"runs": [{"seed": r.schedule.seed, "ok": r.ok, "failed": r.failed, "folder": str(r.out_dir),

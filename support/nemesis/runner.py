@@ -10,21 +10,22 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from .. import bars
-from ..control import ControlClient, ControlError
-from ..drivers.api import ApiDriver
-from ..drivers.cli import CliDriver
-from ..world import World
-from . import checkers
-from .checkers import Verdict
-from .history import History, Op
-from .nemesis import Nemesis
-from .schedule import Schedule
-from .workload import Client, Pace, Workload
+from ibtargets.common.control_client import ControlClient, ControlError
+from support import bars
+from support.drivers.api import ApiDriver
+from support.drivers.cli import CliDriver
+from support.nemesis import invariants
+from support.nemesis.injector import Nemesis
+from support.nemesis.invariants import Verdict
+from support.nemesis.record import History, Op
+from support.nemesis.schedule import Schedule
+from support.nemesis.workload import Client, Pace, Workload
+from support.world import World
 
 #: The final cleanup comes this long before the run's end, so the checker can see its connections close.
 FINAL_CLEANUP_BEFORE_END_S = 8.0
@@ -65,10 +66,10 @@ class RunResult:
         return "\n".join(f"  {'PASS' if v.ok else 'FAIL'}  {v.family:<12} {v.summary}" for v in self.verdicts.values())
 
 
-def bounds_from(world: World) -> checkers.Bounds:
+def bounds_from(world: World) -> invariants.Bounds:
     """The checkers' bounds from the suite's settings (thresholds after the timeout multiplier, target profile)."""
     s = world.settings
-    return checkers.Bounds(api_response_s=s.bound_s("api_response_s"), cli_command_s=s.bound_s("cli_command_s"),
+    return invariants.Bounds(api_response_s=s.bound_s("api_response_s"), cli_command_s=s.bound_s("cli_command_s"),
                            load_s=s.scaled(90.0), silent_detection_s=s.bound_s("silent_detection_s"),
                            recovery_s=s.bound_s("recovery_s"), score_min=s.thresholds.score_min,
                            pool_limit=s.profile.pool_limit, connect_s=s.bound_s("api_response_s"))
@@ -141,12 +142,13 @@ def prepare(world: World, fresh_backend: bool) -> None:
 
 
 def run_schedule(world: World, schedule: Schedule, out_dir: Path, fresh_backend: bool = True,
-                 pace: Pace = Pace(), log: Callable[[str], None] = lambda text: None) -> RunResult:
+                 pace: Pace | None = None, log: Callable[[str], None] = lambda text: None) -> RunResult:
     """Run ``schedule`` against the world's targets; write the evidence to ``out_dir``; return the verdicts.
 
     Raises:
         RunError: the target was not healthy before the run.
     """
+    pace = pace or Pace()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     schedule.write(out_dir / "schedule.json")
@@ -203,7 +205,7 @@ def run_schedule(world: World, schedule: Schedule, out_dir: Path, fresh_backend:
     history.own_ports = set(world.ib.own_ports)
     for error in collector.errors[:5]:
         history.note(f"history collection: {error}")
-    verdicts = checkers.check(history, bounds_from(world))
+    verdicts = invariants.check(history, bounds_from(world))
     result = RunResult(schedule, history, verdicts, out_dir, time.monotonic() - started)
     write_evidence(result)
     return result
@@ -246,7 +248,8 @@ def _compare_caches(world: World, client: Client, history: History, loaded: set[
     oracle_id = world.settings.squatter_client_id_base + 7
     for symbol, kind in sorted(loaded):
         timeframe, first, last, _ = bars.LOADS[kind]
-        op, response = client.call("final", "data_read", lambda: client.api.cached_data(symbol, timeframe))
+        op, response = client.call("final", "data_read",
+                                   lambda s=symbol, t=timeframe: client.api.cached_data(s, t))
         entry: dict[str, Any] = {"symbol": symbol, "kind": kind, "timeframe": timeframe, "cached": 0, "mismatches": []}
         if response.status == 404:
             history.cache.append(entry)
@@ -273,7 +276,7 @@ def _compare_caches(world: World, client: Client, history: History, loaded: set[
 
 def write_evidence(result: RunResult) -> None:
     """``history.json``, ``verdicts.json``, ``timeline.png`` and ``report.md`` in the run's folder."""
-    from . import plot, report
+    from support.nemesis import plot, report
 
     out = result.out_dir
     result.history.write(out / "history.json")
@@ -288,12 +291,4 @@ def write_evidence(result: RunResult) -> None:
     (out / "report.md").write_text(report.run_markdown(result), encoding="utf-8")
 
 
-def op_counts(history: History) -> dict[str, int]:
-    """How many operations of each kind the run made (for the report)."""
-    counts: dict[str, int] = {}
-    for op in history.ops:
-        counts[op.kind] = counts.get(op.kind, 0) + 1
-    return dict(sorted(counts.items()))
-
-
-__all__ = ["RunResult", "RunError", "run_schedule", "prepare", "bounds_from", "op_counts", "Op"]
+__all__ = ["RunResult", "RunError", "run_schedule", "prepare", "bounds_from", "Op"]

@@ -2,7 +2,7 @@
 
 A schedule is the whole plan of one nemesis run: the seed (which also seeds the workload), the run's length
 and a list of faults, each with a start and a duration (seconds from the run's start) drawn within the
-bounds of its kind. Nothing here talks to a target: :mod:`support.nemesis.nemesis` applies a schedule,
+bounds of its kind. Nothing here talks to a target: :mod:`support.nemesis.injector` applies a schedule,
 :mod:`support.nemesis.shrink` edits one.
 """
 
@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 GATEWAY = "gateway"
 PROXY = "proxy"
@@ -152,7 +153,7 @@ class FaultSpec:
                 "duration_s": round(self.duration_s, 3), "params": dict(self.params)}
 
     @staticmethod
-    def from_json(data: Mapping[str, Any]) -> "FaultSpec":
+    def from_json(data: Mapping[str, Any]) -> FaultSpec:
         """The inverse of :meth:`to_json`."""
         return FaultSpec(int(data["id"]), str(data["kind"]), float(data["start_s"]),
                          float(data.get("duration_s", 0.0)), dict(data.get("params") or {}))
@@ -200,7 +201,7 @@ class Schedule:
                 "faults": [f.to_json() for f in self.faults]}
 
     @staticmethod
-    def from_json(data: Mapping[str, Any]) -> "Schedule":
+    def from_json(data: Mapping[str, Any]) -> Schedule:
         """Read a schedule written by :meth:`to_json`.
 
         Raises:
@@ -223,11 +224,11 @@ class Schedule:
         return path
 
     @staticmethod
-    def read(path: Path) -> "Schedule":
+    def read(path: Path) -> Schedule:
         """Read a schedule file."""
         return Schedule.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
 
-    def with_faults(self, faults: Iterable[FaultSpec], note: str | None = None) -> "Schedule":
+    def with_faults(self, faults: Iterable[FaultSpec], note: str | None = None) -> Schedule:
         """The same seed with other faults; the length follows them (last heal + the tail)."""
         faults = tuple(faults)
         end = max((f.end_s for f in faults), default=self.warmup_s)

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
-from .schedule import KINDS, FaultSpec, Schedule
+from support.nemesis.schedule import KINDS, FaultSpec, Schedule
 
 
 class Outcome(Protocol):
@@ -135,7 +136,7 @@ class _Shrinker:
             new_start = warmup if previous_old is None else previous_new + min(f.start_s - previous_old, max_gap_s)
             moved.append(dataclasses.replace(f, start_s=round(new_start, 3)))
             previous_old, previous_new = f.start_s, new_start
-        if any(a.start_s != b.start_s for a, b in zip(moved, faults)):
+        if any(a.start_s != b.start_s for a, b in zip(moved, faults, strict=False)):
             self.attempt(moved, f"pull the faults together (gaps ≤ {max_gap_s:g} s)")
 
 

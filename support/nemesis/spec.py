@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import evidence
-from ..world import World
-from .runner import RunResult, run_schedule
-from .schedule import generate
+from support import evidence
+from support.nemesis.runner import RunResult, run_schedule
+from support.nemesis.schedule import generate
+from support.world import World
 
 #: Runs already made in this process, by (seed, seconds): every scenario of the feature judges the same history.
 _RUNS: dict[tuple[int, float], RunResult] = {}

@@ -14,13 +14,13 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
-from ..bars import LOADS
-from ..drivers.api import ApiDriver, ApiResponse
-from ..drivers.cli import CliDriver
-from .history import History, Op
+from support.bars import LOADS
+from support.drivers.api import ApiDriver, ApiResponse
+from support.drivers.cli import CliDriver
+from support.nemesis.record import History, Op
 
 #: Symbols the simulator knows (contract details and bars). Loads use the first four, the ranges of
 #: :data:`support.bars.LOADS`, so the final read can be compared with what IB serves for the same range.
@@ -159,7 +159,7 @@ class Workload:
 
     def _api_worker(self, number: int) -> None:
         rng = random.Random(self.seed * 1009 + number)
-        kinds, weights = zip(*API_MIX)
+        kinds, weights = zip(*API_MIX, strict=False)
         process = f"api-{number}"
         while not self.stop.is_set():
             self.run_api_op(process, rng.choices(kinds, weights)[0], rng)
@@ -197,7 +197,7 @@ class Workload:
 
     def _cli_worker(self) -> None:
         rng = random.Random(self.seed * 1009 + 97)
-        commands, weights = zip(*CLI_MIX)
+        commands, weights = zip(*CLI_MIX, strict=False)
         while self._pause(rng, self.pace.cli_every_s):
             command = rng.choices(commands, weights)[0]
             symbol = rng.choice(LOAD_SYMBOLS)

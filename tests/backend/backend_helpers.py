@@ -7,11 +7,12 @@ import datetime as dt
 import os
 import socket
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Awaitable, TypeVar
+from typing import Any, TypeVar
 
+from ibtargets.common.launch import ManagedProcess
 from support.drivers.api import ApiDriver, ApiResponse
-from support.launch import ManagedProcess
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -73,7 +74,7 @@ class BackendProcess:
         self.url = ""
         self.api: Api | None = None
 
-    def start(self) -> "BackendProcess":
+    def start(self) -> BackendProcess:
         """Start and wait for READY."""
         ready = self.process.start(ready_timeout_s=30.0)
         self.url = ready["url"]
@@ -114,7 +115,7 @@ def free_port() -> int:
 
 def past_weekday_utc(hour: int) -> dt.datetime:
     """``hour``:00 UTC on a weekday at least a week ago (a day with trading sessions)."""
-    day = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=7)
+    day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=7)
     while day.weekday() >= 5:
         day -= dt.timedelta(days=1)
-    return dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.timezone.utc)
+    return dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.UTC)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-
 from backend_helpers import BackendProcess
-from support.gateway import ThreadedGateway
-from support.proxy import ThreadedProxy
+
+from ibtargets.gateway import ThreadedGateway
+from ibtargets.proxy import ThreadedProxy
 
 #: Every backend test is bounded even if it forgets to be.
 DEFAULT_TEST_TIMEOUT_S = 90

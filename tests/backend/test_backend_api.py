@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Callable
+from collections.abc import Callable
 
 import ib_insync
 import pytest
-
 from backend_helpers import HOST, BackendProcess, events, free_port, open_connections, past_weekday_utc, run
-from support.faults import Delay, Silent
-from support.gateway import ThreadedGateway
-from support.proxy import ThreadedProxy
+
+from ibtargets.common.faults import Delay, Silent
+from ibtargets.gateway import ThreadedGateway
+from ibtargets.proxy import ThreadedProxy
 from support.waiting import eventually
 
 ENVELOPE_KEYS = {"success", "data", "error"}
@@ -219,7 +219,7 @@ def test_a_sync_load_caches_exactly_what_the_gateway_served(backend: BackendProc
 
 
 def test_a_long_range_is_chunked_into_real_requests(backend: BackendProcess, gateway: ThreadedGateway) -> None:
-    end = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3)).replace(microsecond=0)
+    end = (dt.datetime.now(dt.UTC) - dt.timedelta(days=3)).replace(microsecond=0)
     load = backend.api.post("/data/load", json={"symbol": "MSFT", "timeframe": "1d", "mode": "full",
                                                 "start_date": (end - dt.timedelta(days=500)).isoformat(),
                                                 "end_date": end.isoformat()})
@@ -267,7 +267,7 @@ def test_pacing_violations_are_retried_with_backoff(make_gateway: Callable[..., 
                                                     make_backend: Callable[..., BackendProcess]) -> None:
     gateway = make_gateway(same_contract_max=2, same_contract_window_s=1.0)
     api = make_backend(gateway.port, REFBACKEND_PACING_BACKOFF_S="0.4", REFBACKEND_PACING_RETRIES="3").api
-    end = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3)).replace(microsecond=0)
+    end = (dt.datetime.now(dt.UTC) - dt.timedelta(days=3)).replace(microsecond=0)
     load = api.post("/data/load", json={"symbol": "AAPL", "timeframe": "1d", "mode": "full",
                                         "start_date": (end - dt.timedelta(days=700)).isoformat(),
                                         "end_date": end.isoformat()})

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pexpect
-
 from backend_helpers import BackendProcess, cli_env, events, free_port, open_connections
-from support.faults import Delay, Silent
-from support.gateway import ThreadedGateway
-from support.proxy import ThreadedProxy
+
+from ibtargets.common.faults import Delay, Silent
+from ibtargets.gateway import ThreadedGateway
+from ibtargets.proxy import ThreadedProxy
 from support.waiting import eventually
 
 CLI = str(Path(sys.executable).parent / "refbackend")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import signal
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-
 from backend_helpers import HOST, BackendProcess, events, open_connections, past_weekday_utc
+
+from ibtargets.common.ibclient import ENV_VAR, LIBRARIES
+from ibtargets.gateway import ThreadedGateway
 from support.drivers.ib import IbDriver
-from support.gateway import ThreadedGateway
-from support.ibclient import ENV_VAR, LIBRARIES
 from support.waiting import eventually
 
 

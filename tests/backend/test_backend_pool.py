@@ -6,18 +6,18 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import ib_insync
 import pytest
-
 from backend_helpers import HOST, events, open_connections, run
-from support.backend.errors import ClientIdsExhausted, GatewaySilent, GatewayUnavailable, PoolExhausted
-from support.backend.pool import ConnectionPool
-from support.backend.settings import Settings
-from support.faults import DropClients, NoHandshake, Restart, Unanswered
-from support.gateway import ThreadedGateway
+
+from ibtargets.common.faults import DropClients, NoHandshake, Restart, Unanswered
+from ibtargets.gateway import ThreadedGateway
+from ibtargets.refbackend.errors import ClientIdsExhausted, GatewaySilent, GatewayUnavailable, PoolExhausted
+from ibtargets.refbackend.pool import ConnectionPool
+from ibtargets.refbackend.settings import Settings
 from support.waiting import eventually
 
 AAPL = ib_insync.Stock("AAPL", "SMART", "USD")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import ib_insync
-
 from backend_helpers import HOST, Api, BackendProcess, events, free_port, run
-from support.faults import Restart, Silent
-from support.gateway import ThreadedGateway
-from support.proxy import ThreadedProxy
+
+from ibtargets.common.faults import Restart, Silent
+from ibtargets.gateway import ThreadedGateway
+from ibtargets.proxy import ThreadedProxy
 from support.waiting import Deadline
 
 HEALTHY_MIN = 75.0

@@ -5,13 +5,13 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
-
 from backend_helpers import BackendProcess, open_connections
-from support.faults import Delay
-from support.gateway import ThreadedGateway
+
+from ibtargets.common.faults import Delay
+from ibtargets.gateway import ThreadedGateway
 from support.waiting import eventually
 
 CLOSE_WITHIN_S = 2.0
@@ -43,7 +43,7 @@ def test_a_signal_closes_every_ib_connection_within_2_s(make_backend: Callable[.
 
 def test_a_test_side_patch_applied_before_start_takes_effect(make_backend: Callable[..., BackendProcess],
                                                              gateway: ThreadedGateway) -> None:
-    code = ("import support.backend.resilience as r; r.compute_score = lambda *phases: 42.0; "
-            "from support.backend.cli import main; raise SystemExit(main(['serve', '--port', '0']))")
+    code = ("import ibtargets.refbackend.resilience as r; r.compute_score = lambda *phases: 42.0; "
+            "from ibtargets.refbackend.cli import main; raise SystemExit(main(['serve', '--port', '0']))")
     backend = make_backend(gateway.port, argv=[sys.executable, "-c", code])
     assert backend.api.score() == 42.0

@@ -12,15 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-
 from backend_helpers import run
-from support.backend import market, resilience
-from support.backend.errors import InvalidInput, PacingViolation
-from support.backend.settings import ENV_VARS, Settings, SettingsError
-from support.backend.store import Bar, BarStore
+
+from ibtargets.refbackend import market, resilience
+from ibtargets.refbackend.errors import InvalidInput, PacingViolation
+from ibtargets.refbackend.settings import ENV_VARS, Settings, SettingsError
+from ibtargets.refbackend.store import Bar, BarStore
 
 ROOT = Path(__file__).resolve().parents[2]
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def test_defaults_are_ktrdrs_numbers() -> None:
@@ -67,7 +67,7 @@ def test_chunks_cover_the_range_within_ibs_limits() -> None:
         end = start + dt.timedelta(days=days)
         chunks = market.plan_chunks(start, end, timeframe)
         assert chunks[0][0] == start and chunks[-1][1] == end
-        assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:])), "chunks must be contiguous"
+        assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:], strict=False)), "chunks must be contiguous"
         assert all(e - s <= market.MAX_CHUNK[timeframe] for s, e in chunks)
 
 
@@ -161,7 +161,7 @@ def test_rate_limiter_spaces_requests_and_refuses_long_waits() -> None:
 
 def test_importing_the_backend_has_no_side_effects() -> None:
     code = ("import warnings; warnings.simplefilter('error');"
-            "import support.backend.cli, support.backend.server, support.backend.pool;"
+            "import ibtargets.refbackend.cli, ibtargets.refbackend.server, ibtargets.refbackend.pool;"
             "import threading; assert threading.active_count() == 1, threading.enumerate()")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from support.control import ControlClient
-from support.gateway import ThreadedGateway
+from ibtargets.common.control_client import ControlClient
+from ibtargets.gateway import ThreadedGateway
 
 #: Every gateway test is bounded even if it forgets to be.
 DEFAULT_TEST_TIMEOUT_S = 60

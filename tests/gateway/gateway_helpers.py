@@ -6,14 +6,15 @@ import asyncio
 import contextlib
 import socket
 import threading
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from ibapi.client import EClient
 from ibapi.contract import Contract
 from ibapi.wrapper import EWrapper
 
+from ibtargets.common.wire import encode_fields, encode_hello
 from support.waiting import eventually
-from support.wire import encode_fields, encode_hello
 
 T = TypeVar("T")
 HOST = "127.0.0.1"

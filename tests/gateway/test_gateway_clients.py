@@ -9,9 +9,9 @@ import time
 import ib_async
 import ib_insync
 import pytest
-
 from gateway_helpers import ErrorLog, IbapiApp, bounded, ib_session, run, stock, until
-from support.gateway import ThreadedGateway
+
+from ibtargets.gateway import ThreadedGateway
 from support.waiting import eventually
 
 #: Long enough that a slow machine still retries within it.

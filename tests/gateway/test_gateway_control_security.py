@@ -7,18 +7,19 @@ import dataclasses
 import os
 import subprocess
 import typing
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
 
-from support import faults
-from support.control import (TOKEN_ENV, ControlBindError, ControlClient, ControlError, check_control_bind,
-                             is_loopback_host)
-from support.gateway import ConfigError, GatewayConfig, ThreadedGateway
-from support.gateway.config import RANGES as CONFIG_RANGES
-from support.launch import ManagedProcess, venv_script
+from ibtargets.common import faults
+from ibtargets.common.control import TOKEN_ENV, is_loopback_host
+from ibtargets.common.control_client import ControlClient, ControlError
+from ibtargets.common.control_server import ControlBindError, check_control_bind
+from ibtargets.common.launch import ManagedProcess, venv_script
+from ibtargets.gateway import ConfigError, GatewayConfig, ThreadedGateway
+from ibtargets.gateway.config import RANGES as CONFIG_RANGES
 
 JSON = {"Content-Type": "application/json"}
 TOKEN = "s3cret-Token_42"
@@ -284,7 +285,7 @@ def test_bad_ports_exit_2_with_one_line(args: tuple[str, ...], words: tuple[str,
 @pytest.mark.parametrize("args", [("--port", "65536"), ("--max-clients", "x"), ("--window-s", "nan"),
                                   ("--no-such-flag",), ("--control-token", "a b")])
 def test_other_bad_arguments_are_one_line_too(args: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
-    from support.gateway.server import main
+    from ibtargets.gateway.server import main
     try:
         code = main(["--port", "0", *args])
     except SystemExit as exit_:

@@ -9,12 +9,21 @@ import time
 import ib_insync
 import pytest
 import requests
-
 from gateway_helpers import ErrorLog, IbapiApp, bounded, ib_session, run, until
-from support.control import ControlClient, ControlError
-from support.faults import (ConnectivityLost, Delay, DropClients, IgnoreStartApi, NoHandshake, PushError,
-                            Restart, Silent, Unanswered)
-from support.gateway import ThreadedGateway
+
+from ibtargets.common.control_client import ControlClient, ControlError
+from ibtargets.common.faults import (
+    ConnectivityLost,
+    Delay,
+    DropClients,
+    IgnoreStartApi,
+    NoHandshake,
+    PushError,
+    Restart,
+    Silent,
+    Unanswered,
+)
+from ibtargets.gateway import ThreadedGateway
 from support.waiting import eventually
 
 AAPL = ib_insync.Stock("AAPL", "SMART", "USD")
@@ -28,7 +37,7 @@ def _events(gateway: ThreadedGateway, kind: str, **match) -> list[dict]:
 async def _is_silent(ib: ib_insync.IB) -> bool:
     try:
         await asyncio.wait_for(ib.reqCurrentTimeAsync(), SILENCE_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return True
     return False
 

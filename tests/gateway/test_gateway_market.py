@@ -9,10 +9,10 @@ import zoneinfo
 
 import ib_insync
 import pytest
-
 from gateway_helpers import ErrorLog, bounded, ib_session, run, until
-from support.faults import Delay
-from support.gateway import ThreadedGateway
+
+from ibtargets.common.faults import Delay
+from ibtargets.gateway import ThreadedGateway
 
 EASTERN = zoneinfo.ZoneInfo("US/Eastern")
 AAPL = ib_insync.Stock("AAPL", "SMART", "USD")
@@ -157,7 +157,7 @@ def test_head_timestamp_formats_agree(gateway: ThreadedGateway) -> None:
             return as_text, as_epoch, errors.codes()
 
     as_text, as_epoch, codes = run(body())
-    assert as_text.replace(tzinfo=dt.timezone.utc) == as_epoch
+    assert as_text.replace(tzinfo=dt.UTC) == as_epoch
     assert 200 in codes
 
 

@@ -7,10 +7,10 @@ import zoneinfo
 
 import pytest
 
-from support.gateway.instruments import ContractQuery, all_instruments, es_futures, match
-from support.gateway.market import HistoricalError, HistoryQuery, historical_bars, parse_end
+from ibtargets.gateway.instruments import ContractQuery, all_instruments, es_futures, match
+from ibtargets.gateway.market import HistoricalError, HistoryQuery, historical_bars, parse_end
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CENTRAL = zoneinfo.ZoneInfo("US/Central")
 TODAY = dt.date(2024, 1, 3)
 NOW = dt.datetime(2024, 2, 1, 12, tzinfo=UTC)
@@ -81,7 +81,7 @@ def test_what_to_show_shapes_prices_and_volumes() -> None:
     aapl = _instrument(symbol="AAPL")
     trades, bid, ask = (_bars(aapl, "20240103 21:00:00 UTC", "1 D", "1 hour", what=w)
                         for w in ("TRADES", "BID", "ASK"))
-    assert all(float(b.open) < float(a.open) for b, a in zip(bid, ask))
+    assert all(float(b.open) < float(a.open) for b, a in zip(bid, ask, strict=False))
     assert all(int(t.volume) > 0 for t in trades) and all(b.volume == "-1" for b in bid)
     assert all("." in t.open and len(t.open.split(".")[1]) == 2 for t in trades)  # rounded to the cent
     eurusd = _instrument(symbol="EUR", currency="USD")

@@ -8,14 +8,23 @@ import socket
 import struct
 
 import ib_insync
+from gateway_helpers import api_handshake, bounded, ib_session, raw_socket, read_until_closed, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway_helpers import api_handshake, bounded, ib_session, raw_socket, read_until_closed, run
-from support.gateway import ThreadedGateway
+from ibtargets.common.wire import (
+    API_PREFIX,
+    FrameDecoder,
+    Hello,
+    ProtocolError,
+    decode_fields,
+    encode_fields,
+    encode_hello,
+    frame,
+    parse_hello,
+)
+from ibtargets.gateway import ThreadedGateway
 from support.waiting import eventually
-from support.wire import (API_PREFIX, FrameDecoder, Hello, ProtocolError, decode_fields, encode_fields,
-                          encode_hello, frame, parse_hello)
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 _client_ids = itertools.count(1000)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import ib_insync
 import pytest
 import requests
-
 from gateway_helpers import ErrorLog, bounded, ib_session, run
-from support.control import ControlClient
-from support.gateway import ConfigError, GatewayConfig, ThreadedGateway
+
+from ibtargets.common.control_client import ControlClient
+from ibtargets.gateway import ConfigError, GatewayConfig, ThreadedGateway
 
 AAPL = ib_insync.Stock("AAPL", "SMART", "USD")
 MSFT = ib_insync.Stock("MSFT", "SMART", "USD")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import ib_insync
 import pytest
-
 from gateway_helpers import bounded, ib_session, run
-from support.control import ControlClient
-from support.launch import ManagedProcess, ProcessStartError, venv_script
+
+from ibtargets.common.control_client import ControlClient
+from ibtargets.common.launch import ManagedProcess, ProcessStartError, venv_script
 
 
 def _gateway_process(tmp_path: Path, *flags: str) -> ManagedProcess:

@@ -68,10 +68,10 @@ def run_workers(out_dir: Path, level: str, workers: int, durations: Path) -> Spe
     import subprocess
     import time
 
-    from support.results import load_results
-    from support.runner import RUN_TIMEOUT_S
+    from ibreport.results import load_results
+    from ibresilience.runner import RUN_TIMEOUT_S
 
-    command = [sys.executable, "-m", "support.cli", "run", "--level", level, "--workers", str(workers),
+    command = [sys.executable, "-m", "ibresilience.main", "run", "--level", level, "--workers", str(workers),
                "--reports-dir", str(out_dir), "--durations", str(durations)]
     started = time.monotonic()
     try:

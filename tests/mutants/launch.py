@@ -14,7 +14,7 @@ def main() -> int:
         print(f"usage: launch.py MUTANT <refbackend args>; mutants: {', '.join(BY_NAME)}", file=sys.stderr)
         return 2
     BY_NAME[sys.argv[1]].patch()
-    from support.backend.cli import main as refbackend
+    from ibtargets.refbackend.cli import main as refbackend
     return int(refbackend(sys.argv[2:]) or 0)
 
 

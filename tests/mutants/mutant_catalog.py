@@ -8,8 +8,8 @@ Each names the scenario that must kill it and the step that must be the one to f
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Mutant:
 
 
 def _validation_skipped_on_reuse() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
     original = pool.ConnectionPool.validate
 
     async def validate(self, conn):
@@ -54,7 +54,7 @@ def _validation_skipped_on_reuse() -> None:
 
 
 def _validation_without_timeout() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
 
     async def validate(self, conn):
         if not conn.is_connected():
@@ -67,7 +67,7 @@ def _validation_without_timeout() -> None:
 
 
 def _validation_by_cached_value() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
 
     async def validate(self, conn):
         ok = conn.is_connected() and bool(conn.ib.managedAccounts())  # never touches the wire
@@ -78,7 +78,7 @@ def _validation_by_cached_value() -> None:
 
 
 def _unawaited_coroutine_in_cli() -> None:
-    from support.backend import cli
+    from ibtargets.refbackend import cli
     original = cli._api
 
     async def acquire_ib_connection():
@@ -91,7 +91,7 @@ def _unawaited_coroutine_in_cli() -> None:
 
 
 def _no_326_fallback() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
     original = pool.connect_ib
 
     async def connect_ib(*args, **kwargs):
@@ -103,7 +103,7 @@ def _no_326_fallback() -> None:
 
 
 def _same_id_retried_on_326() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
     original = pool.ConnectionPool._next_client_id
 
     def _next_client_id(self, tried):
@@ -112,12 +112,12 @@ def _same_id_retried_on_326() -> None:
 
 
 def _no_idle_gc() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
     pool.ConnectionPool.collect_idle = lambda self: 0
 
 
 def _gc_closes_in_use() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
 
     def collect_idle(self):
         now = time.monotonic()
@@ -129,7 +129,7 @@ def _gc_closes_in_use() -> None:
 
 
 def _leak_on_release() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
 
     def release(self, conn):
         conn.in_use = False
@@ -140,12 +140,12 @@ def _leak_on_release() -> None:
 
 
 def _constant_score() -> None:
-    from support.backend import resilience
+    from ibtargets.refbackend import resilience
     resilience.compute_score = lambda p1, p2, p3: 100.0
 
 
 def _cli_success_without_asking() -> None:
-    from support.backend import cli
+    from ibtargets.refbackend import cli
 
     def ib_test(api, symbol, verbose):
         cli.out("IB connection test passed")
@@ -154,7 +154,7 @@ def _cli_success_without_asking() -> None:
 
 
 def _no_reconnect_after_restart() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
     original_open, original_lost = pool.ConnectionPool._open, pool.ConnectionPool._on_gateway_disconnect
 
     def on_disconnect(self, conn):
@@ -170,7 +170,7 @@ def _no_reconnect_after_restart() -> None:
 
 
 def _connection_handed_to_two_callers() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
 
     def _pick_idle(self):
         candidates = [c for c in self._connections.values() if not c.closed]
@@ -179,7 +179,7 @@ def _connection_handed_to_two_callers() -> None:
 
 
 def _blocking_call_in_endpoint() -> None:
-    from support.backend import service
+    from ibtargets.refbackend import service
     original = service.Backend.discover
 
     async def discover(self, symbol, force_refresh=False):
@@ -193,7 +193,8 @@ def _blocking_call_in_endpoint() -> None:
 
 def _validation_timeout_too_short() -> None:
     import dataclasses
-    from support.backend import pool
+
+    from ibtargets.refbackend import pool
     original = pool.ConnectionPool.__init__
 
     def __init__(self, settings):
@@ -203,12 +204,13 @@ def _validation_timeout_too_short() -> None:
 
 def _naive_local_timestamp() -> None:
     import datetime
-    from support.backend import resilience
+
+    from ibtargets.refbackend import resilience
     resilience.wall_iso = lambda: datetime.datetime.now().isoformat()  # local, no zone
 
 
 def _unknown_symbol_is_500() -> None:
-    from support.backend import service
+    from ibtargets.refbackend import service
     original = service.Backend._lookup
 
     async def _lookup(self, symbol):
@@ -220,7 +222,7 @@ def _unknown_symbol_is_500() -> None:
 
 
 def _ctrl_c_leaves_operation_running() -> None:
-    from support.backend import cli
+    from ibtargets.refbackend import cli
 
     def _cancel(api, op_id, why, exit_code=130):
         cli.err(f"{why.capitalize()}.")  # the operation goes on in the backend
@@ -230,7 +232,8 @@ def _ctrl_c_leaves_operation_running() -> None:
 
 def _no_pacing_backoff() -> None:
     import dataclasses
-    from support.backend import service
+
+    from ibtargets.refbackend import service
     original = service.Backend.__init__
 
     def __init__(self, settings):
@@ -239,7 +242,7 @@ def _no_pacing_backoff() -> None:
 
 
 def _requests_counted_twice() -> None:
-    from support.backend import service
+    from ibtargets.refbackend import service
     original = service.Backend._fetch_segment
 
     async def _fetch_segment(self, contract, timeframe, start, end, result, op):
@@ -251,7 +254,8 @@ def _requests_counted_twice() -> None:
 
 def _open_close_swapped_in_cache() -> None:
     import dataclasses
-    from support.backend import service
+
+    from ibtargets.refbackend import service
     original = service.Backend._merge
 
     async def _merge(self, symbol, timeframe, bars):
@@ -261,7 +265,8 @@ def _open_close_swapped_in_cache() -> None:
 
 def _cli_traceback_when_api_down() -> None:
     import requests
-    from support.backend import client
+
+    from ibtargets.refbackend import client
     original = client.ApiClient.call
 
     def call(self, method, path, json=None, params=None, timeout_s=None):
@@ -271,7 +276,7 @@ def _cli_traceback_when_api_down() -> None:
 
 
 def _health_without_probe() -> None:
-    from support.backend import service
+    from ibtargets.refbackend import service
 
     async def health(self):
         return True, {"healthy": True, "connection_ok": True, "data_fetching_ok": True,
@@ -280,7 +285,7 @@ def _health_without_probe() -> None:
 
 
 def _connect_without_timeout() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
     original = pool.connect_ib
 
     async def connect_ib(host, port, client_id, timeout_s, readonly=True):
@@ -289,7 +294,7 @@ def _connect_without_timeout() -> None:
 
 
 def _client_ids_never_reused() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
     original = pool.ConnectionPool._next_client_id
 
     def _next_client_id(self, tried):
@@ -302,7 +307,7 @@ def _client_ids_never_reused() -> None:
 
 
 def _answers_kept_forever() -> None:
-    from support.backend import api, server
+    from ibtargets.refbackend import api, server
     original = api.create_app
     kept = []
 
@@ -318,12 +323,12 @@ def _answers_kept_forever() -> None:
 
 
 def _cleanup_without_closing() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
     pool.ConnectionPool.cleanup = lambda self, force=False: len(self._connections)  # counted, not closed
 
 
 def _connectivity_flag_never_cleared() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
     original_adopt, original_acquire = pool.ConnectionPool._adopt, pool.ConnectionPool.acquire
 
     def _adopt(self, ib, client_id, host, port, generation):
@@ -343,7 +348,7 @@ def _connectivity_flag_never_cleared() -> None:
 
 
 def _silence_remembered() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
     original = pool.ConnectionPool.acquire
 
     async def acquire(self):
@@ -358,7 +363,7 @@ def _silence_remembered() -> None:
 
 
 def _unhealthy_answered_200() -> None:
-    from support.backend import service
+    from ibtargets.refbackend import service
     original = service.Backend.health
 
     async def health(self):
@@ -368,7 +373,7 @@ def _unhealthy_answered_200() -> None:
 
 
 def _preferred_id_skipped() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
     original = pool.ConnectionPool.__init__
 
     def __init__(self, settings):
@@ -378,7 +383,7 @@ def _preferred_id_skipped() -> None:
 
 
 def _status_shape_drift() -> None:
-    from support.backend import service
+    from ibtargets.refbackend import service
     original = service.Backend.status
 
     def status(self):
@@ -391,7 +396,8 @@ def _status_shape_drift() -> None:
 def _idle_default_not_ktrdr() -> None:
     import dataclasses
     import os
-    from support.backend import settings as backend_settings
+
+    from ibtargets.refbackend import settings as backend_settings
     original = backend_settings.Settings.from_env.__func__
 
     def from_env(cls, environ=None):
@@ -403,7 +409,8 @@ def _idle_default_not_ktrdr() -> None:
 
 def _cli_status_constant_score() -> None:
     import json
-    from support.backend import cli
+
+    from ibtargets.refbackend import cli
     original = cli.ib_status
 
     def ib_status(api, output_format, verbose):
@@ -419,7 +426,7 @@ def _cli_status_constant_score() -> None:
 
 
 def _status_never_connected() -> None:
-    from support.backend import service
+    from ibtargets.refbackend import service
     original = service.Backend.status
 
     def status(self):
@@ -430,7 +437,7 @@ def _status_never_connected() -> None:
 
 
 def _config_constants() -> None:
-    from support.backend import service
+    from ibtargets.refbackend import service
     original = service.Backend.config
 
     def config(self):
@@ -441,7 +448,7 @@ def _config_constants() -> None:
 
 
 def _cli_cleanup_constant() -> None:
-    from support.backend import cli
+    from ibtargets.refbackend import cli
 
     def ib_cleanup(api, force, verbose):
         cli.out("Connections closed: 2")  # a placeholder that never calls the API
@@ -451,7 +458,8 @@ def _cli_cleanup_constant() -> None:
 
 def _loads_never_reach_ib() -> None:
     import asyncio
-    from support.backend import service
+
+    from ibtargets.refbackend import service
 
     async def _load_into(self, request, op, result):
         cached = await asyncio.to_thread(self.store.read, request.symbol, request.timeframe)
@@ -462,7 +470,8 @@ def _loads_never_reach_ib() -> None:
 
 def _connect_retried_for_30s() -> None:
     import asyncio
-    from support.backend import pool
+
+    from ibtargets.refbackend import pool
     original = pool.ConnectionPool.acquire
 
     async def acquire(self):
@@ -479,7 +488,8 @@ def _connect_retried_for_30s() -> None:
 
 def _repeated_lookup_paced() -> None:
     import asyncio
-    from support.backend import service
+
+    from ibtargets.refbackend import service
     original = service.Backend._lookup
     last_mono: dict[str, float] = {}
 
@@ -493,7 +503,7 @@ def _repeated_lookup_paced() -> None:
 
 
 def _validated_connection_discarded() -> None:
-    from support.backend import pool
+    from ibtargets.refbackend import pool
     original = pool.ConnectionPool.validate
 
     async def validate(self, conn):
@@ -505,7 +515,7 @@ def _validated_connection_discarded() -> None:
 
 
 def _cli_data_show_empty() -> None:
-    from support.backend import cli
+    from ibtargets.refbackend import cli
 
     def data_show(api, symbol, timeframe, rows):
         cli.out(f"{symbol} {timeframe}: last {rows} bars")  # a header, and no bars
@@ -514,7 +524,7 @@ def _cli_data_show_empty() -> None:
 
 
 def _phase3_lists_nothing() -> None:
-    from support.backend import resilience
+    from ibtargets.refbackend import resilience
     original = resilience.phase_3
 
     def phase_3(pool):
@@ -525,7 +535,7 @@ def _phase3_lists_nothing() -> None:
 
 
 def _config_range_elsewhere() -> None:
-    from support.backend import service
+    from ibtargets.refbackend import service
     original = service.Backend.config
 
     def config(self):
@@ -536,7 +546,7 @@ def _config_range_elsewhere() -> None:
 
 
 def _health_always_503() -> None:
-    from support.backend import service
+    from ibtargets.refbackend import service
 
     async def health(self):
         return False, {"healthy": False, "connection_ok": True, "data_fetching_ok": True,
@@ -545,7 +555,7 @@ def _health_always_503() -> None:
 
 
 def _shutdown_coroutine_unawaited() -> None:
-    from support.backend import service
+    from ibtargets.refbackend import service
     original = service.Backend.stop
 
     async def get_connection_pool():  # KTRDR's name for it
@@ -558,7 +568,7 @@ def _shutdown_coroutine_unawaited() -> None:
 
 
 def _load_coroutine_unawaited() -> None:
-    from support.backend import service
+    from ibtargets.refbackend import service
     original = service.Backend._load
 
     async def _load(self, request, op):
@@ -570,7 +580,7 @@ def _load_coroutine_unawaited() -> None:
 
 
 def _sigterm_ignored() -> None:
-    from support.backend import server
+    from ibtargets.refbackend import server
 
     def _signalled(self, sig):
         server.log.info("received %s: ignored while requests may still come", sig)
@@ -736,7 +746,8 @@ BY_NAME = {m.name: m for m in MUTANTS}
 
 def _validation_timer_outlives_lost_connection() -> None:
     import asyncio
-    from support.backend import pool
+
+    from ibtargets.refbackend import pool
 
     def forget_client_id(self, client_id):
         for serial, conn in list(self._connections.items()):
@@ -785,7 +796,8 @@ def _validation_timer_outlives_lost_connection() -> None:
 def _cleanup_orphans_connect_past_326() -> None:
     import asyncio
     import contextvars
-    from support.backend import pool
+
+    from ibtargets.refbackend import pool
     refused = contextvars.ContextVar("refused_during_connect", default=False)
     original_connect, original_cleanup = pool.connect_ib, pool.ConnectionPool.cleanup
 
@@ -823,8 +835,9 @@ def _cleanup_orphans_connect_past_326() -> None:
 
 def _reconnect_loop_leaks_timed_out_socket() -> None:
     import asyncio
-    from support import ibclient
-    from support.backend import pool
+
+    from ibtargets.common import ibclient
+    from ibtargets.refbackend import pool
     original_lost, original_close = pool.ConnectionPool._on_gateway_disconnect, pool.ConnectionPool.close
 
     def _on_gateway_disconnect(self, conn):

@@ -4,7 +4,6 @@ reference passes those same scenarios."""
 from pathlib import Path
 
 import pytest
-
 from mutant_catalog import MUTANTS
 from mutant_runs import run_spec
 

@@ -26,7 +26,7 @@ STANDARD = "@basic or @standard"
 
 def hunt(name: str, out: Path, args: argparse.Namespace) -> dict:
     """``ib-resilience nemesis --hunt-minutes`` against the mutant; the summary it wrote, plus the time taken."""
-    command = [sys.executable, "-m", "support.cli", "nemesis", "--minutes", str(args.minutes), "--seed", str(args.seed),
+    command = [sys.executable, "-m", "ibresilience.main", "nemesis", "--minutes", str(args.minutes), "--seed", str(args.seed),
                "--hunt-minutes", str(args.hunt_minutes), "--shrink-runs", str(args.shrink_runs),
                "--shrink-tries", str(args.shrink_tries), "--shrink-minutes", str(args.shrink_minutes),
                "--out", str(out), "-D", f"backend_command={mutant_command(name)}", "-D", f"cli={mutant_command(name)}"]
@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         row.update(hunt(mutant.name, args.out / mutant.name / "hunt", args))
         minimal = row.get("minimal") or {}
         faults = (minimal.get("schedule") or {}).get("faults", [])
-        print(f"{mutant.name}: found {'after %.0f s' % row['found_after_s'] if row['found'] else 'NOT found'}"
-              f"{', seed %s, %s' % (row['found']['seed'], row['found']['failed']) if row['found'] else ''}; "
+        found = f"after {row['found_after_s']:.0f} s" if row["found"] else "NOT found"
+        where = f", seed {row['found']['seed']}, {row['found']['failed']}" if row["found"] else ""
+        print(f"{mutant.name}: found {found}{where}; "
               f"minimal schedule {len(faults)} fault(s)", flush=True)
         ok &= bool(row["found"]) and row["found_after_s"] <= args.hunt_minutes * 60 and 0 < len(faults) <= 3
         rows.append(row)

@@ -6,13 +6,14 @@ import asyncio
 import itertools
 import logging
 import socket
-from typing import Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 from ib_insync import IB
-
 from proxy_fakes import CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S, Echo, FakeGateway, LoopThread, Tap
-from support.proxy import ThreadedProxy
+
+from ibtargets.proxy import ThreadedProxy
 
 T = TypeVar("T")
 #: Client IDs are never reused within a run: the simulator may keep a closed ID "in use" for a while.
@@ -20,9 +21,9 @@ _client_ids = itertools.count(101)
 
 
 def simulator_class():
-    """``support.gateway.ThreadedGateway`` when the simulator is available, else None."""
+    """``ibtargets.gateway.ThreadedGateway`` when the simulator is available, else None."""
     try:
-        from support.gateway import ThreadedGateway
+        from ibtargets.gateway import ThreadedGateway
     except Exception:  # not written yet, or half-written: fall back to the fake
         return None
     return ThreadedGateway

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
-from support.wire import FrameDecoder, ProtocolError, decode_fields, encode_fields, parse_hello
+from ibtargets.common.wire import FrameDecoder, ProtocolError, decode_fields, encode_fields, parse_hello
 
 T = TypeVar("T")
 ACCOUNT = "DU1234567"

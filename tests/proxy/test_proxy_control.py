@@ -7,12 +7,12 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from proxy_fakes import FakeGateway
-from support.control import ControlClient, ControlError
-from support.faults import Latency, Reset, Silent
-from support.launch import ManagedProcess, venv_script
-from support.proxy import ThreadedProxy
+
+from ibtargets.common.control_client import ControlClient, ControlError
+from ibtargets.common.faults import Latency, Reset, Silent
+from ibtargets.common.launch import ManagedProcess, venv_script
+from ibtargets.proxy import ThreadedProxy
 from support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
@@ -130,7 +130,7 @@ def test_command_announces_ready_forwards_and_exits_cleanly(signum: int, fake_ga
     ([], "--upstream"),
 ])
 def test_command_rejects_bad_arguments(args: list[str], message: str, capsys):
-    from support.proxy.server import main
+    from ibtargets.proxy.server import main
     with pytest.raises(SystemExit) as exit_:
         main(args)
     assert exit_.value.code == 2

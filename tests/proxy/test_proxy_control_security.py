@@ -8,13 +8,15 @@ import subprocess
 
 import pytest
 import requests
-
 from proxy_fakes import FakeGateway
-from support.control import TOKEN_ENV, ControlBindError, ControlClient, ControlError
-from support.faults import Silent
-from support.launch import venv_script
-from support.proxy import ProxyConfig, ThreadedProxy
-from support.proxy.server import build_parser
+
+from ibtargets.common.control import TOKEN_ENV
+from ibtargets.common.control_client import ControlClient, ControlError
+from ibtargets.common.control_server import ControlBindError
+from ibtargets.common.faults import Silent
+from ibtargets.common.launch import venv_script
+from ibtargets.proxy import ProxyConfig, ThreadedProxy
+from ibtargets.proxy.server import build_parser
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -163,7 +165,7 @@ def test_bad_ports_exit_2_with_one_line(args: tuple[str, ...], words: tuple[str,
 @pytest.mark.parametrize("args", [["--upstream", "127.0.0.1:x"], ["--upstream", "127.0.0.1:1", "--control-port", "p"],
                                   ["--upstream", "127.0.0.1:1", "--connect-timeout-s", "nan"], []])
 def test_other_bad_arguments_are_one_line_too(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    from support.proxy.server import main
+    from ibtargets.proxy.server import main
     with pytest.raises(SystemExit) as exit_:
         main(args)
     assert exit_.value.code == 2

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from ib_insync import IB
-
 from proxy_fakes import CONNECT_TIMEOUT_S
-from support.faults import Bandwidth, Blackhole, Latency, Refuse, Reset, Silent, Slicer
-from support.proxy import ThreadedProxy
+
+from ibtargets.common.faults import Bandwidth, Blackhole, Latency, Refuse, Reset, Silent, Slicer
+from ibtargets.proxy import ThreadedProxy
 from support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from support.proxy.observe import ConnectionObserver, Handshake, ServerMessage
-from support.wire import MAX_FRAME_BYTES, ProtocolError, encode_fields, encode_hello
+from ibtargets.common.wire import MAX_FRAME_BYTES, ProtocolError, encode_fields, encode_hello
+from ibtargets.proxy.observe import ConnectionObserver, Handshake, ServerMessage
 
 
 def observer() -> ConnectionObserver:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from support.proxy import FaultProxy, ProxyConfig
-from support.proxy.pair import CLIENT, UPSTREAM, Pair
-from support.proxy.shaping import Shaping
-from support.wire import FrameDecoder, encode_fields, encode_hello
+from ibtargets.common.wire import FrameDecoder, encode_fields, encode_hello
+from ibtargets.proxy import FaultProxy, ProxyConfig
+from ibtargets.proxy.pair import CLIENT, UPSTREAM, Pair
+from ibtargets.proxy.shaping import Shaping
 
 ALL = frozenset({"*"})
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-
 from proxy_fakes import Echo, FakeGateway
-from support.faults import Bandwidth, Blackhole, Latency, Reset, Silent, Slicer
-from support.proxy import ProxyConfig, ThreadedProxy
+
+from ibtargets.common.faults import Bandwidth, Blackhole, Latency, Reset, Silent, Slicer
+from ibtargets.common.wire import encode_fields, encode_hello
+from ibtargets.proxy import ProxyConfig, ThreadedProxy
 from support.waiting import eventually
-from support.wire import encode_fields, encode_hello
 
 pytestmark = pytest.mark.timeout(60)
 HELLO = encode_hello(157, 176)

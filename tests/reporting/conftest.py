@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from reporting_helpers import run_bounded
-from support.reporting import ALLURE_CLI
+
+from ibreport.summary import ALLURE_CLI
 from support.settings import ROOT, EmbeddedTuning, Settings
 from support.targets import EmbeddedTargets, Targets
 

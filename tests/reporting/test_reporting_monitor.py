@@ -9,17 +9,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import psutil
 import pytest
-
 from reporting_helpers import run_bounded
-from support.control import ControlClient
+
+from ibresilience.monitor import EXIT_ALERT, EXIT_NO_REPORT, EXIT_OK, EXIT_USAGE, main
+from ibtargets.common.control_client import ControlClient
+from ibtargets.common.faults import Silent
 from support.drivers.api import ApiDriver
-from support.faults import Silent
-from support.monitor import EXIT_ALERT, EXIT_NO_REPORT, EXIT_OK, EXIT_USAGE, main
 from support.waiting import eventually
 
 MONITOR = [str(Path(sys.executable).with_name("ib-resilience")), "monitor"]

@@ -11,11 +11,11 @@ from pathlib import Path
 import ib_insync
 import pytest
 from behave.parser import parse_file
-
 from chromium_cdp import Browser, ChromiumError, ensure_chromium
-from support.allure_formatter import feature_epic
-from support.reporting import directory_size
-from support.results import junit_agrees, junit_counts, load_results
+
+from ibreport.allure_formatter import feature_epic
+from ibreport.results import junit_agrees, junit_counts, load_results
+from ibreport.summary import directory_size
 from support.settings import ROOT
 
 #: One process runs this module under pytest-xdist (``--dist loadgroup``): its fixture is one expensive real run.

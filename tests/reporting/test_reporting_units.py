@@ -13,16 +13,27 @@ from types import SimpleNamespace
 
 import pytest
 from behave.parser import parse_file
-
 from reporting_helpers import run_bounded
-from support import evidence, reporting
-from support.allure_formatter import feature_epic, scenario_labels
+
+from ibreport import summary as reporting
+from ibreport.allure_formatter import feature_epic, scenario_labels
+from ibreport.results import (
+    FAILURE_KINDS,
+    allure_categories,
+    capability_of,
+    categorise,
+    critical_checks,
+    junit_counts,
+    kind_of,
+    load_results,
+    over_bound_pct,
+    read_properties,
+)
+from support import evidence
 from support.claims import failed_within
 from support.drivers.api import ApiResponse
 from support.drivers.processes import ProcessSample
 from support.plots import resources_figure, resources_png, y_range
-from support.results import (FAILURE_KINDS, allure_categories, capability_of, categorise, critical_checks,
-                             junit_counts, kind_of, load_results, over_bound_pct, read_properties)
 from support.settings import ROOT
 from support.waiting import eventually
 
@@ -339,7 +350,7 @@ def test_rerun_commands_keep_every_target_argument(results, monkeypatch):
     assert f"**Re-run alone:** `{expected}`" in made.markdown.read_text()
     record = json.loads((results.path / reporting.RUN_RECORD_FILE).read_text())
     assert record["argv"] == argv and record["level"] == "standard" and record["return_code"] == 1
-    properties = dict(l.split("=", 1) for l in (results.path / "environment.properties").read_text().splitlines())
+    properties = dict(line.split("=", 1) for line in (results.path / "environment.properties").read_text().splitlines())
     assert properties["run.command"].startswith("ib-resilience run --level standard --report --api-base-url")
     # Regenerating the reports of the same results keeps the commands.
     again = reporting.render_reports(results.path.parent, "standard", 2.0, 1, html=False)
@@ -403,7 +414,7 @@ def test_formatter_keeps_capability_skips_with_their_reason_and_hides_excluded(t
         "    if 'needs.x' in scenario.effective_tags:\n        scenario.skip('needs.x: the target lacks x')\n")
     out = tmp_path / "allure-results"
     done = run_bounded([sys.executable, "-m", "behave", str(features), "--tags", "@basic", "--no-skipped",
-                        "-f", "support.allure_formatter:AllureFormatter", "-o", str(out), "-f", "null",
+                        "-f", "ibreport.allure_formatter:AllureFormatter", "-o", str(out), "-f", "null",
                         "-D", "AllureFormatter.hide_excluded=true"], 60.0, cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stdout
@@ -495,7 +506,7 @@ def run_demo(tmp_path: Path):
     (features / "environment.py").write_text(DEMO_ENVIRONMENT)
     reports = tmp_path / "reports"
     return run_bounded([sys.executable, "-m", "behave", str(features), "--tags", "@basic", "--no-skipped",
-                        "-f", "support.allure_formatter:AllureFormatter", "-o", str(reports / "allure-results"),
+                        "-f", "ibreport.allure_formatter:AllureFormatter", "-o", str(reports / "allure-results"),
                         "-f", "progress3", "--junit", "--junit-directory", str(reports / "junit"),
                         "-D", "AllureFormatter.hide_excluded=true"], 60.0, cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}), reports
@@ -523,7 +534,7 @@ def test_markdown_counts_agree_with_behave_and_junit_when_capabilities_skip(tmp_
 def test_formatter_records_each_failure_category_where_allure_matches_it(tmp_path):
     done, reports = run_demo(tmp_path)
     raw = {r["name"]: r for r in (json.loads(p.read_text()) for p in (reports / "allure-results").glob("*-result.json"))}
-    labels = {name: {l["name"]: l["value"] for l in r["labels"] if l["name"] in ("failure_kind", "capability")}
+    labels = {name: {label["name"]: label["value"] for label in r["labels"] if label["name"] in ("failure_kind", "capability")}
               for name, r in raw.items()}
     assert labels["the API is down"] == {"failure_kind": "precondition", "capability": "score"}
     assert labels["too slow"] == {"failure_kind": "bound", "capability": "score"}
@@ -551,7 +562,7 @@ def test_properties_round_trip_backslashes(tmp_path):
 
 
 def test_junit_with_a_clis_ansi_escapes_is_counted_and_sanitized(tmp_path):
-    from support.results import junit_counts, sanitize_junit
+    from ibreport.results import junit_counts, sanitize_junit
     xml = ('<?xml version="1.0" encoding="UTF-8"?><testsuite name="cli" tests="2" errors="0" failures="1" skipped="0">'
            '<testcase name="a"><failure message="x">\x1b[92mINFO\x1b[0m</failure></testcase>'
            '<testcase name="b"/></testsuite>')
@@ -654,7 +665,7 @@ def test_evidence_attached_in_after_step_hangs_on_the_step(tmp_path):
     (features / "steps" / "steps.py").write_text("from behave import step\n\n@step('nothing')\ndef s(context):\n    pass\n")
     (features / "environment.py").write_text(STEP_EVIDENCE_ENVIRONMENT)
     out = tmp_path / "allure-results"
-    done = run_bounded([sys.executable, "-m", "behave", str(features), "-f", "support.allure_formatter:AllureFormatter",
+    done = run_bounded([sys.executable, "-m", "behave", str(features), "-f", "ibreport.allure_formatter:AllureFormatter",
                         "-o", str(out), "-f", "null"], 60.0, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stdout
     (raw,) = [json.loads(p.read_text()) for p in out.glob("*-result.json")]

@@ -1,7 +1,6 @@
 """Bring your own backend: profiles, the CLI's pointing, the backend's output, its state files."""
 
 import os
-import sys
 import time
 from pathlib import Path
 

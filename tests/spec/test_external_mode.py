@@ -19,7 +19,7 @@ def _run_external(tmp_path: Path, *extra: str, level: str = "basic", controls: b
         options = ["--gateway-control", t.gateway_control, "--proxy-control", t.proxy_control] if controls else []
         options += ["--backend-log", t.backend_log] if backend_log else []
         return subprocess.run(
-            [sys.executable, "-m", "support.cli", "run", "--level", level, "--reports-dir", str(tmp_path / "run"),
+            [sys.executable, "-m", "ibresilience.main", "run", "--level", level, "--reports-dir", str(tmp_path / "run"),
              "--api-base-url", t.api_base_url, "--cli", " ".join(t.cli), "--ib-host", t.ib_host,
              "--ib-port", str(t.ib_port), *options, *extra],
             cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -51,11 +51,12 @@ def test_a_cli_that_cannot_be_pointed_skips_the_api_outage_of_a_backend_it_canno
 
 
 def test_a_dead_api_stops_the_run_within_5_s_with_one_line(tmp_path):
-    from support.targets import free_port
     import time
+
+    from support.targets import free_port
     started = time.monotonic()
     run = subprocess.run(
-        [sys.executable, "-m", "support.cli", "run", "--level", "basic", "--reports-dir", str(tmp_path / "run"),
+        [sys.executable, "-m", "ibresilience.main", "run", "--level", "basic", "--reports-dir", str(tmp_path / "run"),
          "--api-base-url", f"http://127.0.0.1:{free_port()}", "--cli", sys.executable,
          "--ib-host", "127.0.0.1", "--ib-port", str(free_port())],
         cwd=ROOT, capture_output=True, text=True, timeout=60)

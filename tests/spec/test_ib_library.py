@@ -1,4 +1,4 @@
-"""One IB client seam (support/ibclient.py): ib_insync or ib_async, chosen by IB_RESILIENCE_IB_LIBRARY / ib_library."""
+"""One IB client seam (ibtargets/common/ibclient.py): ib_insync or ib_async, chosen by IB_RESILIENCE_IB_LIBRARY / ib_library."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from support import ibclient
-from support.backend.settings import Settings as BackendSettings
-from support.backend.settings import SettingsError as BackendSettingsError
-from support.gateway import ThreadedGateway
+from ibtargets.common import ibclient
+from ibtargets.gateway import ThreadedGateway
+from ibtargets.refbackend.settings import Settings as BackendSettings
+from ibtargets.refbackend.settings import SettingsError as BackendSettingsError
 from support.settings import Settings, SettingsError
 from support.targets import backend_environment
 
@@ -25,9 +25,9 @@ ENV = ibclient.ENV_VAR
 #: the process imported.
 RESOLVE = textwrap.dedent("""
     import json, sys
-    from support import ibclient
+    from ibtargets.common import ibclient
     from support.drivers import ib as driver
-    from support.backend import market, pool, server, service
+    from ibtargets.refbackend import market, pool, server, service
     lib = ibclient.library()
     print(json.dumps({
         "name": ibclient.library_name(), "version": ibclient.version(), "logger": ibclient.logger_name(),
@@ -62,7 +62,7 @@ def test_the_seam_picks_the_library_the_variable_names(value, expected):
 
 
 def test_importing_the_seam_and_the_driver_imports_no_library():
-    run = _python("import sys; import support.ibclient, support.drivers.ib, support.world; "
+    run = _python("import sys; import ibtargets.common.ibclient, support.drivers.ib, support.world; "
                   "print([m for m in ('ib_insync', 'ib_async') if m in sys.modules])", "ib_async")
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip() == "[]"
@@ -71,7 +71,7 @@ def test_importing_the_seam_and_the_driver_imports_no_library():
 def test_use_sets_the_variable_once_per_process():
     code = textwrap.dedent("""
         import os
-        from support import ibclient
+        from ibtargets.common import ibclient
         assert ibclient.use("ib_async") == "ib_async" and os.environ["IB_RESILIENCE_IB_LIBRARY"] == "ib_async"
         print(type(ibclient.IB()).__module__)
         try:
@@ -90,7 +90,7 @@ def test_use_sets_the_variable_once_per_process():
 def test_the_suite_driver_talks_to_the_gateway_with_the_chosen_library(library, gateway: ThreadedGateway):
     code = textwrap.dedent(f"""
         import sys
-        from support import ibclient
+        from ibtargets.common import ibclient
         from support.drivers.ib import IbDriver
         ibclient.use({library!r})
         driver = IbDriver("127.0.0.1", {gateway.port})
@@ -114,7 +114,7 @@ def test_the_suite_driver_talks_to_the_gateway_with_the_chosen_library(library, 
 def test_a_bad_setting_is_a_clear_settings_error(bad):
     with pytest.raises(SettingsError, match=r"ib_library must be 'ib_insync' or 'ib_async', not "):
         Settings.from_userdata({"ib_library": bad})
-    with pytest.raises(SettingsError, match=rf"{ENV} must be 'ib_insync' or 'ib_async'"):
+    with pytest.raises(ibclient.LibraryError, match=rf"{ENV} must be 'ib_insync' or 'ib_async'"):
         ibclient.check_library(bad)
     with pytest.raises(BackendSettingsError, match=rf"{ENV}="):
         BackendSettings.from_env({ENV: bad})
@@ -122,11 +122,11 @@ def test_a_bad_setting_is_a_clear_settings_error(bad):
 
 def test_a_bad_variable_is_a_clear_settings_error(monkeypatch):
     monkeypatch.setenv(ENV, "ib-async")
-    with pytest.raises(SettingsError, match=rf"{ENV} must be 'ib_insync' or 'ib_async', not 'ib-async'"):
+    with pytest.raises(ibclient.LibraryError, match=rf"{ENV} must be 'ib_insync' or 'ib_async', not 'ib-async'"):
         ibclient.library_name()
-    run = _python("import support.backend.pool", "ib-async")
+    run = _python("import ibtargets.refbackend.pool", "ib-async")
     assert run.returncode != 0
-    assert f"SettingsError: {ENV} must be 'ib_insync' or 'ib_async', not 'ib-async'" in run.stderr
+    assert f"LibraryError: {ENV} must be 'ib_insync' or 'ib_async', not 'ib-async'" in run.stderr
 
 
 def test_the_setting_defaults_to_ib_insync_and_reaches_the_embedded_backend():
@@ -139,7 +139,7 @@ def test_the_setting_defaults_to_ib_insync_and_reaches_the_embedded_backend():
 
 
 def test_the_runner_stops_on_a_bad_library_before_any_scenario(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "support.cli", "run", "--level", "basic",
+    run = subprocess.run([sys.executable, "-m", "ibresilience.main", "run", "--level", "basic",
                           "--reports-dir", str(tmp_path), "-D", "ib_library=ib-async"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
@@ -160,7 +160,7 @@ def test_refbackend_refuses_an_unknown_library(tmp_path):
 def test_the_run_properties_name_the_library_and_its_version(library):
     from types import SimpleNamespace
 
-    from support import reporting
+    from support import evidence
 
     def unreachable():
         raise ConnectionError("not asked here")
@@ -170,7 +170,7 @@ def test_the_run_properties_name_the_library_and_its_version(library):
     world = SimpleNamespace(settings=Settings.from_userdata({"ib_library": library}), targets=targets,
                             accounts=(), api=SimpleNamespace(health=unreachable),
                             ib=SimpleNamespace(probe=lambda *_: unreachable()))
-    properties = reporting.target_properties(world)
+    properties = evidence.target_properties(world)
     assert properties["ib_library"] == library
     assert properties["ib_library.version"] == __import__(library).__version__
     assert properties["ib_insync.version"] == __import__("ib_insync").__version__

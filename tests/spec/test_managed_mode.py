@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ibresilience.runner import LEVELS
 from support.preflight import PreflightError, ensure_reachable
-from support.runner import LEVELS
 from support.settings import Settings
 from support.targets import backend_environment
 
@@ -23,7 +23,7 @@ def _run(tmp_path: Path, level: str, *extra: str, timeout_s: float = 300) -> sub
     fixed = ",".join(f"{k}={v}" for k, v in env.items() if k not in TUNING)
     tuning = ",".join(f"{k}={v}" for k, v in env.items() if k in TUNING)
     return subprocess.run(
-        [sys.executable, "-m", "support.cli", "run", "--level", level, "--reports-dir", str(tmp_path / "run"),
+        [sys.executable, "-m", "ibresilience.main", "run", "--level", level, "--reports-dir", str(tmp_path / "run"),
          "--target", "managed", "--backend-command", f"{REFBACKEND} serve --host 127.0.0.1 --port {{api_port}}",
          "--backend-cwd", str(tmp_path), "--backend-env", f"{fixed},REFBACKEND_DATA_DIR=data",
          "-D", f"backend_tuning_env={tuning}", "-D", "backend_remove=data", "--cli", REFBACKEND, *extra],

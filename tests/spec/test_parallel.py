@@ -18,11 +18,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from process_checks import gone, listening, port_free
-from support import parallel, runner
-from support.parallel import Scenario
-from support.results import junit_counts, load_results
+
+from ibreport.results import junit_counts, load_results
+from ibresilience import parallel, runner
+from ibresilience.parallel import Scenario
 from support.waiting import eventually
 
 #: One process runs this module under pytest-xdist (``--dist loadgroup``): its fixture is one expensive real run.
@@ -40,7 +40,7 @@ def _scenarios(n: int, feature: str = "features/a.feature") -> list[Scenario]:
 
 def test_partition_is_longest_first_to_the_least_loaded_part_and_covers_everything_once():
     scenarios = _scenarios(6)
-    durations = {s.key: d for s, d in zip(scenarios, [1, 9, 4, 4, 2, 8])}
+    durations = {s.key: d for s, d in zip(scenarios, [1, 9, 4, 4, 2, 8], strict=False)}
     parts = parallel.partition(scenarios, durations, 2)
     assert sorted((s for part in parts for s in part), key=lambda s: s.order) == scenarios
     loads = [sum(durations[s.key] for s in part) for part in parts]
@@ -185,7 +185,7 @@ def test_the_summary_line_names_shard_and_workers(tmp_path):
 # ------------------------------------------------------------------------------------------- whole runs
 
 def _run(*args: str, timeout_s: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "support.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ibresilience.main", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout_s)
 
 
@@ -201,7 +201,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     folders = {name: base / name for name in ("sequential", "workers", "s1", "s2", "s3", "merged")}
     done = {"sequential": _run("run", "--level", "basic", "--reports-dir", str(folders["sequential"])),
             "workers": _run("run", "--level", "basic", "--workers", "2", "--reports-dir", str(folders["workers"]))}
-    shards = {f"s{i}": subprocess.Popen([sys.executable, "-m", "support.cli", "run", "--level", "basic", "--shard",
+    shards = {f"s{i}": subprocess.Popen([sys.executable, "-m", "ibresilience.main", "run", "--level", "basic", "--shard",
                                          f"{i}/3", "--reports-dir", str(folders[f"s{i}"])], cwd=ROOT, text=True,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in (1, 2, 3)}
     for name, process in shards.items():
@@ -269,7 +269,7 @@ def test_nothing_outlives_the_runs(runs):
 
 @pytest.mark.timeout(180)
 def test_sigterm_stops_every_worker_and_frees_every_port_within_5_s(tmp_path):
-    run = subprocess.Popen([sys.executable, "-m", "support.cli", "run", "--level", "standard", "--workers", "2",
+    run = subprocess.Popen([sys.executable, "-m", "ibresilience.main", "run", "--level", "standard", "--workers", "2",
                             "--reports-dir", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, start_new_session=True)
     deadline = time.monotonic() + 90.0

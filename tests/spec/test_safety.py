@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_live_account_stops_the_run_before_any_scenario(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "support.cli", "run", "--level", "basic", "--reports-dir", str(tmp_path),
+    run = subprocess.run([sys.executable, "-m", "ibresilience.main", "run", "--level", "basic", "--reports-dir", str(tmp_path),
                           "-D", "gateway_account=U7654321"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0
     assert "not a paper account" in run.stdout + run.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from support.runner import LEVELS, behave_command, build_parser
+from ibresilience.runner import LEVELS, behave_command, build_parser
 from support.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ def test_every_scenario_has_exactly_one_level_tag():
         lines = feature.read_text().splitlines()
         for number, line in enumerate(lines):
             if line.strip().startswith(("Scenario:", "Scenario Outline:")):
-                tags = " ".join(l for l in lines[max(0, number - 3):number] if l.strip().startswith("@"))
+                tags = " ".join(text for text in lines[max(0, number - 3):number] if text.strip().startswith("@"))
                 if sum(tag in tags.split() for tag in LEVEL_TAGS) != 1:
                     untagged.append(f"{feature.name}:{number + 1}")
     assert not untagged

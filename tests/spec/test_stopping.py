@@ -8,7 +8,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from process_checks import gone, listening, port_free
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,7 +16,7 @@ STOP_BOUND_S = 5.0
 
 def _started_run(tmp_path: Path) -> tuple[subprocess.Popen, list[psutil.Process], set[int]]:
     """A standard run, once its first scenarios ran: the runner, every process under it, their listening ports."""
-    run = subprocess.Popen([sys.executable, "-m", "support.cli", "run", "--level", "standard", "--report",
+    run = subprocess.Popen([sys.executable, "-m", "ibresilience.main", "run", "--level", "standard", "--report",
                             "--reports-dir", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 60.0

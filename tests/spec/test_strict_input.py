@@ -38,7 +38,7 @@ def test_a_profile_with_a_misspelt_setting_is_named(tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "support.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ibresilience.main", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)
 
 
@@ -51,6 +51,6 @@ def test_the_runner_refuses_a_misspelt_setting_in_one_line_before_any_scenario(t
 def test_both_programs_tell_their_version():
     from support import __version__
     assert _cli("--version").stdout.strip() == f"ib-resilience {__version__}"
-    refbackend = subprocess.run([sys.executable, "-m", "support.backend", "--version"], cwd=ROOT,
+    refbackend = subprocess.run([sys.executable, "-m", "ibtargets.refbackend", "--version"], cwd=ROOT,
                                 capture_output=True, text=True, timeout=60)
     assert refbackend.stdout.strip() == f"refbackend {__version__}", refbackend.stderr

@@ -1,0 +1,161 @@
+"""Allure formatter for behave 1.3 that also reports scenarios inside ``Rule:`` blocks, labelled from tags.
+
+allure-behave 2.16 wraps only ``feature.scenarios``; behave 1.3 keeps the scenarios of a
+Rule on the rule, so without this they would run unreported (and attachments would fail).
+It also reads only feature and scenario tags (not rule or outline tags), drops scenarios
+skipped for a missing capability when ``--no-skipped`` is given, and reports a scenario whose
+hook failed as passed or skipped where behave's JUnit says error; all are put right here.
+Each failed or broken scenario also gets its failure category (:mod:`ibreport.results`): two
+labels and a prefix of its status message, which Allure's ``categories.json`` matches.
+"""
+
+from __future__ import annotations
+
+import allure_commons
+from allure_behave.formatter import AllureFormatter as _AllureFormatter
+from allure_behave.listener import AllureListener
+from allure_behave.utils import TEST_PLAN_SKIP_REASON, scenario_status, scenario_status_details
+from allure_commons.model2 import Label, Status, StatusDetails
+from allure_commons.types import LabelType, Severity
+from allure_commons.utils import host_tag, thread_tag
+from behave.model import Feature, Rule
+
+from ibreport.results import CAPABILITY_LABEL, KIND_LABEL, Category, capability_of, categorise
+
+#: Level tag → Allure severity: what fails at a lower level hurts more.
+SEVERITY_BY_LEVEL = {"basic": Severity.CRITICAL, "standard": Severity.NORMAL, "exhaustive": Severity.MINOR}
+#: Phase tag → the phase's name in ``/api/v1/ib/resilience``.
+PHASES = {"phase1": "Phase 1: systematic validation", "phase2": "Phase 2: garbage collection",
+          "phase3": "Phase 3: client ID preference"}
+#: Custom label names (read back by :mod:`ibreport.results`).
+LEVEL_LABEL, PHASE_LABEL, LOCATION_LABEL = "level", "phase", "location"
+
+
+def scenario_labels(scenario) -> list[Label]:
+    """Labels from the scenario's effective tags (feature, rule, outline and example tags included).
+
+    Args:
+        scenario: a behave scenario (or an outline's generated scenario).
+    """
+    tags = set(scenario.effective_tags)
+    labels = [Label(name=name, value=value) for name, value in (
+        (LabelType.HOST, host_tag()), (LabelType.THREAD, thread_tag()),
+        (LOCATION_LABEL, f"{scenario.filename}:{scenario.line}"))]
+    level = next((name for name in SEVERITY_BY_LEVEL if name in tags), "")
+    if level:
+        labels += [Label(name=LEVEL_LABEL, value=level), Label(name=LabelType.PARENT_SUITE, value=f"level {level}"),
+                   Label(name=LabelType.SEVERITY, value=SEVERITY_BY_LEVEL[level])]
+    labels += [Label(name=PHASE_LABEL, value=phase) for tag, phase in PHASES.items() if tag in tags]
+    labels.append(Label(name=LabelType.EPIC, value=feature_epic(scenario.feature)))
+    labels.append(Label(name=LabelType.SUITE, value=scenario.feature.name))
+    rule = _rule_of(scenario)
+    if rule is not None:
+        labels += [Label(name=LabelType.STORY, value=rule.name), Label(name=LabelType.SUB_SUITE, value=rule.name)]
+    labels += [Label(name=LabelType.TAG, value=tag) for tag in sorted(tags)]
+    return labels
+
+
+def feature_epic(feature) -> str:
+    """The Allure epic of every scenario of a feature, from the feature's own tags: its phase's name
+    (``@phase1..3``), else its capability's (``@pipeline`` → "Data pipeline"), else the feature's name."""
+    tags = set(feature.tags)
+    phase = next((name for tag, name in PHASES.items() if tag in tags), None)
+    if phase:
+        return phase
+    name = capability_of(tags, feature.name).name
+    return name[:1].upper() + name[1:]
+
+
+def _rule_of(scenario) -> Rule | None:
+    node = scenario.parent
+    while node is not None and not isinstance(node, (Rule, Feature)):
+        node = getattr(node, "parent", None)
+    return node if isinstance(node, Rule) else None
+
+
+class ResilienceListener(AllureListener):
+    """allure-behave's listener with labels from effective tags and capability skips kept, with their reason."""
+
+    def start_scenario(self, scenario):
+        super().start_scenario(scenario)
+        test = self.logger.get_test(self.current_scenario_uuid)
+        replaced = {LabelType.SEVERITY, LabelType.TAG}
+        test.labels = [label for label in test.labels if label.name not in replaced] + scenario_labels(scenario)
+
+    def stop_scenario(self, scenario):
+        # A scenario the run selected but skipped (a capability the target lacks) is evidence:
+        # keep it, with the reason, even under --no-skipped; tag-excluded ones stay hidden.
+        reason = scenario.skip_reason or ""
+        if scenario.status == "skipped" and self.hide_excluded and self._selected(scenario) and reason \
+                and reason != TEST_PLAN_SKIP_REASON:
+            self._close(Status.SKIPPED, StatusDetails(message=f"skipped: {reason}"))
+        elif self._dropped(scenario):
+            self.logger.drop_test(self.current_scenario_uuid)
+            self.current_scenario_uuid = None
+        else:
+            self._close(*judged(scenario))
+
+    def _selected(self, scenario) -> bool:
+        """Whether the run's tag expression and ``--name`` select the scenario."""
+        expression = getattr(self.behave_config, "tag_expression", None) or self.behave_config.tags
+        return scenario.should_run_with_tags(expression) and scenario.should_run_with_name_select(self.behave_config)
+
+    def _dropped(self, scenario) -> bool:
+        """allure-behave's rule: skipped under ``--no-skipped``, or excluded with ``hide_excluded``."""
+        skipped_by_option = scenario.status == "skipped" and not self.behave_config.show_skipped
+        excluded = self.hide_excluded and (scenario.skip_reason == TEST_PLAN_SKIP_REASON
+                                           or not self._selected(scenario))
+        return skipped_by_option or excluded
+
+    def _close(self, status: str, details: StatusDetails | None, labels: list[Label] = ()) -> None:
+        """Finish the current test result with this status, details and extra labels, and report it."""
+        self.flush_steps()
+        test = self.logger.get_test(self.current_scenario_uuid)
+        test.stop = allure_commons.utils.now()
+        test.status, test.statusDetails = status, details
+        test.labels += list(labels)
+        self.logger.close_test(self.current_scenario_uuid)
+        self.current_step_uuid = None
+        self.group_context.append_test(self.current_scenario_uuid)
+        self.group_context.exit()
+        self.current_scenario_uuid = None
+
+
+def judged(scenario) -> tuple[str, StatusDetails | None, list[Label]]:
+    """Allure status, details and category labels of a finished scenario.
+
+    A failed hook makes it broken (behave's JUnit counts it as an error); a failed or broken scenario's
+    message starts with its category's prefix, and its kind and capability become labels.
+    """
+    status, details = scenario_status(scenario), scenario_status_details(scenario)
+    if scenario.hook_failed and status not in (Status.FAILED, Status.BROKEN):
+        status = Status.BROKEN
+        details = StatusDetails(message=(scenario.error_message or "a hook failed").strip())
+    category = failure_category(scenario, status, details.message if details else "")
+    if category is None:
+        return status, details, []
+    details = StatusDetails(message=category.prefix + (details.message if details else ""),
+                            trace=details.trace if details else None)
+    return status, details, [Label(name=KIND_LABEL, value=category.kind.key),
+                             Label(name=CAPABILITY_LABEL, value=category.capability.key)]
+
+
+def failure_category(scenario, status: str, message: str) -> Category | None:
+    """The category of a failed or broken scenario, from its failing step and its effective tags."""
+    step = next((s for s in scenario.all_steps if s.status.name in ("failed", "error", "undefined")), None)
+    in_background = step is not None and any(step is s for s in scenario.background_steps)
+    return categorise(status, message, f"{step.keyword} {step.name}" if step else "",
+                      step.step_type if step else "", scenario.effective_tags, scenario.feature.name, in_background)
+
+
+class AllureFormatter(_AllureFormatter):
+    """allure-behave's formatter, seeing every scenario of a feature (rules and outlines included)."""
+
+    def __init__(self, stream_opener, config):
+        super().__init__(stream_opener, config)
+        allure_commons.plugin_manager.unregister(self.listener)
+        self.listener = ResilienceListener(config)
+        allure_commons.plugin_manager.register(self.listener)
+
+    def feature(self, feature):
+        self._wrap_scenario(feature.walk_scenarios())

@@ -1,0 +1,638 @@
+"""Reports of a run: Allure metadata, the Allure HTML (multi-file and single-file) and the Markdown summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ibreport.results import (
+    FAIL,
+    FAILURE_KINDS,
+    KINDS,
+    NOT_EXERCISED,
+    PASS,
+    Category,
+    Check,
+    RunResults,
+    ScenarioResult,
+    allure_categories,
+    capability_of,
+    critical_checks,
+    junit_agrees,
+    junit_counts,
+    load_results,
+)
+from support.evidence import ENVIRONMENT_FILE, read_properties, write_properties
+from support.settings import ROOT, Thresholds
+
+T = TypeVar("T")
+ALLURE_CLI = ROOT / "node_modules" / ".bin" / "allure"
+#: Bound on one ``allure generate`` (Java start-up included).
+ALLURE_TIMEOUT_S = 180.0
+VERDICT_MARK = {PASS: "✅", FAIL: "❌", NOT_EXERCISED: "➖"}
+
+
+# ------------------------------------------------------------------------------------------- Allure metadata
+
+def write_allure_metadata(results_dir: Path, properties: Mapping[str, str] | None = None,
+                          executor: Mapping[str, Any] | None = None) -> None:
+    """Write ``categories.json`` and, when given, merge ``environment.properties`` and write ``executor.json``.
+
+    Args:
+        results_dir: the Allure results directory.
+        properties: environment entries; merged over what the file already holds.
+        executor: the ``executor.json`` document.
+    """
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "categories.json").write_text(json.dumps(allure_categories(), indent=2), encoding="utf-8")
+    if properties:
+        merged = read_properties(results_dir / ENVIRONMENT_FILE) | dict(properties)
+        write_properties(results_dir / ENVIRONMENT_FILE, merged)
+    if executor:
+        (results_dir / "executor.json").write_text(json.dumps(dict(executor), indent=2), encoding="utf-8")
+
+
+def executor_document(level: str, started: dt.datetime, report_url: str = "") -> dict[str, Any]:
+    """``executor.json``: who ran what (CI or a workstation) and when.
+
+    Allure labels each run on its trend charts ``#<buildOrder>`` (a number: the trend data has no other label),
+    so the order is the run's local date and time as digits, ``#202612020410`` for 2026-12-02 04:10, rather
+    than epoch seconds; ``buildName`` (shown in the Executors widget) says the level and the time in words.
+    """
+    on_ci = bool(os.environ.get("CI"))
+    return {"name": "CI" if on_ci else f"ib-resilience on {platform.node()}", "type": "ci" if on_ci else "local",
+            "buildName": build_name(level, started), "buildOrder": build_order(started),
+            "reportName": f"IB connection resilience ({level})", "reportUrl": report_url}
+
+
+def build_name(level: str, started: dt.datetime) -> str:
+    """The run's name in Allure's Executors widget: ``level standard 2026-12-02 04:10``."""
+    return f"level {level} {started:%Y-%m-%d %H:%M}"
+
+
+def build_order(started: dt.datetime) -> int:
+    """The run's number on Allure's trend axis: its local date and time as ``YYYYmmddHHMM`` (increasing)."""
+    return int(f"{started:%Y%m%d%H%M}")
+
+
+# ------------------------------------------------------------------------------------------- Allure HTML
+
+@dataclass(frozen=True)
+class Reports:
+    """Where :func:`render_reports` put things; ``html_error`` says why the HTML is missing, if it is."""
+
+    markdown: Path
+    html_dir: Path | None
+    single_file: Path | None
+    html_error: str = ""
+
+
+def allure_generate(results_dir: Path, output_dir: Path, single_file: bool = False,
+                    timeout_s: float = ALLURE_TIMEOUT_S) -> Path:
+    """Run the npm Allure CLI (analytics off) and return the report's ``index.html``.
+
+    Raises:
+        RuntimeError: the CLI is missing, failed, or took longer than ``timeout_s``.
+    """
+    if not ALLURE_CLI.exists():
+        raise RuntimeError(f"Allure CLI not installed at {ALLURE_CLI} (run `make install`, which runs npm install)")
+    command = [str(ALLURE_CLI), "generate", str(results_dir), "-o", str(output_dir), "--clean"]
+    if single_file:
+        command.append("--single-file")
+    env = {**os.environ, "ALLURE_NO_ANALYTICS": "true"}
+    try:
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"allure generate took more than {timeout_s:.0f} s") from None
+    except OSError as exc:
+        raise RuntimeError(f"cannot run {ALLURE_CLI}: {exc}") from None
+    index = Path(output_dir) / "index.html"
+    if done.returncode != 0 or not index.exists():
+        raise RuntimeError(f"allure generate exited {done.returncode}: {(done.stderr or done.stdout).strip()[-800:]}")
+    return index
+
+
+def _carry_history(report_dir: Path, results_dir: Path) -> None:
+    """Copy the previous report's history into the results so Allure draws trends across runs."""
+    history = report_dir / "history"
+    if history.is_dir():
+        shutil.copytree(history, results_dir / "history", dirs_exist_ok=True)
+
+
+def directory_size(path: Path) -> int:
+    """Bytes in every file under ``path``."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
+# ------------------------------------------------------------------------------------------- the run's reports
+
+def render_reports(reports_dir: Path, level: str, elapsed_s: float, return_code: int | None = None,
+                   html: bool = True, run_argv: Sequence[str] | None = None) -> Reports:
+    """Write Allure metadata, the Allure HTML (multi-file and single-file) and the Markdown summary.
+
+    Args:
+        reports_dir: holds ``allure-results`` and ``junit`` of the run; the reports go there too.
+        level: the run's level (basic, standard, exhaustive).
+        elapsed_s: how long the run took.
+        return_code: behave's exit code (None when unknown).
+        html: also render the Allure HTML (needs the npm CLI and Java 17).
+        run_argv: the ``ib-resilience run`` arguments of the run (recorded in the results, and the base of each
+            "re-run alone" command); None reads them back from an earlier record of the same results.
+    """
+    reports_dir = Path(reports_dir)
+    results_dir = reports_dir / "allure-results"
+    now = dt.datetime.now().astimezone()
+    html_dir, single_dir = reports_dir / "allure-report", reports_dir / "allure-report-single"
+    run_argv = record_run(results_dir, level, elapsed_s, return_code, run_argv)
+    properties = {"run.level": level, "run.elapsed_s": f"{elapsed_s:.1f}"}
+    if run_argv is not None:
+        properties["run.command"] = "ib-resilience run " + shlex.join(_run_options(run_argv))
+    write_allure_metadata(results_dir, properties, executor_document(level, now, "../allure-report/index.html"))
+    html_index = single_index = None
+    error = ""
+    if html:
+        try:
+            _carry_history(html_dir, results_dir)
+            html_index = allure_generate(results_dir, html_dir)
+            single_index = allure_generate(results_dir, single_dir, single_file=True)
+        except RuntimeError as exc:
+            error = str(exc)
+            print(f"ib-resilience: Allure HTML not generated: {error}", file=sys.stderr)
+    run = load_results(results_dir)
+    text = markdown_report(run, level, elapsed_s, return_code, junit_counts(reports_dir / "junit"), now,
+                           html_index, single_index, error, run_argv)
+    markdown = reports_dir / f"resilience_test_report_{now:%Y%m%d_%H%M%S}.md"
+    markdown.write_text(text, encoding="utf-8")
+    print(f"ib-resilience: Markdown summary {_shown(markdown)}", flush=True)
+    if html_index and single_index:
+        print(f"ib-resilience: Allure HTML {_shown(html_index)} ({_megabytes(directory_size(html_dir))}); "
+              f"single file {_shown(single_index)} ({_megabytes(single_index.stat().st_size)})", flush=True)
+    return Reports(markdown, html_dir if html_index else None, single_index, error)
+
+
+#: What :func:`record_run` writes into the results directory (Allure ignores it).
+RUN_RECORD_FILE = "ib-resilience-run.json"
+
+
+def record_run(results_dir: Path, level: str, elapsed_s: float, return_code: int | None,
+               run_argv: Sequence[str] | None) -> list[str] | None:
+    """Write the run's arguments, level, time and exit code to :data:`RUN_RECORD_FILE` and return the arguments.
+
+    Without ``run_argv`` nothing is written and the arguments of an earlier record are returned (None if none),
+    so regenerating the reports of a run keeps its re-run commands.
+    """
+    path = Path(results_dir) / RUN_RECORD_FILE
+    if run_argv is None:
+        return read_run_record(results_dir).get("argv")
+    argv = [str(a) for a in run_argv]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"argv": argv, "level": level, "elapsed_s": round(elapsed_s, 1), "return_code": return_code}
+    path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return argv
+
+
+def read_run_record(results_dir: Path) -> dict[str, Any]:
+    """What :func:`record_run` wrote ({} when nothing was recorded or the file is unreadable)."""
+    try:
+        record = json.loads((Path(results_dir) / RUN_RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict) or not isinstance(record.get("argv"), list):
+        return {}
+    return record
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def overall_passed(run: RunResults, return_code: int | None, checks: list[Check]) -> bool:
+    """PASSED only if scenarios ran, none failed or broke, behave exited 0 and no critical check failed."""
+    counts = run.counts
+    return (run.total > 0 and counts["failed"] == 0 and counts["broken"] == 0 and return_code in (0, None)
+            and all(c.verdict != FAIL for c in checks))
+
+
+def markdown_report(run: RunResults, level: str, elapsed_s: float, return_code: int | None,
+                    junit: Mapping[str, int], generated: dt.datetime, html_index: Path | None = None,
+                    single_index: Path | None = None, html_error: str = "",
+                    run_argv: Sequence[str] | None = None) -> str:
+    """The seed's Markdown report: configuration, overall result, totals, critical checks, failures, advice.
+
+    Args:
+        run_argv: the run's ``ib-resilience run`` arguments (the base of the re-run commands); None rebuilds
+            what it can from ``environment.properties``.
+    """
+    from support.settings import LEVELS
+    checks = critical_checks(run)
+    passed = overall_passed(run, return_code, checks)
+    lines = [f"# IB Connection Resilience Test Report — {level} level", "",
+             f"**Report Generated:** {generated.isoformat(timespec='seconds')}  ",
+             f"**Test Level:** {level} (`{LEVELS.get(level, level)}`)  ", "**Test Configuration:**", ""]
+    lines += _configuration(run.properties)
+    lines += ["", "## Test Results Summary", "",
+              f"**Overall Result:** {'✅ PASSED' if passed else '❌ FAILED'}  ",
+              f"**Execution Time:** {elapsed_s:.2f} seconds  ",
+              f"**Return Code:** {'not recorded' if return_code is None else return_code}", "",
+              "### Test Statistics", ""]
+    lines += _statistics(run, junit)
+    lines += ["", "### Critical Checks", "", "| Check | Requirement | Observed | Verdict |", "|---|---|---|---|"]
+    lines += [f"| {c.name} | {_cell(c.requirement)} | {_cell(c.observed)} | {VERDICT_MARK[c.verdict]} {c.verdict} |"
+              for c in checks]
+    lines += ["", "### Results by Feature", "", "| Feature | Phase | Passed | Failed | Errors | Skipped |",
+              "|---|---|---|---|---|---|"]
+    lines += _by_feature(run)
+    lines += ["", "### Failure Categories", ""] + (_category_table(run) or ["None."])
+    lines += ["", "### Failed Scenarios", ""]
+    lines += _failures(run, rerun_base(run_argv, level, run.properties)) or ["None."]
+    lines += _error_details(run, return_code)
+    lines += ["", "## Recommendations", ""] + _recommendations(run, level, passed, checks)
+    lines += ["", "## Evidence", ""] + _evidence(run.directory.parent, html_index, single_index, html_error)
+    return "\n".join(lines) + "\n"
+
+
+def _error_details(run: RunResults, return_code: int | None) -> list[str]:
+    """Why the run failed when no scenario says so."""
+    if run.total == 0:
+        return ["", "### Error Details", "", "```", "No scenario result was recorded.", "```"]
+    if return_code not in (0, None) and not run.problems:
+        return ["", "### Error Details", "", "```",
+                f"behave exited with code {return_code} although no scenario failed: the run itself broke "
+                "(set-up, a hook or a timeout). See the console output and reports/logs/.", "```"]
+    return []
+
+
+def _cell(text: str) -> str:
+    """Text safe inside one Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _address(p: Mapping[str, str], host_key: str, port_key: str) -> str:
+    """``host:port`` from two properties, '?' for what is missing."""
+    return f"{p.get(host_key) or '?'}:{p.get(port_key) or '?'}"
+
+
+def _configuration(p: Mapping[str, str]) -> list[str]:
+    """What the run was pointed at: the gateway the suite probes, where the backend connects, versions, bounds."""
+    if not p:
+        return ["- (no environment.properties: the run did not reach its set-up)"]
+    gateway = _address(p, "ib_host", "ib_port") if "ib_host" in p else p.get("ib_gateway", "?")
+    out = [f"- Gateway (the suite's probes): {gateway} ({p.get('gateway', '?')}, server version "
+           f"{p.get('gateway.server_version', '?')}, accounts {p.get('gateway.accounts') or '?'})",
+           f"- The backend connects to IB at: {_address(p, 'backend_ib_host', 'backend_ib_port')}",
+           f"- API Base URL: {p.get('api_base_url', '?')} (backend version {p.get('backend.version', '?')})",
+           f"- Fault proxy control: {p.get('proxy_control', '?')}; gateway control: {p.get('gateway_control', '?')}",
+           f"- CLI: `{p.get('cli', '?')}`",
+           f"- Target: {p.get('target', '?')}; {p.get('ib_library', 'ib_insync')} "
+           f"{p.get('ib_library.version') or p.get('ib_insync.version', '?')}; "
+           f"Python {p.get('python.version', '?')}; behave {p.get('behave.version', '?')}; {p.get('platform', '')}"]
+    bounds = [f"{k.removeprefix('threshold.')}={v}" for k, v in p.items() if k.startswith("threshold.")]
+    if bounds:
+        out.append(f"- Bounds: {', '.join(bounds)}; timeout multiplier {p.get('timeout_multiplier', '1')}")
+    if p.get("run.command"):
+        out.append(f"- Command: `{p['run.command']}`")
+    return out
+
+
+def _statistics(run: RunResults, junit: Mapping[str, int]) -> list[str]:
+    """Totals of the selected scenarios: those that ran, those skipped for a capability (with reasons)."""
+    c, skips, untested = run.counts, run.capability_skips, run.untested
+    rate = f"{100.0 * c['passed'] / run.ran:.1f}% ({c['passed']}/{run.ran})" if run.ran else "n/a (nothing ran)"
+    selected = f"{run.ran} ran, {len(skips)} skipped for a missing capability" \
+        + (f", {len(untested)} never started" if untested else "")
+    out = [f"- **Total Scenarios:** {run.total} selected ({selected}; other levels are not counted)",
+           f"- **Passed:** {c['passed']} ✅",
+           f"- **Failed:** {c['failed']} {'❌' if c['failed'] else '✅'}",
+           f"- **Errors:** {c['broken']} {'❌' if c['broken'] else '✅'}",
+           f"- **Skipped:** {len(skips)}" + (" (reasons below)" if skips else "")]
+    if untested:
+        out.append(f"- **Never started:** {len(untested)} ❌ (the run stopped before them)")
+    if c["unknown"]:
+        out.append(f"- **Unknown:** {c['unknown']} ❌")
+    out.append(f"- **Success Rate:** {rate}")
+    return out + _junit_line(run, junit) + _skip_reasons(skips)
+
+
+def _junit_line(run: RunResults, junit: Mapping[str, int]) -> list[str]:
+    """The JUnit totals and whether they count the same scenarios."""
+    if not junit.get("tests") and not run.ran:
+        return []
+    left_out = f"; it leaves out the {len(run.capability_skips)} skipped" \
+        if run.capability_skips and not junit.get("skipped") else ""
+    verdict = (f"✅ (agrees: the {run.ran} scenario(s) that ran{left_out})" if junit_agrees(run, dict(junit))
+               else "⚠️ (differs from the Allure results; see reports/junit/)")
+    return [f"- **JUnit cross-check:** {junit.get('tests', 0)} tests, {junit.get('failures', 0)} failures, "
+            f"{junit.get('errors', 0)} errors, {junit.get('skipped', 0)} skipped {verdict}"]
+
+
+def _skip_reasons(skips: list[ScenarioResult]) -> list[str]:
+    """Each skip reason with the scenarios it kept from running."""
+    by_reason: dict[str, list[str]] = {}
+    for s in skips:
+        by_reason.setdefault(s.skip_reason, []).append(s.name)
+    out = ["- **Skipped for a missing capability:**"] if by_reason else []
+    return out + [f"  - `{reason}` ({len(names)}): {', '.join(names)}" for reason, names in by_reason.items()]
+
+
+def _by_feature(run: RunResults) -> list[str]:
+    """One table row per feature: its phase and its scenarios per status."""
+    rows: dict[str, dict[str, Any]] = {}
+    for s in run.scenarios:
+        row = rows.setdefault(s.feature, {"phase": s.label("phase") or "–", "passed": 0, "failed": 0,
+                                          "broken": 0, "skipped": 0})
+        if s.status in row:
+            row[s.status] += 1
+    return [f"| {_cell(name)} | {r['phase']} | {r['passed']} | {r['failed']} | {r['broken']} | {r['skipped']} |"
+            for name, r in rows.items()] or ["| (no scenario) | | | | | |"]
+
+
+def _category_table(run: RunResults) -> list[str]:
+    """Failed scenarios grouped by kind, capability and failing step: one defect shows as one row."""
+    groups: dict[tuple[str, str, str], int] = {}
+    for s in run.problems:
+        category = _category(s)
+        key = (category.kind.name, category.capability.name, category.step or "(a hook, not a step)")
+        groups[key] = groups.get(key, 0) + 1
+    if not groups:
+        return []
+    rows = sorted(groups.items(), key=lambda item: (-item[1], item[0]))
+    return ["| Kind | Capability | Failing step | Scenarios |", "|---|---|---|---|"] + [
+        f"| {_cell(kind)} | {_cell(capability)} | `{_cell(step)}` | {count} |"
+        for (kind, capability, step), count in rows]
+
+
+def _category(s: ScenarioResult) -> Category:
+    """The scenario's category (:func:`load_results` gives every failed or broken one a category; a result
+    built otherwise counts as a claim, or a suite error when broken)."""
+    return s.category or Category(KINDS["claim"] if s.status == "failed" else KINDS["suite"],
+                                  capability_of(s.labels.get("tag", ()), s.feature), s.failing_step)
+
+
+#: A bound exceeded by at most this much may be slowness of the machine (the only case for a multiplier).
+MULTIPLIER_MARGIN_PCT = 30.0
+
+
+def _meaning(category: Category) -> str:
+    """One sentence per failure kind: what the failure says about the claim."""
+    step = f"`{category.step}`" if category.step else "a hook"
+    pct = category.over_bound_pct
+    return {
+        "async": "the CLI or the backend printed async/coroutine warnings — the original bug",
+        "unreachable": "the suite could not reach the target (API or gateway) — check the addresses; the claim "
+                       "was not judged",
+        "suite": "an exception that is not an assertion: a suite or target error, not a verdict on the backend",
+        "precondition": f"the scenario never reached its claim: the precondition {step} failed",
+        "action": f"the scenario never reached its claim: the action {step} failed",
+        "bound": (f"the claim's time bound was exceeded by {pct:.0f} %" if pct is not None
+                  else "the claim did not hold within its time bound"),
+        "claim": "the claim was judged and does not hold",
+    }[category.key]
+
+
+def rerun_base(run_argv: Sequence[str] | None, level: str, properties: Mapping[str, str]) -> list[str]:
+    """The run's arguments without its scenario selection and ``--report``.
+
+    Without the run's arguments, what :func:`argv_from_properties` can rebuild.
+    """
+    if run_argv is None:
+        return argv_from_properties(properties, level)
+    argv, skip_value = [], False
+    for token in _run_options(run_argv):
+        if skip_value:
+            skip_value = False
+        elif token == "--name":
+            skip_value = True
+        elif token != "--report" and not token.startswith("--name="):
+            argv.append(token)
+    return argv
+
+
+def _run_options(run_argv: Sequence[str]) -> list[str]:
+    """The options of an ``ib-resilience run`` argument list (without a leading ``run`` subcommand)."""
+    tokens = [str(t) for t in run_argv]
+    return tokens[1:] if tokens[:1] == ["run"] else tokens
+
+
+#: ``ib-resilience run`` options for an external target's addresses (environment property → option).
+_TARGET_OPTIONS = (("api_base_url", "--api-base-url"), ("cli", "--cli"), ("ib_host", "--ib-host"),
+                   ("ib_port", "--ib-port"), ("gateway_control", "--gateway-control"),
+                   ("proxy_control", "--proxy-control"))
+
+
+def argv_from_properties(p: Mapping[str, str], level: str) -> list[str]:
+    """``ib-resilience run`` arguments rebuilt from ``environment.properties``: the level, an external target's
+    addresses, the timeout multiplier and every bound that differs from the seed's (other ``-D`` settings are
+    not recorded there)."""
+    argv = ["--level", level]
+    if p.get("target") == "external":
+        argv += [a for key, option in _TARGET_OPTIONS if p.get(key) not in (None, "", "none", "?")
+                 for a in (option, p[key])]
+    if p.get("timeout_multiplier") not in (None, "", "1"):
+        argv += ["--timeout-multiplier", p["timeout_multiplier"]]
+    for name, default in vars(Thresholds()).items():
+        value = p.get(f"threshold.{name}")
+        if value is not None and _number(value) != default:
+            argv += ["-D", f"{name}={value}"]
+    return argv
+
+
+def _number(text: str) -> float | None:
+    """The number in ``text`` (None when it is not one)."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def rerun_command(base_argv: Sequence[str], scenario_name: str) -> str:
+    """A shell command that re-runs one scenario alone with the run's other arguments."""
+    name = scenario_name.split(" -- @")[0]
+    selector = "".join("\\" + ch if ch in ".^$*+?{}[]()|\\" else ch for ch in name)
+    return "ib-resilience run " + shlex.join([*base_argv, "--name", selector])
+
+
+def _failures(run: RunResults, base_argv: Sequence[str]) -> list[str]:
+    """Each failed or broken scenario: category, failing step, what it means, how to re-run it, its message."""
+    out = []
+    for index, s in enumerate(run.problems, 1):
+        category = _category(s)
+        message = "\n".join(s.message.splitlines()[:15]) or "(no message)"
+        out += [f"#### {index}. {s.feature}: {s.name}", "",
+                f"- **Status:** {s.status}; **category:** {category.name}",
+                f"- **Failing step:** `{s.failing_step or '(a hook, not a step)'}`",
+                f"- **What this means:** {_meaning(category)}",
+                f"- **Location:** `{s.label('location') or '?'}`",
+                f"- **Re-run alone:** `{rerun_command(base_argv, s.name)}`", "",
+                "```", message.replace("```", "'''"), "```", ""]
+    return out
+
+
+#: Advice per capability for claims that were judged and failed (the seed's "If Tests Fail", made specific).
+CAPABILITY_ADVICE = {
+    "validation": "validate every connection (`isConnected()` + `reqCurrentTime()` under a 3 s timeout) before "
+                  "handing it out, discard the ones that fail, and bound every IB call; check "
+                  "`phase_1_systematic_validation` in `/api/v1/ib/resilience`.",
+    "gc": "the idle GC loop must run (`phase_2_garbage_collection`), close connections idle longer than the "
+          "reported timeout, never close busy ones, and remove dead ones.",
+    "client_ids": "on IB error 326 try the next client ID in order, reuse freed IDs first, and fail quickly with a "
+                  "clear message when every allowed ID is taken.",
+    "score": "each phase may report `working` only on live evidence (a recent validation round-trip, a GC loop "
+             "that ran, IDs the gateway accepted); the score must follow the gateway's state.",
+    "leaks": "cleanup must close every pooled connection and failed connections must be closed, not dropped; "
+             "compare the resource plot attached to the scenario with its fault windows.",
+    "pool": "the pool must hold its limit under bursts, hand each connection to one caller at a time, and give "
+            "back every connection after create/destroy cycles.",
+    "recovery": "after an outage the backend must replace dead connections on the next request and turn IB errors "
+                "into clear answers (pacing with backoff, 1100/1102 followed).",
+    "api": "the API must answer within its bound under load, keep the contract's shapes, reject bad input "
+           "clearly and answer 503 quickly when IB is gone.",
+    "cli": "each command must finish in time, do what it says (ask IB, show the live state) and fail honestly.",
+    "pipeline": "what the backend caches must be what IB served, `ib_requests_made` must be honest, and a fault "
+                "mid-load must end the load with a clear status.",
+    "safety": "the suite must refuse anything but a paper account before any scenario runs.",
+    "self_report": "IB status, IB configuration, IB health and the client-ID phase must come from the live "
+                   "connections (what the gateway saw), never from constants or placeholders.",
+    "backend_output": "on SIGTERM the backend must close every IB connection it holds (a disconnect the gateway "
+                      "sees) and exit within the shutdown bound; read the backend output attached to the scenario.",
+    "nemesis": "an invariant broke under overlapping faults: the failure names the seed and the schedule file; "
+               "`ib-resilience nemesis --replay FILE` runs it again, and the timeline plot shows what overlapped.",
+}
+ASYNC_ADVICE = ("🚨 **DO NOT DEPLOY: async/coroutine errors in the CLI or the backend** — the original bug is back. "
+                "Run the failing command with `PYTHONWARNINGS=default`, or read the backend's output attached to "
+                "the scenario, and look for `RuntimeWarning` / `was never awaited`; every coroutine on the CLI "
+                "and server paths must be awaited (or run via `asyncio.run`).")
+SUITE_ADVICE = ("**The suite or a target broke** (not an assertion) — read the trace in the Allure report and the "
+                "targets' logs in `reports/logs/`.")
+OTHER_ADVICE = ("read each failing step's message above and the evidence attached in the Allure report (API "
+                "exchanges, CLI transcripts, IB history, fault timeline, backend output).")
+
+
+def _recommendations(run: RunResults, level: str, passed: bool, checks: list[Check]) -> list[str]:
+    """What to do next: after a pass, the next level and monitoring; after a failure, advice per failure kind."""
+    if passed:
+        return _passed_advice(run, level, checks)
+    out = ["### Tests Failed ❌", "", "**DO NOT DEPLOY** until these are fixed, then re-run this level:", ""]
+    out += [f"- {line}" for line in _failure_advice(run, checks)]
+    healthy = next((c for c in checks if c.name == "Resilience score (healthy)"), None)
+    if healthy is not None and "infrastructure trouble" in healthy.observed:
+        out.append("- **Low resilience score (< 65) with the gateway up**: infrastructure trouble — check the "
+                   "gateway, its API settings and the network before the code.")
+    if run.total == 0:
+        out.append("- No scenario ran: check the `--name`/`--level` selection and the console output.")
+    return out
+
+
+def _passed_advice(run: RunResults, level: str, checks: list[Check]) -> list[str]:
+    """The seed's "If Tests Pass" steps, with what this level did not exercise."""
+    idle = [c.name for c in checks if c.verdict == NOT_EXERCISED]
+    skipped = f" {len(run.capability_skips)} scenario(s) were skipped for a missing capability (listed above)." \
+        if run.capability_skips else ""
+    return ["### Tests Passed ✅", "",
+            f"1. No scenario failed and no critical check failed at the **{level}** level "
+            f"({run.counts['passed']} scenario(s) passed).{skipped}",
+            "2. " + (f"Not exercised at this level: {', '.join(idle)}; a higher level covers them."
+                     if idle else "Every critical check was exercised."),
+            "3. Enable monitoring: `ib-resilience monitor --api-base-url <API> --threshold 75 --interval 60` "
+            "(alerts when the score drops below 75 or a phase stops working; `--once` for cron).",
+            "4. " + ("Run `ib-resilience run --level standard --report` before deploying, and the exhaustive "
+                     "level before major deployments." if level == "basic" else
+                     "Run the exhaustive level before major deployments." if level == "standard" else
+                     "Re-run this level before major deployments.")]
+
+
+def _failure_advice(run: RunResults, checks: list[Check]) -> list[str]:
+    """Advice per failure kind (per failing step or capability inside a kind), in the kinds' order."""
+    by_kind: dict[str, list[ScenarioResult]] = {}
+    for s in run.problems:
+        by_kind.setdefault(_category(s).key, []).append(s)
+    if "async" not in by_kind and any(c.verdict == FAIL and c.name.startswith("Async") for c in checks):
+        by_kind["async"] = []
+    advice: dict[str, Callable[[list[ScenarioResult]], list[str]]] = {
+        "async": lambda _: [ASYNC_ADVICE], "unreachable": lambda ss: [_unreachable_advice(ss, run.properties)],
+        "suite": lambda _: [SUITE_ADVICE], "precondition": _unreached_advice, "action": _unreached_advice,
+        "bound": lambda ss: _bound_advice(ss, run.properties), "claim": _claim_advice}
+    return [line for kind in FAILURE_KINDS if kind.key in by_kind for line in advice[kind.key](by_kind[kind.key])]
+
+
+def _unreachable_advice(scenarios: list[ScenarioResult], p: Mapping[str, str]) -> str:
+    """Check the addresses the run used (they are named) and that the targets run."""
+    return (f"**The suite could not reach the target** ({len(scenarios)} scenario(s)) — check the addresses and "
+            f"that everything runs: API {p.get('api_base_url', '?')}, gateway {_address(p, 'ib_host', 'ib_port')}, "
+            f"the backend's IB address {_address(p, 'backend_ib_host', 'backend_ib_port')}. If they answered at the "
+            "start, the backend may have died: read its log. These claims were not judged.")
+
+
+def _unreached_advice(scenarios: list[ScenarioResult]) -> list[str]:
+    """Per failing precondition or action: how many scenarios it kept from their claims."""
+    by_step: dict[str, list[ScenarioResult]] = {}
+    for s in scenarios:
+        by_step.setdefault(s.failing_step or "(a hook)", []).append(s)
+    out = []
+    for step, group in by_step.items():
+        capabilities = sorted({_category(s).capability.name for s in group})
+        out.append(f"**{len(group)} scenario(s) never reached their claim**: the {_category(group[0]).key} "
+                   f"`{step}` failed ({'; '.join(capabilities)}). Fix that first — its message is under Failed "
+                   "Scenarios; these claims are untested, not refuted.")
+    return out
+
+
+def _bound_advice(scenarios: list[ScenarioResult], p: Mapping[str, str]) -> list[str]:
+    """A bound exceeded by a small margin may be a slow machine; any other is a defect."""
+    close = [s for s in scenarios if _category(s).over_bound_pct is not None
+             and _category(s).over_bound_pct <= MULTIPLIER_MARGIN_PCT]
+    far = [s for s in scenarios if s not in close]
+    out = []
+    if close:
+        multiplier = 1.5 * (_number(p.get("timeout_multiplier", "1")) or 1.0)
+        out.append(f"**Time bounds exceeded by a small margin** (≤ {MULTIPLIER_MARGIN_PCT:g} %: "
+                   + ", ".join(f"{s.name} +{_category(s).over_bound_pct:.0f} %" for s in close)
+                   + f") — if the machine was loaded, re-run with `--timeout-multiplier {multiplier:g}`; if they "
+                   "still fail, the backend is too slow for the seed's bounds.")
+    if far:
+        out.append(f"**Time bounds exceeded** ({len(far)} scenario(s): {', '.join(s.name for s in far)}) — by far, "
+                   "or the condition never held: a defect, not slowness. Read the last state quoted in each "
+                   "message and the backend log; a larger timeout multiplier would only hide it.")
+    return out
+
+
+def _claim_advice(scenarios: list[ScenarioResult]) -> list[str]:
+    """Per capability whose claims failed: what the backend must do."""
+    by_capability: dict[str, list[ScenarioResult]] = {}
+    for s in scenarios:
+        by_capability.setdefault(_category(s).capability.key, []).append(s)
+    return [f"**Claims failed — {_category(group[0]).capability.name}** ({len(group)} scenario(s)): "
+            f"{CAPABILITY_ADVICE.get(key, OTHER_ADVICE)}" for key, group in by_capability.items()]
+
+
+def _evidence(reports_dir: Path, html_index: Path | None, single_index: Path | None, html_error: str) -> list[str]:
+    out = []
+    if html_index is not None:
+        out.append(f"- Allure report: `{_shown(html_index)}` (serve it with "
+                   f"`node_modules/.bin/allure open {_shown(html_index.parent)}`)")
+    if single_index is not None:
+        out.append(f"- Allure report, one file that opens from disk: `{_shown(single_index)}`")
+    if html_error:
+        out.append(f"- Allure HTML not generated: {html_error}")
+    where = _shown(reports_dir)
+    out += ["- Allure results (per-scenario evidence: API exchanges, CLI transcripts, IB history, fault timeline, "
+            f"backend log, resource plots): `{where}/allure-results/`",
+            f"- JUnit: `{where}/junit/`; target logs: `{where}/logs/`"]
+    return out

@@ -1,0 +1,157 @@
+"""``ib-resilience report --merge DIR...``: one Allure HTML and one Markdown summary from shard result folders.
+
+Each DIR is what one ``ib-resilience run`` wrote (its ``--reports-dir``: ``allure-results/`` and ``junit/``), or
+an ``allure-results`` folder itself. Allure merges result folders natively (every scenario result, container
+and attachment has a unique file name), so the scenario files are copied side by side; the run's own files are
+merged: ``environment.properties`` (a value the shards disagree on, such as their ports, is kept per shard),
+JUnit (one testsuite per feature), the level, the wall time (the slowest shard, since shards run side by side)
+and the exit code (the first shard's failure). The folders are only read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from support.settings import ROOT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ib-resilience report",
+                                     description="Render the reports of results written elsewhere (CI shards).")
+    parser.add_argument("--merge", nargs="+", type=Path, required=True, metavar="DIR",
+                        help="result folders of the shards (each a run's --reports-dir, or its allure-results)")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "merged",
+                        help="where the merged results and the reports go (default: reports/merged)")
+    parser.add_argument("--level", choices=("basic", "standard", "exhaustive"),
+                        help="the level (default: what the shards recorded)")
+    parser.add_argument("--no-html", action="store_true", help="only the Markdown summary (no Allure HTML)")
+    return parser
+
+
+def _results_of(folder: Path) -> Path:
+    """A shard's Allure results folder."""
+    return folder / "allure-results" if (folder / "allure-results").is_dir() else folder
+
+
+def _junit_of(folder: Path) -> Path:
+    """A shard's JUnit folder (next to its allure-results when given that)."""
+    for candidate in (folder / "junit", folder.parent / "junit" if folder.name == "allure-results" else None):
+        if candidate is not None and candidate.is_dir():
+            return candidate
+    return folder / "junit"
+
+
+def merge(folders: list[Path], out: Path, level: str | None = None) -> tuple[str, float, int | None, list[str], int]:
+    """Merge the shards' results into ``out``; return level, wall time, exit code, run arguments and the number
+    of scenario results.
+
+    Raises:
+        ValueError: a folder holds no results, the same folder is given twice, or the levels differ.
+    """
+    from ibreport.results import read_properties
+    from ibreport.summary import read_run_record, write_allure_metadata
+    from ibresilience import parallel
+
+    seen: set[Path] = set()
+    for folder in folders:
+        results = _results_of(folder).resolve()
+        if not results.is_dir():
+            raise ValueError(f"{folder}: no such folder")
+        if results in seen:
+            raise ValueError(f"{folder} is given twice (its scenarios would count twice)")
+        if results == (out / "allure-results").resolve():
+            raise ValueError(f"{folder} is the output folder itself; choose another --out")
+        seen.add(results)
+    results_out = out / "allure-results"
+    results_out.mkdir(parents=True, exist_ok=True)
+    for stale in results_out.iterdir():
+        if stale.is_file():
+            stale.unlink()
+    records, documents, copied = [], [], 0
+    for folder in folders:
+        results = _results_of(folder)
+        copied += parallel.copy_results(results, results_out)
+        records.append(read_run_record(results) or {})
+        documents.append(read_properties(results / "environment.properties"))
+    parallel.merge_junit([_junit_of(folder) for folder in folders], out / "junit")
+    levels = {str(r.get("level")) for r in records if r.get("level")} | \
+        {d["run.level"] for d in documents if d.get("run.level")}
+    if level is None:
+        if len(levels) > 1:
+            raise ValueError(f"the shards ran different levels ({', '.join(sorted(levels))}); say which with --level")
+        level = next(iter(levels), "standard")
+    properties = parallel.merge_properties(documents)
+    shards = [d.get("run.shard", "") for d in documents]
+    properties["run.shards"] = ", ".join(s or "whole" for s in shards)
+    write_allure_metadata(results_out, properties)
+    elapsed = max([float(r.get("elapsed_s") or 0.0) for r in records] or [0.0])
+    codes = [r.get("return_code") for r in records]
+    code = next((c for c in codes if c not in (0, None)), 0 if any(c == 0 for c in codes) else None)
+    argv = next((list(r["argv"]) for r in records if r.get("argv")), ["--level", level])
+    _warn_missing_shards(shards)
+    _warn_duplicates(results_out)
+    return level, elapsed, code, parallel.strip_options(argv, (*parallel.RUN_MECHANICS, "--reports-dir")), copied
+
+
+def _warn_duplicates(results: Path) -> None:
+    """Say so when a scenario has results from more than one shard (the shards' partitions differed)."""
+    from collections import Counter
+
+    from ibresilience.parallel import allure_scenario_results
+
+    seen: Counter[str] = Counter()
+    for raw, location in allure_scenario_results(results):
+        seen[f"{location} {raw.get('name', '')}"] += 1
+    twice = [name for name, n in seen.items() if n > 1]
+    if twice:
+        print(f"ib-resilience: warning: {len(twice)} scenario(s) ran in more than one shard (shards computed "
+              f"different partitions: give every shard the same --durations), e.g. {twice[0]}", file=sys.stderr)
+
+
+def _warn_missing_shards(shards: list[str]) -> None:
+    """Say so when the shards given are not every part of one partition."""
+    from ibresilience.parallel import parse_shard
+
+    parts = []
+    for shard in shards:
+        try:
+            parts.append(parse_shard(shard))
+        except ValueError:
+            return  # a whole run among them: nothing to check
+    counts = {n for _, n in parts}
+    if len(counts) != 1:
+        print(f"ib-resilience: warning: the shards come from different partitions ({', '.join(shards)})",
+              file=sys.stderr)
+        return
+    n = counts.pop()
+    missing = sorted(set(range(1, n + 1)) - {i for i, _ in parts})
+    if missing:
+        print(f"ib-resilience: warning: shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing: the merged "
+              "report covers only part of the level", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Merge the shards' results, render the reports; exit 0 only if every shard passed."""
+    from ibreport.summary import render_reports
+    from ibresilience import parallel
+    from ibresilience.runner import junit_outcomes, summary_line
+
+    args = build_parser().parse_args(argv)
+    try:
+        level, elapsed, code, run_argv, count = merge(args.merge, args.out, args.level)
+    except (ValueError, OSError) as exc:
+        print(f"ib-resilience: {exc}", file=sys.stderr)
+        return 2
+    print(f"ib-resilience: merged {count} scenario result(s) from {len(args.merge)} folder(s) into {args.out}",
+          flush=True)
+    parallel.remember_durations(args.out, parallel.read_durations(args.out))
+    if not args.no_html:
+        print("ib-resilience: rendering the Allure HTML report (about 15 s)…", flush=True)
+    render_reports(args.out, level, elapsed, return_code=code, html=not args.no_html, run_argv=run_argv)
+    outcomes = parallel.outcome_counts(args.out / "allure-results")
+    failed = junit_outcomes(args.out / "junit").get("failed", 0) + outcomes["failed"] + outcomes["broken"]
+    result = 0 if code in (0, None) and not failed and count else 1
+    print(summary_line(level, args.out / "junit", elapsed, result), flush=True)
+    return result

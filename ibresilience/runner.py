@@ -1,0 +1,503 @@
+"""``ib-resilience run``: run the specification at a level, with Allure and JUnit output."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from support.settings import LEVELS, ROOT
+
+#: Hard bound on one run (a hung scenario is a bug in the suite, but CI must still end).
+RUN_TIMEOUT_S = {"basic": 600, "standard": 1800, "exhaustive": 3600}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options (the seed's ``--test-level`` spelling accepted)."""
+    parser = argparse.ArgumentParser(prog="ib-resilience run",
+                                     description="Run the IB connection resilience specification.")
+    parser.add_argument("--level", "--test-level", dest="level", choices=sorted(LEVELS), default="basic",
+                        help="which scenarios: basic ⊂ standard ⊂ exhaustive (default: basic)")
+    parser.add_argument("--report", action="store_true",
+                        help="also render the Markdown summary and the Allure HTML report")
+    parser.add_argument("--target", choices=("embedded", "managed", "external"),
+                        help="embedded (default): the project's own gateway, proxy and backend; managed: your "
+                             "backend started by --backend-command behind them; external: all yours")
+    parser.add_argument("--profile", help="a named profile of settings (e.g. 'ktrdr', README) or a .toml file; "
+                                          "options and -D settings override it")
+    parser.add_argument("--backend-command", help="managed: how to start your backend's API; placeholders "
+                                                  "{ib_host} {ib_port} (the fault proxy) {api_port}")
+    parser.add_argument("--backend-cwd", help="managed: the directory it starts in")
+    parser.add_argument("--backend-env", action="append", default=[], metavar="K=V",
+                        help="managed: extra environment (IB_HOST/IB_PORT point at the proxy already)")
+    parser.add_argument("--backend-reset", help="managed: shell command run before every start of the backend")
+    parser.add_argument("--api-port", type=int, help="managed: the port its API listens on (default: a free one)")
+    parser.add_argument("--backend-venv", help="managed: its virtual environment (the {backend_venv} placeholder)")
+    parser.add_argument("--backend-log", help="external: a file your backend writes its output to (read for "
+                                              "warnings, un-awaited coroutines and tracebacks)")
+    parser.add_argument("--cli-api", help="how the CLI is pointed at the API: env:NAME (default env:KTRDR_API_URL), "
+                                          "option:--flag, or fixed:URL when it cannot be pointed")
+    parser.add_argument("--ib-host", help="IB Gateway host (external)")
+    parser.add_argument("--ib-port", type=int, help="IB Gateway port (external)")
+    parser.add_argument("--api-base-url", help="backend API, e.g. http://localhost:8000 (external)")
+    parser.add_argument("--cli", help="backend CLI command, e.g. 'ktrdr' (external)")
+    parser.add_argument("--gateway-control", help="control URL of a simulator you started")
+    parser.add_argument("--proxy-control", help="control URL of a fault proxy you started")
+    parser.add_argument("--timeout-multiplier", type=float, help="scale every bound (slow machines)")
+    parser.add_argument("--name", action="append", default=[], help="only scenarios whose name matches (regex)")
+    parser.add_argument("--reports-dir", type=Path, default=ROOT / "reports", help="where results go")
+    parser.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",
+                        help="any other setting (behave userdata)")
+    parser.add_argument("--verbose", action="store_true", help="print every step (pretty formatter)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="embedded target: N behave processes, each with its own gateway, proxy and backend; "
+                             "the scenarios are dealt out longest first (README, 'Workers and shards')")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="run only part I of N of the selected scenarios (a duration-balanced partition every "
+                             "shard computes alike); merge the shards with 'ib-resilience report --merge'")
+    parser.add_argument("--durations", action="append", type=Path, default=[], metavar="PATH",
+                        help="scenario durations for --workers/--shard: a reports folder, its junit or "
+                             "allure-results, or scenario-durations.json (default: the reports folder's last runs)")
+    return parser
+
+
+def behave_command(args: argparse.Namespace) -> list[str]:
+    """The behave command line for ``args``."""
+    results = args.reports_dir
+    userdata = {"target": args.target, "ib_host": args.ib_host, "ib_port": args.ib_port,
+                "api_base_url": args.api_base_url, "cli": args.cli, "gateway_control": args.gateway_control,
+                "proxy_control": args.proxy_control, "timeout_multiplier": args.timeout_multiplier,
+                "backend_command": args.backend_command, "backend_cwd": args.backend_cwd,
+                "backend_env": ",".join(args.backend_env) or None, "backend_reset": args.backend_reset,
+                "api_port": args.api_port, "reports_dir": str(results), "profile": args.profile,
+                "backend_venv": args.backend_venv, "backend_log": args.backend_log, "cli_api": args.cli_api}
+    if args.api_base_url and not args.target:
+        userdata["target"] = "external"
+    elif args.backend_command and not args.target:
+        userdata["target"] = "managed"
+    command = [sys.executable, "-m", "behave", str(ROOT / "features"),
+               "--tags", LEVELS[args.level], "--no-skipped",
+               "-f", "ibreport.allure_formatter:AllureFormatter", "-o", str(results / "allure-results"),
+               "-f", "pretty" if args.verbose else "progress3", "--no-summary",
+               "--junit", "--junit-directory", str(results / "junit"),
+               "-D", "AllureFormatter.hide_excluded=true"]
+    for key, value in userdata.items():
+        if value is not None:
+            command += ["-D", f"{key}={value}"]
+    for definition in args.define:
+        command += ["-D", definition]
+    for name in args.name:
+        command += ["--name", name]
+    return command
+
+
+#: After SIGTERM or SIGINT: how long behave gets to run its cleanups (heal faults, stop every server it started)
+#: before its whole process group is killed.
+STOP_GRACE_S = 4.0
+#: Exit codes after a signal, as shells report them.
+SIGNAL_EXIT = {signal.SIGTERM: 143, signal.SIGINT: 130}
+
+
+def _run_bounded(command: list[str], env: dict[str, str], timeout_s: float) -> tuple[int, int | None]:
+    """Run behave in its own process group; return its exit code and the signal that stopped the run (or None).
+
+    SIGTERM or SIGINT to the runner (CI cancelling, ``timeout``, Ctrl-C) is passed on to behave as SIGINT: behave
+    aborts the scenario, its cleanups heal the faults and stop every server it started; past
+    :data:`STOP_GRACE_S` (or past ``timeout_s`` for the whole run) the group is killed.
+    """
+    codes, received = _run_all([(command, env, None)], timeout_s)
+    return codes[0], received
+
+
+def _run_all(jobs: list[tuple[list[str], dict[str, str], Path | None]], timeout_s: float,
+             on_exit: Callable[[int, int], None] | None = None) -> tuple[list[int], int | None]:
+    """Run several behave processes at once, each in its own process group (output to its file, or inherited
+    when the file is None); return their exit codes and the signal that stopped the run (or None).
+
+    A signal to the runner reaches every group (as SIGINT, like :func:`_run_bounded`); past
+    :data:`STOP_GRACE_S`, or past ``timeout_s`` for the whole run, every group left is killed (124 then).
+    ``on_exit(index, code)`` is called as each process ends on its own.
+    """
+    processes: list[subprocess.Popen] = []
+    outputs = []
+    received: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if not received:
+            received.append(signum)
+            for process in processes:
+                _signal_group(process, signal.SIGINT)
+
+    previous = {sig: signal.signal(sig, forward) for sig in SIGNAL_EXIT}
+    timed_out = False
+    try:
+        for command, env, output in jobs:
+            if received:
+                break
+            handle = open(output, "w", encoding="utf-8") if output is not None else None
+            outputs.append(handle)
+            processes.append(subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
+                                              stdin=subprocess.DEVNULL if handle else None, stdout=handle,
+                                              stderr=subprocess.STDOUT if handle else None))
+        deadline = time.monotonic() + timeout_s
+        reported: set[int] = set()
+        while any(p.poll() is None for p in processes):
+            if received:
+                _stop_all(processes, STOP_GRACE_S)
+                break
+            if time.monotonic() >= deadline:
+                print(f"ib-resilience: run exceeded {timeout_s} s and was stopped", file=sys.stderr)
+                for process in processes:
+                    _signal_group(process, signal.SIGINT)
+                _stop_all(processes, STOP_GRACE_S + 10.0)
+                timed_out = True
+                break
+            for index, process in enumerate(processes):
+                if process.poll() is not None and index not in reported:
+                    reported.add(index)
+                    if on_exit is not None:
+                        on_exit(index, process.returncode)
+            running = [p for p in processes if p.poll() is None]
+            if running:
+                _wait(running[0], 0.2)
+        if on_exit is not None and not received and not timed_out:
+            for index, process in enumerate(processes):
+                if index not in reported:
+                    on_exit(index, process.returncode)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for process in processes:
+            _signal_group(process, signal.SIGKILL)  # whatever of behave's group is left (nothing, normally)
+        for handle in outputs:
+            if handle is not None:
+                handle.close()
+    codes = [124 if timed_out else (p.returncode if p.returncode is not None else -9) for p in processes]
+    codes += [-9] * (len(jobs) - len(processes))  # never started: a signal came first
+    return codes, (received[0] if received else None)
+
+
+def _stop_all(processes: list[subprocess.Popen], grace_s: float) -> None:
+    """Wait (together, bounded by ``grace_s``) for every process to end; kill the groups of those left."""
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        _wait(process, max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.poll() is None:
+            _signal_group(process, signal.SIGKILL)
+    for process in processes:
+        _wait(process, 5.0)
+
+
+def _wait(process: subprocess.Popen, timeout_s: float) -> bool:
+    """Wait (bounded) for ``process`` to end; whether it did."""
+    try:
+        process.wait(timeout_s)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def junit_outcomes(junit_dir: Path) -> dict[str, int]:
+    """Scenarios by outcome (``passed``, ``failed``, ``skipped``, ``untested``) from behave's JUnit files."""
+    from collections import Counter
+    from xml.etree import ElementTree
+
+    from ibreport.results import xml_safe
+
+    outcomes: Counter[str] = Counter()
+    for path in sorted(Path(junit_dir).glob("TESTS-*.xml")):
+        try:
+            root = ElementTree.fromstring(xml_safe(path.read_text(encoding="utf-8", errors="replace")))
+        except (OSError, ElementTree.ParseError):
+            continue
+        for case in root.iter("testcase"):
+            status = case.get("status") or ("failed" if case.find("failure") is not None else "passed")
+            outcomes[{"error": "failed", "failure": "failed"}.get(status, status)] += 1
+    return dict(outcomes)
+
+
+def summary_line(level: str, junit_dir: Path, elapsed_s: float, code: int, workers: int = 1, shard: str = "") -> str:
+    """The run's own last line: the level's scenarios by outcome (not behave's totals, which count the scenarios
+    of other levels as skipped), its wall time and the exit code (and its shard and workers, when it had them)."""
+    counts = junit_outcomes(junit_dir)
+    untested = f", {counts['untested']} not run" if counts.get("untested") else ""
+    where = (f" (shard {shard})" if shard else "") + (f" on {workers} workers" if workers > 1 else "")
+    return (f"ib-resilience: level {level}{where}: {counts.get('passed', 0)} scenarios passed, "
+            f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped (target lacks a capability)"
+            f"{untested} in {elapsed_s:.1f} s, exit {code}")
+
+
+#: How long one scenario may wait on the target's own timings, per level (the exhaustive level
+#: includes KTRDR's real 300 s idle timeout; basic and standard never wait that long).
+MAX_WAIT_S = {"basic": 60, "standard": 120, "exhaustive": 900}
+
+
+def _preflight(args: argparse.Namespace) -> str:
+    """'' when an external target's API, gateway and CLI answer; else one line saying what does not."""
+    from support.preflight import PreflightError, ensure_reachable
+    from support.settings import SettingsError
+
+    try:
+        ensure_reachable(_settings(args))
+    except (PreflightError, SettingsError) as exc:
+        return str(exc)
+    return ""
+
+
+def _settings(args: argparse.Namespace):
+    """The settings behave will read for ``args`` (raises SettingsError like behave's ``before_all`` would)."""
+    from support.settings import Settings
+
+    command = behave_command(args)
+    userdata = dict(c.split("=", 1) for i, c in enumerate(command) if i and command[i - 1] == "-D" and "=" in c)
+    return Settings.from_userdata(userdata)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run behave at the chosen level; exit 0 only if every selected scenario passed."""
+    args = build_parser().parse_args(argv)
+    if not any(d.startswith("max_wait_s=") for d in args.define):
+        args.define.insert(0, f"max_wait_s={MAX_WAIT_S[args.level]}")
+    if args.workers != 1 or args.shard:
+        return _main_parallel(args, list(argv if argv is not None else sys.argv[1:]))
+    problem = _preflight(args)
+    if problem:
+        print(f"ib-resilience: {problem}", file=sys.stderr, flush=True)
+        return 2
+    results = args.reports_dir / "allure-results"
+    results.mkdir(parents=True, exist_ok=True)
+    for stale in [*results.glob("*"), *(args.reports_dir / "junit").glob("TESTS-*.xml")]:
+        if stale.is_file():
+            stale.unlink()
+    command = behave_command(args)
+    print(f"ib-resilience: level {args.level} ({LEVELS[args.level]})", flush=True)
+    print("$ " + shlex.join(command), flush=True)
+    started = time.monotonic()
+    env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "")}
+    code, stopped_by = _run_bounded(command, env, RUN_TIMEOUT_S[args.level])
+    from ibreport.results import sanitize_junit
+    from ibreport.summary import write_allure_metadata
+    sanitize_junit(args.reports_dir / "junit")
+    write_allure_metadata(results)  # the categories Allure files failures under
+    elapsed_s = time.monotonic() - started
+    if stopped_by is not None:
+        code = SIGNAL_EXIT[stopped_by]
+        print(f"ib-resilience: stopped by {signal.Signals(stopped_by).name} after {elapsed_s:.1f} s; "
+              "partial results kept", file=sys.stderr, flush=True)
+    if stopped_by is None:
+        _remember_durations(args.reports_dir)
+    print(summary_line(args.level, args.reports_dir / "junit", elapsed_s, code), flush=True)
+    if args.report:
+        from ibreport.summary import render_reports
+        html = stopped_by is None  # a stopped run gets its Markdown summary now, not 15 s of Allure rendering
+        if html:
+            print("ib-resilience: rendering the Allure HTML report (about 15 s)…", flush=True)
+        render_reports(args.reports_dir, args.level, elapsed_s, return_code=code, html=html,
+                       run_argv=list(argv if argv is not None else sys.argv[1:]))
+    return code
+
+
+def _remember_durations(reports_dir: Path) -> None:
+    """Keep this run's scenario durations (merged over earlier runs) for the next run's workers and shards."""
+    from ibresilience.parallel import read_durations, remember_durations
+
+    try:
+        remember_durations(reports_dir, read_durations(reports_dir))
+    except OSError as exc:  # a read-only reports folder costs the next run its balance, never this run's verdict
+        print(f"ib-resilience: scenario durations not kept: {exc}", file=sys.stderr)
+
+
+def _refusal(args: argparse.Namespace) -> str:
+    """Why ``--workers`` > 1 cannot run against this target ('' when it can: the embedded target)."""
+    from support.settings import EMBEDDED, SettingsError
+
+    try:
+        target = _settings(args).target
+    except SettingsError:
+        return ""  # the preflight says what is wrong with the settings
+    if args.workers <= 1 or target == EMBEDDED:
+        return ""
+    shared = "a managed backend's working directory and API port" if target == "managed" else "an external target"
+    return (f"--workers {args.workers} needs the embedded target, not {target}: faults act on a whole target, so two "
+            f"workers must never share {shared}; run --shard I/N on separate runners, one target each")
+
+
+def _main_parallel(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--workers N`` and/or ``--shard I/N``: this run's part of the partition, dealt out to N behave processes
+    (each starts its own embedded stack), their results merged into the reports folder."""
+    from ibreport.results import read_properties, sanitize_junit
+    from ibreport.summary import write_allure_metadata
+    from ibresilience import parallel
+
+    if args.workers < 1:
+        print("ib-resilience: --workers must be at least 1", file=sys.stderr, flush=True)
+        return 2
+    try:
+        index, count = parallel.parse_shard(args.shard) if args.shard else (1, 1)
+    except ValueError as exc:
+        print(f"ib-resilience: {exc}", file=sys.stderr, flush=True)
+        return 2
+    problem = _refusal(args) or _preflight(args)
+    if problem:
+        print(f"ib-resilience: {problem}", file=sys.stderr, flush=True)
+        return 2
+    selection = parallel.select(LEVELS[args.level], args.name)
+    # A shard must compute the partition every other shard computes: only the durations given to all of them
+    # (--durations) count, never what this machine's reports folder happens to hold.
+    durations = parallel.load_durations(None if count > 1 else args.reports_dir, args.durations)
+    mine = parallel.partition(selection, durations, count)[index - 1] if count > 1 else selection
+    plan = [part for part in parallel.partition(mine, durations, args.workers) if part]
+    reports, results = args.reports_dir, args.reports_dir / "allure-results"
+    worker_dirs = [reports / parallel.WORKERS_DIR / f"w{k}" for k in range(1, len(plan) + 1)]
+    _clean(reports, worker_dirs)
+    shard = f"{index}/{count}" if count > 1 else ""
+    print(f"ib-resilience: level {args.level} ({LEVELS[args.level]}): {len(selection)} scenarios"
+          + (f"; shard {shard}: {len(mine)} of them" if shard else "")
+          + f"; {len(plan)} worker(s), each its own gateway, proxy and backend", flush=True)
+    env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "")}
+    jobs = []
+    for number, (part, folder) in enumerate(zip(plan, worker_dirs, strict=False), 1):
+        command = _worker_command(args, folder, parallel.write_locations(folder / "locations.txt", part), results)
+        log = folder / "behave.log" if len(plan) > 1 else None
+        expected = (f"≈ {parallel.expected_seconds(part, durations, among=mine):.0f} s by earlier runs"
+                    if any(s.key in durations for s in part) else "no earlier durations")
+        if log is None:
+            print("$ " + shlex.join(command), flush=True)
+        else:
+            log.write_text("$ " + shlex.join(command) + "\n", encoding="utf-8")
+            print(f"ib-resilience: worker {number}: {len(part)} scenarios, {expected} (output: {_shown(log)})",
+                  flush=True)
+        jobs.append((command, env, log))
+    started = time.monotonic()
+
+    def finished(position: int, code: int) -> None:
+        if len(plan) > 1:
+            folder = worker_dirs[position]
+            print(_worker_line(position + 1, folder / "junit", time.monotonic() - started, code)
+                  + (_hook_error(folder / "behave.log") if code else ""), flush=True)
+
+    codes, stopped_by = _run_all(jobs, RUN_TIMEOUT_S[args.level], on_exit=finished) if jobs else ([], None)
+    elapsed_s = time.monotonic() - started
+    for folder in worker_dirs:
+        sanitize_junit(folder / "junit")
+    parallel.merge_junit([folder / "junit" for folder in worker_dirs], reports / "junit", mine)
+    properties = parallel.merge_properties([read_properties(folder / "allure-results" / "environment.properties")
+                                            for folder in worker_dirs])
+    properties |= {"run.workers": str(len(plan))} | ({"run.shard": shard} if shard else {})
+    write_allure_metadata(results, properties)
+    code = _combined_code(codes)
+    if code == 0 and junit_outcomes(reports / "junit").get("failed"):
+        code = 1
+    reported = parallel.reported_keys(results)
+    missing = [s for s in mine if s.key not in reported]
+    if missing and stopped_by is None:
+        print(f"ib-resilience: {len(missing)} selected scenario(s) have no result (a worker stopped before them), "
+              f"e.g. {missing[0].location} {missing[0].name}", file=sys.stderr, flush=True)
+        code = code or 1
+    if stopped_by is not None:
+        code = SIGNAL_EXIT[stopped_by]
+        print(f"ib-resilience: stopped by {signal.Signals(stopped_by).name} after {elapsed_s:.1f} s; "
+              "partial results kept", file=sys.stderr, flush=True)
+    else:
+        _remember_durations(reports)
+    print(summary_line(args.level, reports / "junit", elapsed_s, code, workers=len(plan), shard=shard), flush=True)
+    from ibreport.summary import record_run, render_reports
+    run_argv = parallel.strip_options(argv)
+    if args.report and plan:
+        html = stopped_by is None
+        if html:
+            print("ib-resilience: rendering the Allure HTML report (about 15 s)…", flush=True)
+        render_reports(reports, args.level, elapsed_s, return_code=code, html=html, run_argv=run_argv)
+    else:
+        record_run(results, args.level, elapsed_s, code, run_argv)  # what 'report --merge' reads back
+    return code
+
+
+def _clean(reports: Path, worker_dirs: list[Path]) -> None:
+    """Remove the last run's results (merged and per worker); each worker's server logs are kept."""
+    from ibresilience.parallel import WORKERS_DIR
+
+    stale = [*(reports / "allure-results").glob("*"), *(reports / "junit").glob("TESTS-*.xml")]
+    for folder in (reports / WORKERS_DIR).glob("w*"):
+        stale += [*(folder / "allure-results").glob("*"), *(folder / "junit").glob("TESTS-*.xml"),
+                  folder / "behave.log", folder / "locations.txt"]
+    for path in stale:
+        if path.is_file():
+            path.unlink()
+    (reports / "allure-results").mkdir(parents=True, exist_ok=True)
+    for folder in worker_dirs:
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def _worker_command(args: argparse.Namespace, folder: Path, locations: Path, results: Path) -> list[str]:
+    """behave for one worker: its scenario locations, its own reports folder (server logs, JUnit, its
+    environment.properties), Allure results into the run's shared folder (every file there has a unique name)."""
+    own = argparse.Namespace(**{**vars(args), "reports_dir": folder})
+    command = behave_command(own)
+    command[command.index(str(ROOT / "features"))] = f"@{locations}"
+    command[command.index("-o") + 1] = str(results)
+    return command
+
+
+def _worker_line(number: int, junit_dir: Path, elapsed_s: float, code: int) -> str:
+    """One worker's outcome, with the names of its failed scenarios."""
+    counts = junit_outcomes(junit_dir)
+    failed = _failed_names(junit_dir)
+    return (f"ib-resilience: worker {number} finished after {elapsed_s:.1f} s: {counts.get('passed', 0)} passed, "
+            f"{counts.get('failed', 0)} failed" + (f" ({'; '.join(failed[:5])})" if failed else "")
+            + (f", {counts['untested']} not run" if counts.get("untested") else "") + f", exit {code}")
+
+
+def _hook_error(log: Path) -> str:
+    """' — <behave's first HOOK-ERROR line>' from a worker's output ('' when there is none)."""
+    try:
+        with open(log, encoding="utf-8", errors="replace") as lines:
+            found = next((line.strip() for line in lines if line.startswith("HOOK-ERROR")), "")
+    except OSError:
+        return ""
+    return f" — {found[:300]}" if found else ""
+
+
+def _failed_names(junit_dir: Path) -> list[str]:
+    from xml.etree import ElementTree
+
+    from ibreport.results import xml_safe
+
+    names = []
+    for path in sorted(Path(junit_dir).glob("TESTS-*.xml")):
+        try:
+            root = ElementTree.fromstring(xml_safe(path.read_text(encoding="utf-8", errors="replace")))
+        except (OSError, ElementTree.ParseError):
+            continue
+        names += [case.get("name", "").strip() for case in root.iter("testcase")
+                  if case.get("status") in ("failed", "error") or case.find("failure") is not None
+                  or case.find("error") is not None]
+    return names
+
+
+def _combined_code(codes: list[int]) -> int:
+    """0 when every worker passed; 124 when the run timed out; else the first worker's failure code."""
+    if all(code == 0 for code in codes):
+        return 0
+    return 124 if 124 in codes else next(code for code in codes if code != 0)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)

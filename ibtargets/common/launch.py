@@ -1,0 +1,231 @@
+"""Start and stop the project's servers as real processes, with bounds on every wait.
+
+Every server of this project (gateway, proxy, reference backend) prints one line
+``READY <role> key=value ...`` on stdout once it listens; :class:`ManagedProcess`
+waits for it, parses it, keeps the whole output in a log file, and stops the
+process group with SIGTERM then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+READY_RE = re.compile(r"^READY (?P<role>\S+)(?P<rest>(?: \S+=\S*)*)\s*$")
+
+
+def ready_line(role: str, **values: object) -> str:
+    """The line a server prints when it listens, e.g. ``READY gateway host=127.0.0.1 port=4002``."""
+    return "READY " + role + "".join(f" {k}={v}" for k, v in values.items())
+
+
+def announce_ready(role: str, **values: object) -> None:
+    """Print :func:`ready_line` on stdout and flush it."""
+    print(ready_line(role, **values), flush=True)
+
+
+def parse_ready(line: str) -> tuple[str, dict[str, str]] | None:
+    """``(role, values)`` from a READY line, or None for any other line."""
+    match = READY_RE.match(line.strip())
+    if not match:
+        return None
+    values = dict(part.split("=", 1) for part in match.group("rest").split())
+    return match.group("role"), values
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, so no server outlives a killed run (Linux)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def venv_script(name: str) -> str:
+    """Path of a console script installed beside the running interpreter."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+class ProcessStartError(RuntimeError):
+    """A server did not report READY in time (its output is in the message)."""
+
+
+class ManagedProcess:
+    """One server process: started in its own process group, stopped with a bound.
+
+    Args:
+        argv: the command.
+        log_path: where stdout and stderr go (kept for evidence).
+        env: extra environment variables.
+        name: for messages.
+    """
+
+    def __init__(self, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
+                 name: str | None = None, cwd: str | None = None):
+        self.argv = list(argv)
+        self.cwd = cwd
+        self.log_path = Path(log_path)
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.name = name or Path(self.argv[0]).name
+        self.proc: subprocess.Popen[str] | None = None
+        self.ready: dict[str, str] = {}
+        self._ready_event = threading.Event()
+        self._pump: threading.Thread | None = None
+        self._log: IO[str] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The process ID (the process must have been started)."""
+        assert self.proc is not None, f"{self.name} not started"
+        return self.proc.pid
+
+    def start(self, ready_timeout_s: float = 20.0) -> dict[str, str]:
+        """Start the process and wait for its READY line; return the values it printed.
+
+        Raises:
+            ProcessStartError: it exited or stayed silent past ``ready_timeout_s``.
+        """
+        self._spawn()
+        if not self._ready_event.wait(ready_timeout_s) or not self.ready:
+            self.stop()
+            tail = self.log_tail()
+            raise ProcessStartError(f"{self.name} not ready within {ready_timeout_s} s:\n{tail}")
+        return self.ready
+
+    def start_until_url(self, url: str, timeout_s: float = 120.0) -> None:
+        """Start a process that prints no READY line; wait until ``url`` answers below HTTP 500.
+
+        Raises:
+            ProcessStartError: it exited, or ``url`` did not answer within ``timeout_s``.
+        """
+        import requests
+
+        self._spawn()
+        deadline, pause = time.monotonic() + timeout_s, threading.Event()
+        while time.monotonic() < deadline and self.running():
+            try:
+                if requests.get(url, timeout=2.0).status_code < 500:
+                    self.ready = {"url": url}
+                    return
+            except requests.RequestException:
+                pass
+            pause.wait(0.1)  # the poll's pacing, bounded by the deadline
+        self.stop()
+        raise ProcessStartError(f"{self.name}: {url} did not answer within {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def _spawn(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "a", encoding="utf-8")
+        self._log.write(f"$ {shlex.join(self.argv)}\n")
+        self._log.flush()
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=self.env, text=True, cwd=self.cwd,
+                                     start_new_session=True, bufsize=1, preexec_fn=_die_with_parent)
+        self._pump = threading.Thread(target=self._read_output, name=f"{self.name}-output", daemon=True)
+        self._pump.start()
+
+    def _read_output(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None and self._log is not None
+        for line in self.proc.stdout:
+            self._log.write(line)
+            self._log.flush()
+            if not self.ready:
+                parsed = parse_ready(line)
+                if parsed:
+                    self.ready = parsed[1]
+                    self._ready_event.set()
+        self._ready_event.set()  # EOF: wake a waiting start()
+
+    def running(self) -> bool:
+        """Whether the process is alive."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, signum: int) -> None:
+        """Send a signal to the process (not its group)."""
+        if self.running():
+            assert self.proc is not None
+            self.proc.send_signal(signum)
+
+    def stop(self, grace_s: float = 5.0) -> int | None:
+        """SIGTERM the process group, SIGKILL after ``grace_s``; return the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                self.proc.wait(5.0)
+        else:
+            self._signal_group(signal.SIGKILL)  # leftovers of an exited leader
+        if self._pump is not None:
+            self._pump.join(2.0)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return self.proc.returncode
+
+    def _signal_group(self, signum: int) -> None:
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the process's output."""
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> ManagedProcess:
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+
+#: How many runs' server logs ``reports/logs`` keeps (the oldest folders go first).
+KEEP_RUN_LOGS = 10
+
+
+def run_log_dir(reports_dir: Path, keep: int = KEEP_RUN_LOGS) -> Path:
+    """A fresh folder for this run's server logs, ``<reports_dir>/logs/<YYYYmmdd-HHMMSS>``, with ``logs/latest``
+    pointing at it; only the ``keep`` newest run folders are kept."""
+    import shutil
+
+    logs = Path(reports_dir) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder, n = logs / stamp, 1
+    while folder.exists():
+        n += 1
+        folder = logs / f"{stamp}-{n}"
+    folder.mkdir()
+    latest = logs / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink() if latest.is_symlink() else shutil.rmtree(latest, ignore_errors=True)
+    latest.symlink_to(folder.name)
+    runs = sorted(p for p in logs.iterdir() if p.is_dir() and not p.is_symlink() and p.name[:8].isdigit())
+    for old in runs[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in logs.glob("*.log"):  # the flat layout of earlier versions
+        stale.unlink(missing_ok=True)
+    return folder
