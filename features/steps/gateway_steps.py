@@ -1,65 +1,37 @@
-"""Steps about the IB Gateway's behaviour: the faults the scenarios inflict and heal."""
+"""Steps about the IB Gateway's behaviour: the faults the scenarios inflict and heal.
+
+Every phrase naming gateway trouble is a row of ``support.troubles.TABLE`` (one phrase, one driver call);
+the steps are registered from it. Only the steps that add timing of their own are written out here.
+"""
 
 from behave import given, when
 
 from support import claims, troubles
 from support.waiting import eventually
 
-
-@given("the gateway goes silent on every open connection")
-@when("the gateway goes silent on every open connection")
-def step_silence(context):
-    context.world.faults.silence()
-
-
-@given("the gateway stops answering server-time requests")
-@when("the gateway stops answering server-time requests")
-def step_time_unanswered(context):
-    context.world.faults.unanswered(("reqCurrentTime",))
+_KEYWORDS = {troubles.GIVEN: given, troubles.WHEN: when}
+#: Arguments a row's call takes from the settings rather than from its words, by row key.
+_FROM_SETTINGS = {
+    "strict pacing": lambda settings: {"rules": settings.strict_pacing_rules},
+    "preferred client dropped": lambda settings: {"client_id": settings.preferred_client_id},
+}
 
 
-@given("the gateway stops answering historical-data requests")
-def step_history_unanswered(context):
-    context.world.faults.unanswered(("reqHistoricalData",))
+def _step_of(trouble: troubles.Trouble):
+    def step(context, **fields):
+        w = context.world
+        extra = _FROM_SETTINGS[trouble.key](w.settings) if trouble.key in _FROM_SETTINGS else {}
+        trouble.act(w.faults, **fields, **extra)
+    step.__name__ = step.__qualname__ = "step_" + "_".join(trouble.key.replace("-", " ").split()).lower()
+    step.__doc__ = f"Gateway trouble {trouble.key!r} (support.troubles.TABLE)."
+    return step
 
 
-@given("the gateway answers the server-time request {latency_ms:d} ms late")
-def step_time_late(context, latency_ms):
-    context.world.faults.delay_requests(latency_ms, ("reqCurrentTime",))
-
-
-@given("the gateway answers contract-detail requests {latency_ms:d} ms late")
-def step_details_late(context, latency_ms):
-    context.world.faults.delay_requests(latency_ms, ("reqContractDetails",))
-
-
-@given("the gateway answers historical-data requests {latency_ms:d} ms late")
-def step_history_late(context, latency_ms):
-    context.world.faults.delay_requests(latency_ms, ("reqHistoricalData",))
-
-
-@given("the gateway answers historical-data requests {count:d} idle timeouts late")
-def step_history_idle_late(context, count):
-    w = context.world
-    delay_s, reason = claims.idle_timeouts_delay(w, count)
-    if reason:
-        return context.scenario.skip(reason)
-    w.faults.delay_requests(int(delay_s * 1000), ("reqHistoricalData",))
-
-
-@given("the gateway answers everything {latency_ms:d} ms late")
-def step_everything_late(context, latency_ms):
-    context.world.faults.latency(latency_ms)
-
-
-@when("the gateway accepts connections but never answers the handshake")
-def step_no_handshake(context):
-    context.world.faults.no_handshake()
-
-
-@when("the gateway ignores the start of every API session")
-def step_ignore_start_api(context):
-    context.world.faults.ignore_start_api()
+for _trouble in troubles.TABLE:
+    _step = _step_of(_trouble)
+    for _keyword in _trouble.keywords:
+        for _phrase in _trouble.steps:
+            _KEYWORDS[_keyword](_phrase)(_step)
 
 
 @given("the gateway suffers {trouble}")
@@ -68,50 +40,13 @@ def step_trouble(context, trouble):
     troubles.inflict(context.world.faults, trouble)
 
 
-@when("the gateway answers again")
-@when("the gateway recovers")
-def step_recover(context):
-    context.world.faults.heal_all()
-
-
-@when("the gateway drops every client connection")
-def step_drop_all(context):
-    context.world.faults.drop_connections()
-
-
-@given("the gateway has dropped the connection with the preferred client ID")
-def step_drop_preferred(context):
-    context.world.faults.drop_connections(client_id=context.world.settings.preferred_client_id)
-
-
-@when("the gateway restarts and refuses connections for {down_s:d} seconds")
-def step_restart(context, down_s):
-    context.world.faults.restart(down_s)
-
-
-@when("every connection to the gateway is reset")
-def step_reset(context):
-    context.world.faults.drop_connections()
-
-
-@when("the gateway loses its connectivity to IB")
-def step_connectivity_lost(context):
-    context.world.seen.values["connectivity"] = context.world.faults.connectivity_lost()
-
-
-@when("the gateway's connectivity to IB is restored")
-def step_connectivity_restored(context):
-    context.world.faults.heal(context.world.seen.values["connectivity"])
-
-
-@when("the gateway announces IB notice {code:d}")
-def step_notice(context, code):
-    context.world.faults.push_error(code)
-
-
-@given("the gateway enforces historical-data pacing strictly")
-def step_strict_pacing(context):
-    context.world.faults.tighten_rules(**context.world.settings.strict_pacing_rules)
+@given("the gateway answers historical-data requests {count:d} idle timeouts late")
+def step_history_idle_late(context, count):
+    w = context.world
+    delay_s, reason = claims.idle_timeouts_delay(w, count)
+    if reason:
+        return context.scenario.skip(reason)
+    troubles.act(w.faults, "historical data late", latency_ms=int(delay_s * 1000))
 
 
 @when("the gateway goes silent once the operation is running")
@@ -119,4 +54,4 @@ def step_silence_mid_load(context):
     w = context.world
     eventually(lambda: any(e.type == "reqHistoricalData" for e in w.history.events()), 30.0,
                "the backend has sent its first historical-data request")
-    w.faults.silence()
+    troubles.act(w.faults, "silence")

@@ -6,6 +6,11 @@ ID (``None`` = every connection) and the remaining fields are its attributes, wi
 units in their names. Applying a fault with a name already active replaces it;
 healing a name that is not active is a no-op (both idempotent, as in Toxiproxy).
 One-shot faults (``one_shot = True``) act once when applied and are not kept.
+
+A fault's meaning lives in its type, as a toxic's does in Toxiproxy: its attributes, what the report needs to
+know of it (:attr:`Fault.silences`, :attr:`Fault.disrupts`) and what a target asks of it (the hooks in
+"what a target asks", and :meth:`Fault.on_apply` for what it does at once through the target's primitives,
+:class:`GatewayActions` or :class:`ProxyActions`). The targets ask; they never branch on a fault's type.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import functools
 import math
 import typing
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from ibtargets.common.wire import OUTGOING
 
@@ -49,15 +54,55 @@ class FaultError(ValueError):
 _REGISTRY: dict[tuple[str, str], type[Fault]] = {}
 
 
+class GatewayActions(Protocol):
+    """What a gateway-plane fault may do at once to the simulator (its primitives, see :meth:`Fault.on_apply`)."""
+
+    def push_error(self, fault: Fault, code: int, req_id: int, message: str) -> None:
+        """Send one IB error/notice to the open connections ``fault`` applies to (empty message: IB's text)."""
+
+    def drop_clients(self, fault: Fault) -> None:
+        """Close (FIN) the sockets ``fault`` applies to; the listener stays open."""
+
+    async def go_down(self, fault: Fault, down_s: float) -> None:
+        """Stop listening, abort every socket, and heal ``fault`` by itself after ``down_s``."""
+
+
+class ProxyActions(Protocol):
+    """What a proxy-plane fault may do at once to the proxy (its primitives, see :meth:`Fault.on_apply`)."""
+
+    def close_connections(self, fault: Fault, reason: str, reset: bool) -> None:
+        """Close the open connections ``fault`` applies to: both sockets, with a RST when ``reset``, else a FIN
+        after the queued bytes."""
+
+
 @dataclass(frozen=True)
 class Fault:
-    """Base of every fault. Subclasses declare ``kind``, ``plane`` and typed attributes."""
+    """Base of every fault. Subclasses declare ``kind``, ``plane``, typed attributes and what they do."""
 
     kind: ClassVar[str] = ""
     plane: ClassVar[str] = ""
     one_shot: ClassVar[bool] = False
     #: True when the fault acts at accept time, before any client ID is known.
     unscoped: ClassVar[bool] = False
+
+    # ---- what the report needs to know (see also :meth:`silencing`, :meth:`disrupting`, :func:`kinds_where`)
+    #: A backend facing this fault gets no answers and must notice (its silent-detection time is measured).
+    silences: ClassVar[bool] = False
+    #: The fault interrupts service (recovery time is measured after it heals); every silencing fault does.
+    disrupts: ClassVar[bool] = False
+
+    # ---- what a target asks of an active fault (the defaults: the fault does none of it)
+    #: While active, the target's listener is closed: new connects are refused (proxy ``refuse``, gateway
+    #: ``restart``).
+    refuses_new: ClassVar[bool] = False
+    #: While active, connections accepted are read and discarded for good, never forwarded (proxy ``blackhole``).
+    swallows_new: ClassVar[bool] = False
+    #: While active, the hello of a connection is never answered (gateway ``no_handshake``).
+    holds_handshake: ClassVar[bool] = False
+    #: startApi goes unanswered: no managedAccounts, no nextValidId (gateway ``ignore_start_api``).
+    ignores_start_api: ClassVar[bool] = False
+    #: The field of ``ibtargets.proxy.shaping.Shaping`` this fault fills ("" = it shapes no bytes).
+    shaping_slot: ClassVar[str] = ""
 
     name: str = ""
     client_id: int | None = None
@@ -86,6 +131,45 @@ class Fault:
     def applies_to(self, client_id: int | None) -> bool:
         """Whether this fault acts on a connection with ``client_id`` (None = not yet known)."""
         return self.client_id is None or self.client_id == client_id
+
+    # ---- what the report needs to know, as this value is configured
+
+    def silencing(self, probe: str) -> bool:
+        """Whether this fault leaves a backend whose health probe is the request type ``probe`` without answers
+        (a partial silence that spares the probe does not)."""
+        return self.silences
+
+    def disrupting(self, probe: str) -> bool:
+        """Whether this fault interrupts the service of a backend probing with ``probe`` (a partial silence that
+        spares the probe, or a refuse that keeps open connections, leaves a working path to IB)."""
+        return self.disrupts
+
+    # ---- what a target asks of an active fault
+
+    def shapes(self, direction: str) -> bool:
+        """Whether this fault shapes the bytes going ``direction`` (``upstream`` or ``downstream``)."""
+        return False
+
+    def dropped_answers(self) -> frozenset[str] | None:
+        """The request types whose answers the proxy drops (``"*"``: every answer); None = it drops none."""
+        return None
+
+    def leaves_unanswered(self, request_type: str) -> bool:
+        """Whether the gateway leaves a request of ``request_type`` unanswered while this fault is on."""
+        return False
+
+    def delay_ms(self, request_type: str) -> int | None:
+        """How late the gateway answers a request of ``request_type``; None = this fault does not delay it."""
+        return None
+
+    def ib_restored_code(self) -> int | None:
+        """IB's link is cut while this fault is on (1100 and broken farms); the code the gateway pushes when it
+        comes back. None = the fault leaves IB's link alone."""
+        return None
+
+    async def on_apply(self, target: Any) -> None:
+        """What the fault does at once when applied, through ``target``'s primitives (:class:`GatewayActions`
+        or :class:`ProxyActions`, by plane); all a one-shot fault does. Most faults act only while active."""
 
     def attributes(self) -> dict[str, Any]:
         """The typed attributes (everything but name and client_id)."""
@@ -183,6 +267,17 @@ def fault_kinds(plane: str) -> dict[str, type[Fault]]:
     return {k: c for (p, k), c in _REGISTRY.items() if p == plane}
 
 
+def kinds_where(fact: str, plane: str | None = None) -> frozenset[str]:
+    """The kinds (of ``plane``, or of both) whose type declares ``fact`` true, e.g. ``kinds_where("silences")``.
+
+    Raises:
+        AttributeError: ``fact`` is not a fact a fault type declares.
+    """
+    if not isinstance(getattr(Fault, fact), bool):
+        raise AttributeError(f"{fact!r} is not a fact of a fault type")
+    return frozenset(k for (p, k), c in _REGISTRY.items() if (plane is None or p == plane) and getattr(c, fact))
+
+
 def _coerce(kind: str, key: str, hint: Any, value: Any) -> Any:
     origin = typing.get_origin(hint)
     if origin is tuple:
@@ -227,6 +322,9 @@ class NoHandshake(Fault):
     kind: ClassVar[str] = "no_handshake"
     plane: ClassVar[str] = GATEWAY
     unscoped: ClassVar[bool] = True
+    silences: ClassVar[bool] = True
+    disrupts: ClassVar[bool] = True
+    holds_handshake: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -235,6 +333,9 @@ class IgnoreStartApi(Fault):
 
     kind: ClassVar[str] = "ignore_start_api"
     plane: ClassVar[str] = GATEWAY
+    silences: ClassVar[bool] = True
+    disrupts: ClassVar[bool] = True
+    ignores_start_api: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -243,11 +344,22 @@ class Unanswered(Fault):
 
     kind: ClassVar[str] = "unanswered"
     plane: ClassVar[str] = GATEWAY
+    silences: ClassVar[bool] = True
+    disrupts: ClassVar[bool] = True
     request_types: tuple[str, ...] = (ALL_REQUESTS,)
 
     def covers(self, request_type: str) -> bool:
         """Whether a request of this type goes unanswered."""
         return ALL_REQUESTS in self.request_types or request_type in self.request_types
+
+    def silencing(self, probe: str) -> bool:
+        return self.covers(probe)
+
+    def disrupting(self, probe: str) -> bool:
+        return self.covers(probe)
+
+    def leaves_unanswered(self, request_type: str) -> bool:
+        return self.covers(request_type)
 
 
 @dataclass(frozen=True)
@@ -263,6 +375,9 @@ class Delay(Fault):
         """Whether a request of this type is delayed."""
         return ALL_REQUESTS in self.request_types or request_type in self.request_types
 
+    def delay_ms(self, request_type: str) -> int | None:
+        return self.latency_ms if self.covers(request_type) else None
+
 
 @dataclass(frozen=True)
 class PushError(Fault):
@@ -275,6 +390,9 @@ class PushError(Fault):
     message: str = ""  # empty = IB's standard text for the code
     req_id: int = -1
 
+    async def on_apply(self, target: GatewayActions) -> None:
+        target.push_error(self, self.code, self.req_id, self.message)
+
 
 @dataclass(frozen=True)
 class ConnectivityLost(Fault):
@@ -282,7 +400,15 @@ class ConnectivityLost(Fault):
 
     kind: ClassVar[str] = "connectivity_lost"
     plane: ClassVar[str] = GATEWAY
+    silences: ClassVar[bool] = True
+    disrupts: ClassVar[bool] = True
     restored_code: int = 1102
+
+    def leaves_unanswered(self, request_type: str) -> bool:
+        return True
+
+    def ib_restored_code(self) -> int | None:
+        return self.restored_code
 
 
 @dataclass(frozen=True)
@@ -292,7 +418,12 @@ class Restart(Fault):
     kind: ClassVar[str] = "restart"
     plane: ClassVar[str] = GATEWAY
     unscoped: ClassVar[bool] = True
+    disrupts: ClassVar[bool] = True
+    refuses_new: ClassVar[bool] = True
     down_s: float = 5.0
+
+    async def on_apply(self, target: GatewayActions) -> None:
+        await target.go_down(self, self.down_s)
 
 
 @dataclass(frozen=True)
@@ -302,6 +433,10 @@ class DropClients(Fault):
     kind: ClassVar[str] = "drop_clients"
     plane: ClassVar[str] = GATEWAY
     one_shot: ClassVar[bool] = True
+    disrupts: ClassVar[bool] = True
+
+    async def on_apply(self, target: GatewayActions) -> None:
+        target.drop_clients(self)
 
 
 # --------------------------------------------------------------------------- proxy plane
@@ -313,11 +448,22 @@ class Silent(Fault):
 
     kind: ClassVar[str] = "silent"
     plane: ClassVar[str] = PROXY
+    silences: ClassVar[bool] = True
+    disrupts: ClassVar[bool] = True
     request_types: tuple[str, ...] = (ALL_REQUESTS,)
 
     def covers(self, request_type: str) -> bool:
         """Whether answers to this request type are dropped."""
         return ALL_REQUESTS in self.request_types or request_type in self.request_types
+
+    def silencing(self, probe: str) -> bool:
+        return self.covers(probe)
+
+    def disrupting(self, probe: str) -> bool:
+        return self.covers(probe)
+
+    def dropped_answers(self) -> frozenset[str] | None:
+        return frozenset(self.request_types)
 
 
 @dataclass(frozen=True)
@@ -326,12 +472,16 @@ class Latency(Fault):
 
     kind: ClassVar[str] = "latency"
     plane: ClassVar[str] = PROXY
+    shaping_slot: ClassVar[str] = "latency"
     latency_ms: int = 1000
     jitter_ms: int = 0
     direction: str = "downstream"
 
     def validate(self) -> None:
         _direction(self)
+
+    def shapes(self, direction: str) -> bool:
+        return self.direction in (direction, "both")
 
 
 @dataclass(frozen=True)
@@ -341,6 +491,9 @@ class Blackhole(Fault):
     kind: ClassVar[str] = "blackhole"
     plane: ClassVar[str] = PROXY
     unscoped: ClassVar[bool] = True
+    silences: ClassVar[bool] = True
+    disrupts: ClassVar[bool] = True
+    swallows_new: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -350,6 +503,10 @@ class Reset(Fault):
     kind: ClassVar[str] = "reset"
     plane: ClassVar[str] = PROXY
     one_shot: ClassVar[bool] = True
+    disrupts: ClassVar[bool] = True
+
+    async def on_apply(self, target: ProxyActions) -> None:
+        target.close_connections(self, "reset fault", reset=True)
 
 
 @dataclass(frozen=True)
@@ -359,7 +516,16 @@ class Refuse(Fault):
     kind: ClassVar[str] = "refuse"
     plane: ClassVar[str] = PROXY
     unscoped: ClassVar[bool] = True
+    disrupts: ClassVar[bool] = True
+    refuses_new: ClassVar[bool] = True
     keep_existing: bool = True
+
+    def disrupting(self, probe: str) -> bool:
+        return not self.keep_existing
+
+    async def on_apply(self, target: ProxyActions) -> None:
+        if not self.keep_existing:
+            target.close_connections(self, "refuse fault closes existing connections", reset=False)
 
 
 @dataclass(frozen=True)
@@ -368,11 +534,15 @@ class Bandwidth(Fault):
 
     kind: ClassVar[str] = "bandwidth"
     plane: ClassVar[str] = PROXY
+    shaping_slot: ClassVar[str] = "bandwidth"
     rate_kbps: int = 64
     direction: str = "downstream"
 
     def validate(self) -> None:
         _direction(self)
+
+    def shapes(self, direction: str) -> bool:
+        return self.direction in (direction, "both")
 
 
 @dataclass(frozen=True)
@@ -381,6 +551,7 @@ class Slicer(Fault):
 
     kind: ClassVar[str] = "slicer"
     plane: ClassVar[str] = PROXY
+    shaping_slot: ClassVar[str] = "slicer"
     max_chunk_bytes: int = 1
     delay_us: int = 0
     direction: str = "both"
@@ -388,7 +559,11 @@ class Slicer(Fault):
     def validate(self) -> None:
         _direction(self)
 
+    def shapes(self, direction: str) -> bool:
+        return self.direction in (direction, "both")
+
 
 __all__ = [name for name, obj in dict(globals()).items()
            if isinstance(obj, type) and issubclass(obj, (Fault, FaultError))] + [
-    "GATEWAY", "PROXY", "ALL_REQUESTS", "DIRECTIONS", "REQUEST_TYPES", "RANGES", "check_range", "fault_kinds"]
+    "GATEWAY", "PROXY", "ALL_REQUESTS", "DIRECTIONS", "REQUEST_TYPES", "RANGES", "check_range", "fault_kinds", "kinds_where",
+    "GatewayActions", "ProxyActions"]

@@ -8,23 +8,13 @@ import concurrent.futures
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ibtargets.common.accounts import is_paper_account
 from ibtargets.common.control_server import ControlServer, HttpError, Request, Response, check_control_bind
 from ibtargets.common.events import History
-from ibtargets.common.faults import (
-    GATEWAY,
-    ConnectivityLost,
-    Delay,
-    DropClients,
-    Fault,
-    FaultError,
-    PushError,
-    Restart,
-    Unanswered,
-)
+from ibtargets.common.faults import GATEWAY, Fault, FaultError
 from ibtargets.common.wire import encode_fields
 from ibtargets.gateway.config import ConfigError, GatewayConfig
 from ibtargets.gateway.messages import FARMS_BROKEN, FARMS_OK, encode_error, encode_notices, error_text
@@ -48,7 +38,10 @@ class Gateway:
     """An asyncio IB Gateway simulator speaking the TWS socket protocol, with protocol faults.
 
     Implements :class:`ibtargets.common.control_server.FaultTarget`; ``start`` also serves the control API
-    (with the extra routes ``GET /config`` and ``PUT /config``).
+    (with the extra routes ``GET /config`` and ``PUT /config``). What a fault does is its type's: the gateway
+    asks each active fault (``holds_handshake``, ``ignores_start_api``, ``leaves_unanswered()``, ``delay_ms()``,
+    ``ib_restored_code()``, ``refuses_new``) and lets it act once when applied (``on_apply``, through the
+    primitives of :class:`ibtargets.common.faults.GatewayActions`).
 
     Args:
         config: the rules; defaults to :class:`GatewayConfig`'s.
@@ -225,7 +218,7 @@ class Gateway:
     def start_api(self, session: Session, client_id: int) -> None:
         """startApi: check the client ID and the client limit, then send accounts, id and farm notices."""
         session.client_id = client_id
-        ignoring = self._matching("ignore_start_api", client_id)
+        ignoring = self._matching(lambda f: f.ignores_start_api, client_id)
         if ignoring is not None:
             self.history.record("request", conn_id=session.conn_id, client_id=client_id, type="startApi",
                                 msg_id=71, req_id=None, answered=False, delay_ms=0, fault=ignoring.name)
@@ -246,9 +239,9 @@ class Gateway:
         session.state = "open"
         self.history.record("start_api", conn_id=session.conn_id, client_id=client_id)
         data = encode_fields(15, 1, self._config.account) + encode_fields(9, 1, session.next_order_id)
-        lost = self._matching("connectivity_lost", client_id)
-        if isinstance(lost, ConnectivityLost):
-            session.lost, session.restored_code = True, lost.restored_code
+        restored_code = self._ib_cut(client_id)
+        if restored_code is not None:
+            session.lost, session.restored_code = True, restored_code
             data += encode_notices(session.version, ((1100, error_text(1100)), *FARMS_BROKEN))
         elif self._config.farm_notices:
             data += encode_notices(session.version, FARMS_OK)
@@ -305,10 +298,28 @@ class Gateway:
         """Whether a fault of ``kind`` is active."""
         return any(f.kind == kind for f in self._faults.values())
 
-    def _matching(self, kind: str, client_id: int | None) -> Fault | None:
+    @property
+    def holding_handshakes(self) -> bool:
+        """Whether an active fault keeps the hello of new connections unanswered."""
+        return any(f.holds_handshake for f in self._faults.values())
+
+    @property
+    def _refusing(self) -> bool:
+        return any(f.refuses_new for f in self._faults.values())
+
+    def _matching(self, does: Callable[[Fault], bool], client_id: int | None) -> Fault | None:
         for fault in self._faults.values():
-            if fault.kind == kind and fault.applies_to(client_id):
+            if does(fault) and fault.applies_to(client_id):
                 return fault
+        return None
+
+    def _ib_cut(self, client_id: int | None) -> int | None:
+        """The code to push when IB comes back, while an active fault cuts IB's link for ``client_id``."""
+        for fault in self._faults.values():
+            if fault.applies_to(client_id):
+                restored_code = fault.ib_restored_code()
+                if restored_code is not None:
+                    return restored_code
         return None
 
     def swallowing_fault(self, session: Session, request_type: str) -> str | None:
@@ -316,10 +327,7 @@ class Gateway:
         if not self._faults:
             return None
         for fault in self._faults.values():
-            if not fault.applies_to(session.client_id):
-                continue
-            if isinstance(fault, ConnectivityLost) or (
-                    isinstance(fault, Unanswered) and fault.covers(request_type)):
+            if fault.applies_to(session.client_id) and fault.leaves_unanswered(request_type):
                 return fault.name
         return None
 
@@ -329,9 +337,11 @@ class Gateway:
             return 0.0, None
         best_ms, name = 0, None
         for fault in self._faults.values():
-            if isinstance(fault, Delay) and fault.applies_to(session.client_id) and fault.covers(request_type):
-                if fault.latency_ms > best_ms or name is None:
-                    best_ms, name = fault.latency_ms, fault.name
+            if not fault.applies_to(session.client_id):
+                continue
+            latency_ms = fault.delay_ms(request_type)
+            if latency_ms is not None and (latency_ms > best_ms or name is None):
+                best_ms, name = latency_ms, fault.name
         return best_ms / 1000, name
 
     # ------------------------------------------------------------------ FaultTarget
@@ -350,7 +360,7 @@ class Gateway:
             raise FaultError(f"{fault.kind} is a {fault.plane} fault, not a gateway fault")
         if fault.one_shot:
             self.history.record("fault_applied", fault=fault.to_json())
-            self._act_once(fault)
+            await fault.on_apply(self)
             return
         old = self._faults.get(fault.name)
         if old == fault:
@@ -358,8 +368,7 @@ class Gateway:
         self._faults[fault.name] = fault
         self.history.record("fault_applied", fault=fault.to_json())
         log.info("gateway fault applied: %s", fault.to_json())
-        if fault.kind == "restart":
-            await self._go_down(fault)
+        await fault.on_apply(self)
         await self._reconcile()
 
     async def heal(self, name: str) -> None:
@@ -369,7 +378,7 @@ class Gateway:
             return
         self.history.record("fault_healed", fault=fault.to_json(), auto=False)
         log.info("gateway fault healed: %s", name)
-        if fault.kind == "restart" and not self.fault_active("restart") and self._restart_timer is not None:
+        if fault.refuses_new and not self._refusing and self._restart_timer is not None:
             self._restart_timer.cancel()
             self._restart_timer = None
         await self._reconcile()
@@ -392,34 +401,34 @@ class Gateway:
 
     # ------------------------------------------------------------------ fault effects
 
-    def _act_once(self, fault: Fault) -> None:
-        if isinstance(fault, PushError):
-            code, req_id = fault.code, fault.req_id
-            text = fault.message or error_text(code, req_id)
-            for session in self._open_sessions(fault):
-                if session.write(encode_error(session.version, req_id, code, text)):
-                    self.history.record("error_sent", conn_id=session.conn_id, client_id=session.client_id,
-                                        code=code, req_id=req_id)
-        elif isinstance(fault, DropClients):
-            for session in list(self._sessions.values()):
-                if fault.client_id is None or (session.state == "open" and session.client_id == fault.client_id):
-                    session.close("drop_clients")
+    def push_error(self, fault: Fault, code: int, req_id: int, message: str) -> None:
+        """Send one IB error/notice to the open connections ``fault`` applies to (a fault's action)."""
+        text = message or error_text(code, req_id)
+        for session in self._open_sessions(fault):
+            if session.write(encode_error(session.version, req_id, code, text)):
+                self.history.record("error_sent", conn_id=session.conn_id, client_id=session.client_id,
+                                    code=code, req_id=req_id)
 
-    async def _go_down(self, fault: Fault) -> None:
-        """Restart: stop listening, drop every socket, come back after ``down_s`` (auto-heal)."""
+    def drop_clients(self, fault: Fault) -> None:
+        """Close (FIN) every socket, or the open ones of ``fault``'s client ID (a fault's action)."""
+        for session in list(self._sessions.values()):
+            if fault.client_id is None or (session.state == "open" and session.client_id == fault.client_id):
+                session.close(fault.kind)
+
+    async def go_down(self, fault: Fault, down_s: float) -> None:
+        """Stop listening, drop every socket, come back after ``down_s`` (auto-heal; a fault's action)."""
         assert self._loop is not None
         if self._restart_timer is not None:
             self._restart_timer.cancel()
-        assert isinstance(fault, Restart)
-        self._restart_timer = self._loop.call_later(fault.down_s, self._restart_elapsed, fault.name)
+        self._restart_timer = self._loop.call_later(down_s, self._restart_elapsed, fault.name)
         await self._unlisten()
         for session in list(self._sessions.values()):
-            session.close("restart", abort=True)
+            session.close(fault.kind, abort=True)
 
     def _restart_elapsed(self, name: str) -> None:
         self._restart_timer = None
         fault = self._faults.get(name)
-        if fault is not None and fault.kind == "restart":
+        if fault is not None and fault.refuses_new:
             del self._faults[name]
             self.history.record("fault_healed", fault=fault.to_json(), auto=True)
             log.info("gateway restart over: accepting again")
@@ -429,21 +438,20 @@ class Gateway:
 
     async def _reconcile(self) -> None:
         """Bring sockets and the listener in line with the active faults after any change."""
-        if not self.fault_active("no_handshake"):
+        if not self.holding_handshakes:
             for session in list(self._sessions.values()):
                 if session.handshake_held and not session.closed:
                     session.send_handshake()
         for session in self._open_sessions():
-            lost = self._matching("connectivity_lost", session.client_id)
-            if isinstance(lost, ConnectivityLost):
-                restored_code = lost.restored_code
+            restored_code = self._ib_cut(session.client_id)
+            if restored_code is not None:
                 if not session.lost:
                     self._push(session, ((1100, error_text(1100)), *FARMS_BROKEN))
                 session.lost, session.restored_code = True, restored_code
             elif session.lost:
                 session.lost = False
                 self._push(session, ((session.restored_code, error_text(session.restored_code)), *FARMS_OK))
-        if self._running and self._server is None and not self.fault_active("restart"):
+        if self._running and self._server is None and not self._refusing:
             await self._listen(retry_s=REBIND_S)
 
     def _push(self, session: Session, notices: tuple[tuple[int, str], ...]) -> None:

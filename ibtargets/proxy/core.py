@@ -11,18 +11,7 @@ from typing import Any
 from ibtargets.common.control import is_loopback_host
 from ibtargets.common.control_server import ControlServer, HttpError, Request, Response, check_control_bind
 from ibtargets.common.events import History
-from ibtargets.common.faults import (
-    PROXY,
-    Bandwidth,
-    Blackhole,
-    Fault,
-    FaultError,
-    Latency,
-    Refuse,
-    Reset,
-    Silent,
-    Slicer,
-)
+from ibtargets.common.faults import PROXY, Fault, FaultError
 from ibtargets.common.wire import MAX_FRAME_BYTES
 from ibtargets.proxy.pair import CLIENT, Pair, SideProtocol
 from ibtargets.proxy.pair import PROXY as PROXY_SIDE
@@ -73,7 +62,11 @@ def check_address(host: object, port: object) -> tuple[str, int]:
 
 
 class FaultProxy:
-    """TWS-aware TCP proxy with transport faults; implements :class:`ibtargets.common.control_server.FaultTarget`.
+    """TWS-aware TCP proxy with transport faults; implements :class:`ibtargets.common.control_server.FaultTarget`
+    and, for the faults' own actions, :class:`ibtargets.common.faults.ProxyActions`.
+
+    What a fault does is its type's: the proxy asks each active fault (``refuses_new``, ``swallows_new``,
+    ``dropped_answers()``, ``shapes()``) and lets it act once when applied (``on_apply``).
 
     Args:
         config: settings, including the initial upstream.
@@ -94,7 +87,7 @@ class FaultProxy:
         self._next_conn_id = 0
         self._listener: asyncio.base_events.Server | None = None
         self._control: ControlServer | None = None
-        self._blackhole = False
+        self._swallowing = False
         self._all_finished: asyncio.Event | None = None
         self._stopping = False
 
@@ -183,7 +176,7 @@ class FaultProxy:
             pair.shutdown(PROXY_SIDE, "proxy stopping")
             return
         self.refresh(pair)
-        if self._blackhole:
+        if self._swallowing:
             pair.hole()
         else:
             pair.start_upstream()
@@ -205,12 +198,13 @@ class FaultProxy:
         for fault in self._faults.values():
             if not fault.applies_to(pair.client_id):
                 continue
-            if isinstance(fault, Silent):
-                silent = (silent or frozenset()) | frozenset(fault.request_types)
-            elif isinstance(fault, (Latency, Bandwidth, Slicer)):
+            dropped = fault.dropped_answers()
+            if dropped is not None:
+                silent = (silent or frozenset()) | dropped
+            if fault.shaping_slot:
                 for direction in shaping:
-                    if fault.direction in (direction, "both"):
-                        shaping[direction][fault.kind] = fault
+                    if fault.shapes(direction):
+                        shaping[direction][fault.shaping_slot] = fault
         pair.set_policy(silent, Shaping(**shaping["upstream"]), Shaping(**shaping["downstream"]))
 
     # ------------------------------------------------------------------ FaultTarget
@@ -230,15 +224,9 @@ class FaultProxy:
             raise FaultError(f"{fault.kind} is a {fault.plane} fault, not a proxy fault")
         self._faults.pop(fault.name, None)
         self.history.record("fault_applied", fault=fault.to_json())
-        if isinstance(fault, Reset):
-            for pair in list(self._live.values()):
-                if not pair.closing and fault.applies_to(pair.client_id):
-                    pair.shutdown(PROXY_SIDE, "reset fault", reset=True)
-        else:
+        if not fault.one_shot:
             self._faults[fault.name] = fault
-            if isinstance(fault, Refuse) and not fault.keep_existing:
-                for pair in list(self._live.values()):
-                    pair.shutdown(PROXY_SIDE, "refuse fault closes existing connections")
+        await fault.on_apply(self)
         await self._sync()
 
     async def heal(self, name: str) -> None:
@@ -270,15 +258,21 @@ class FaultProxy:
 
     # ------------------------------------------------------------------ fault effects
 
+    def close_connections(self, fault: Fault, reason: str, reset: bool) -> None:
+        """Close every open connection ``fault`` applies to (a fault's action, :class:`ProxyActions`)."""
+        for pair in list(self._live.values()):
+            if not pair.closing and fault.applies_to(pair.client_id):
+                pair.shutdown(PROXY_SIDE, reason, reset=reset)
+
     async def _sync(self) -> None:
-        refusing = any(isinstance(f, Refuse) for f in self._faults.values())
+        refusing = any(f.refuses_new for f in self._faults.values())
         if refusing:
             self._close_listener()
         elif self._listener is None and not self._stopping and self.port is not None:
             self._listener = await asyncio.get_running_loop().create_server(
                 self._new_client, self.host, self.port)
-        # Like refuse, blackhole acts at accept time: open connections are not touched.
-        self._blackhole = any(isinstance(f, Blackhole) for f in self._faults.values())
+        # Like refusing, swallowing (blackhole) acts at accept time: open connections are not touched.
+        self._swallowing = any(f.swallows_new for f in self._faults.values())
         for pair in self._live.values():
             self.refresh(pair)
 

@@ -115,13 +115,29 @@ class FaultDriver:
         """Push one IB error or notice to every connected client (needs the simulator)."""
         return self._apply(f"error {code}", "gateway", PushError(code=code))
 
-    def drop_connections(self, client_id: int | None = None) -> FaultWindow:
-        """Close the connected clients' sockets now (one-shot)."""
-        if self.proxy is not None and client_id is None:
-            return self._apply("connections reset", "proxy", Reset())
+    def restore_connectivity(self) -> None:
+        """IB's link comes back: every loss of connectivity still on is healed (the gateway pushes 1101/1102)."""
+        for window in self.active:
+            if window.fault.ib_restored_code() is not None:
+                self.heal(window)
+
+    def drop_clients(self, client_id: int | None = None) -> FaultWindow:
+        """The gateway closes its clients' sockets now (a FIN; one client's when ``client_id``; one-shot; needs
+        the simulator)."""
+        return self._apply("clients dropped", "gateway", DropClients(client_id=client_id))
+
+    def reset_connections(self) -> FaultWindow:
+        """Every TCP connection on the way to the gateway is reset now (a RST from the fault proxy; one-shot)."""
+        return self._apply("connections reset", "proxy", Reset())
+
+    def drop_connections(self) -> FaultWindow:
+        """The suite's own cut of every connection (not a scenario's trouble): a reset at the proxy when there
+        is one, else the simulator drops its clients."""
+        if self.proxy is not None:
+            return self.reset_connections()
         if self.gateway is not None:
-            return self._apply("connections dropped", "gateway", DropClients(client_id=client_id))
-        raise FaultUnavailable("dropping one client's connection needs the simulator's control API")
+            return self.drop_clients()
+        raise FaultUnavailable("cutting connections needs the fault proxy's or the simulator's control API")
 
     def tighten_rules(self, **rules: object) -> dict:
         """Change the simulator's gateway rules (e.g. pacing) until :meth:`heal_all` restores them."""
