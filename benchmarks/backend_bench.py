@@ -20,7 +20,7 @@ from benchmarks.proxy_bench import percentile
 from ibtargets.common.control_client import ControlClient
 from ibtargets.common.faults import Silent
 from ibtargets.common.launch import ManagedProcess, venv_script
-from support.waiting import Deadline, eventually
+from support.waiting import Bound, Deadline, eventually
 
 #: The whole run stops measuring past this, whatever the arguments say.
 BUDGET_S = 110.0
@@ -73,7 +73,7 @@ def score(session: requests.Session, api: str) -> float:
 def detection_trial(targets: Targets, with_traffic: bool) -> dict[str, float]:
     """Make the gateway silent; time the first failed request and the first score below 75, then heal."""
     session = requests.Session()
-    eventually(lambda: score(session, targets.api) >= HEALTHY_MIN, within_s=15, describe="healthy score")
+    eventually(lambda: score(session, targets.api) >= HEALTHY_MIN, within=Bound.exactly(15), describe="healthy score")
     stop = threading.Event()
     marks: dict[str, float] = {}
     silent_at: list[float] = []
@@ -106,11 +106,11 @@ def detection_trial(targets: Targets, with_traffic: bool) -> dict[str, float]:
     silent_at.append(time.monotonic())
     wanted = 2 if with_traffic else 1
     try:
-        eventually(lambda: len(marks) >= wanted, within_s=10, describe="failure and low score observed")
+        eventually(lambda: len(marks) >= wanted, within=Bound.exactly(10), describe="failure and low score observed")
     finally:
         targets.proxy.heal("silent")
         healed = time.monotonic()
-        eventually(lambda: score(session, targets.api) >= HEALTHY_MIN, within_s=15, describe="recovered score")
+        eventually(lambda: score(session, targets.api) >= HEALTHY_MIN, within=Bound.exactly(15), describe="recovered score")
         marks["recovery_to_75_s"] = time.monotonic() - healed
         stop.set()
         for worker in workers:

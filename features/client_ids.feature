@@ -57,4 +57,4 @@ Feature: Client IDs: the preferred one first, the next in order on error 326, fr
     Scenario: Every allowed client ID is taken
       Given another application holds every client ID the backend may use
       When a client discovers a symbol
-      Then the request fails with a clear IB error within the silent-detection bound
+      Then the request fails with a clear IB error within the API response bound

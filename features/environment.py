@@ -10,10 +10,9 @@ from behave import fixture, use_fixture
 from behave.model import Scenario
 
 from ibtargets.common.launch import run_log_dir
-from support import evidence, plots, preflight
+from support import evidence, gherkin_types, plots, preflight
 from support.settings import Settings
 from support.targets import EmbeddedTargets, external_targets
-from support.waiting import set_timeout_multiplier
 from support.world import World
 
 #: Capability tags: a scenario needing what the target lacks is skipped with this reason.
@@ -32,6 +31,8 @@ CAPABILITIES = {
     "needs.real_gateway": (lambda w: not w.targets.gateway_control, "runs only against a real IB Gateway"),
 }
 
+gherkin_types.register()  # before behave loads the steps (it loads this module first)
+
 
 def _abort(signum, _frame):
     """SIGTERM ends the run like Ctrl-C: behave aborts, and its cleanups heal faults and stop the servers."""
@@ -43,7 +44,6 @@ def before_all(context):
     settings = Settings.from_userdata(context.config.userdata)
     from ibtargets.common.ibclient import use as use_ib_library
     use_ib_library(settings.ib_library)  # before the IB driver makes its first client
-    set_timeout_multiplier(settings.timeout_multiplier)
     preflight.ensure_reachable(settings)
     embedded = None
     if settings.embedded:
@@ -56,7 +56,8 @@ def before_all(context):
     context.add_cleanup(world.close)
     context.add_cleanup(lambda: world.faults.heal_all())  # runs first: an external target is left without faults
     # Safety first: never touch a live account, not even with one scenario.
-    world.accounts = world.ib.ensure_paper_account(settings.squatter_client_id_base, settings.scaled(10.0))
+    world.accounts = world.ib.ensure_paper_account(settings.squatter_client_id_base,
+                                                settings.bound_of(10.0, "the account check").seconds)
     evidence.record_targets(settings.reports_dir / "allure-results", world)
 
 
@@ -106,14 +107,14 @@ def before_scenario(context, scenario: Scenario):
     world.begin_scenario()
     context.backend_log_offset = world.seen.output_from
     context.history_positions = _history_positions(world)
-    world.seen.values["history_positions"] = context.history_positions  # claims: this scenario's own connections
+    world.seen.history_positions = context.history_positions  # claims: this scenario's own connections
 
 
 def before_step(context, step):
     # What IB saw while the scenario set itself up (Given) is not evidence about its action (When).
     world = context.world
-    if step.step_type == "when" and not world.seen.values.get("acting"):
-        world.seen.values["acting"] = True
+    if step.step_type == "when" and not world.seen.acting:
+        world.seen.acting = True
         world.seen.acting_from = len(world.seen.responses)
         world.seen.output_from = world.backend_output.position()
         if world.history.source:
@@ -159,7 +160,7 @@ def _attach_step_evidence(world: World) -> None:
     """The step's own evidence: the API exchanges and CLI runs recorded while it ran, the faults it changed."""
     try:
         origin, now = world.seen.started_mono, time.monotonic()
-        exchanges, runs, since = evidence.step_slice(world.seen.values, world.api.transcript, world.cli.transcripts,
+        exchanges, runs, since = evidence.step_slice(world.seen.step_marks, world.api.transcript, world.cli.transcripts,
                                                      origin, now)
         evidence.attach_json("API exchanges", evidence.api_exchanges(exchanges, origin))
         evidence.attach_text("CLI transcripts", evidence.cli_transcripts(runs))
@@ -172,7 +173,7 @@ def _attach_evidence(world: World, log_offset: int, history_positions: dict[str,
     """The scenario's evidence: what no step recorded (hooks, cleanup), the whole fault timeline, the IB
     history, the resource plot with the claims' limits, and the backend's output."""
     origin = world.seen.started_mono
-    exchanges, runs, _ = evidence.step_slice(world.seen.values, world.api.transcript, world.cli.transcripts,
+    exchanges, runs, _ = evidence.step_slice(world.seen.step_marks, world.api.transcript, world.cli.transcripts,
                                              origin, time.monotonic())
     evidence.attach_json("API exchanges" + evidence.OUTSIDE_STEPS, evidence.api_exchanges(exchanges, origin))
     evidence.attach_text("CLI transcripts" + evidence.OUTSIDE_STEPS, evidence.cli_transcripts(runs))
@@ -185,7 +186,7 @@ def _attach_evidence(world: World, log_offset: int, history_positions: dict[str,
             evidence.attach_text("IB history unavailable", str(exc))
     samples = [s for s in world.sut.samples if s.mono >= origin] if world.sut is not None else []
     if samples:
-        limits = evidence.recorded_limits(world.seen.values)
+        limits = dict(world.seen.claim_limits)
         evidence.attach_png("Backend resources", plots.resources_png(samples, world.faults.timeline, origin, limits))
         evidence.attach_json("Backend resource samples", evidence.resource_samples(samples, origin))
     if world.backend_output.available:

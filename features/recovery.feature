@@ -29,7 +29,7 @@ Feature: Recovery from outages and IB errors
       Given a client has discovered a symbol
       When the gateway loses its connectivity to IB
       And a client discovers a symbol
-      Then the request fails within the silent-detection bound instead of hanging
+      Then the request fails within the trouble-detection bound instead of hanging
       When the gateway's connectivity to IB is restored
       Then a client can discover a symbol again within the recovery bound
 

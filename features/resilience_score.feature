@@ -15,7 +15,7 @@ Feature: The resilience score tells the truth about the IB connection
     @basic @needs.ib_history
     Scenario: A healthy gateway scores at least 75
       When a client reads the resilience report
-      Then the resilience score is at least 75
+      Then the resilience score is healthy
       And every resilience phase reports working
       And the client-ID phase reports working only if the backend holds the preferred client ID
       And the score is one the contract allows
@@ -30,15 +30,15 @@ Feature: The resilience score tells the truth about the IB connection
     @basic @needs.fault_proxy
     Scenario: A silent gateway drives the score below 75
       When the gateway goes silent on every open connection
-      Then the resilience score falls below 75 within the silent-detection bound
+      Then the resilience score falls below healthy within the silent-detection bound
 
     @standard
     Scenario Outline: The score falls during <trouble> and recovers after it
       When the gateway suffers <trouble>
-      Then the resilience score falls below 75 within the silent-detection bound
+      Then the resilience score falls below healthy within the trouble-detection bound
       And every resilience report during the trouble came within the API response bound
       When the gateway recovers
-      Then the resilience score is at least 75 again within the recovery bound
+      Then the resilience score is healthy again within the recovery bound
 
       @needs.fault_proxy
       Examples: transport trouble

@@ -20,7 +20,15 @@ from allure_commons.types import LabelType, Severity
 from allure_commons.utils import host_tag, thread_tag
 from behave.model import Feature, Rule
 
-from ibreport.results import CAPABILITY_LABEL, KIND_LABEL, Category, capability_of, categorise
+from ibreport.results import (
+    BOUND_TYPES,
+    CAPABILITY_LABEL,
+    COMPLAINT_TYPES,
+    KIND_LABEL,
+    Category,
+    capability_of,
+    categorise,
+)
 
 #: Level tag → Allure severity: what fails at a lower level hurts more.
 SEVERITY_BY_LEVEL = {"basic": Severity.CRITICAL, "standard": Severity.NORMAL, "exhaustive": Severity.MINOR}
@@ -144,8 +152,21 @@ def failure_category(scenario, status: str, message: str) -> Category | None:
     """The category of a failed or broken scenario, from its failing step and its effective tags."""
     step = next((s for s in scenario.all_steps if s.status.name in ("failed", "error", "undefined")), None)
     in_background = step is not None and any(step is s for s in scenario.background_steps)
+    raised = _raised(getattr(step, "exception", None)) if step else ""
     return categorise(status, message, f"{step.keyword} {step.name}" if step else "",
-                      step.step_type if step else "", scenario.effective_tags, scenario.feature.name, in_background)
+                      step.step_type if step else "", scenario.effective_tags, scenario.feature.name, in_background,
+                      raised)
+
+
+def _raised(exception: BaseException | None) -> str:
+    """The most telling type name of what a step raised: a bound or a complaint if it is one (by class, not name
+    alone, so a subclass still counts), else its own type's name."""
+    if exception is None:
+        return ""
+    for cls in type(exception).__mro__:
+        if cls.__name__ in BOUND_TYPES | COMPLAINT_TYPES:
+            return cls.__name__
+    return type(exception).__name__
 
 
 class AllureFormatter(_AllureFormatter):

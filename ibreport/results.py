@@ -13,7 +13,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from ibtargets.common.faults import Fault, FaultError, kinds_where
 from support.checkers import growth
+from support.contract import DataLoad, Discovery, IbHealth, ResilienceReport
+from support.drivers.api import ApiResponse
 from support.drivers.complaints import COROUTINE_PATTERNS, WARNING_PATTERNS, complaint_lines
 from support.evidence import ENVIRONMENT_FILE, read_properties
 from support.settings import Thresholds
@@ -73,14 +76,14 @@ CAPABILITIES: tuple[Capability, ...] = (
 )
 _BY_CAPABILITY_KEY = {c.key: c for c in CAPABILITIES}
 
-_ASYNC = re.compile(r"the CLI printed:|the backend printed \d+ complaint|RuntimeWarning|was never awaited|Task was destroyed but it is pending"
-                    r"|Event loop is closed")
+#: Exception types (the claim's, ``support.verdict``; the wait's, ``support.waiting``) that mean a time bound.
+BOUND_TYPES = frozenset({"BoundExceeded", "ConditionTimeout", "TimeoutError"})
+#: The exception type of a claim about printed warnings, coroutines and tracebacks.
+COMPLAINT_TYPES = frozenset({"ComplaintFound"})
+_TYPE = re.compile(r"^(?:\[[a-z ]+ / [^\]\n]*\] )?([A-Za-z_][\w.]*): ")
 #: The suite could not reach a target (the API driver's transport error, the IB probe's, the OS's).
 _UNREACHABLE = re.compile(r"connection failed: \w*Error|[Cc]onnection refused|ConnectionRefusedError"
                           r"|cannot reach IB at|Max retries exceeded|Name or service not known")
-_TIME_BOUND = re.compile(r"\d s > \d|not true within|timed out|no answer within|not finished within|TimeoutError"
-                         r"|did not stop in time")
-_CLI_TIMED_OUT = re.compile(r"\(timed out, ")
 _MEASURED_OVER_BOUND = re.compile(r"(\d+(?:\.\d+)?) s > (\d+(?:\.\d+)?) s")
 #: Labels the formatter writes on a failed or broken scenario (read back by :func:`load_results`).
 KIND_LABEL, CAPABILITY_LABEL = "failure_kind", "capability"
@@ -95,19 +98,30 @@ def capability_of(tags: Iterable[str], feature: str = "") -> Capability:
     return found or Capability("other", feature or "other", frozenset())
 
 
-def kind_of(status: str, message: str, step_type: str, in_background: bool = False) -> FailureKind | None:
-    """The kind of a failed or broken result (None for passed/skipped ones).
+def error_type(message: str) -> str:
+    """The exception type a failure message names (``BoundExceeded: …`` → ``BoundExceeded``; '' when none)."""
+    match = _TYPE.match((message or "").strip())
+    return match.group(1).rpartition(".")[2] if match else ""
+
+
+def kind_of(status: str, message: str, step_type: str, in_background: bool = False,
+            raised: str = "") -> FailureKind | None:
+    """The kind of a failed or broken result (None for passed/skipped ones): from the failing step's keyword and
+    the type of what it raised, never from the wording of the message. Only a transport error's text (the OS's,
+    not the suite's) and the complaints the backend or CLI printed are read from it.
 
     Args:
         status: the Allure status.
         message: the failure message (``Type: text``).
         step_type: ``given``, ``when`` or ``then`` of the failing step ('' when no step failed).
         in_background: the failing step belongs to a Background.
+        raised: the exception type's name (read from ``message`` when not given).
     """
     if status not in ("failed", "broken"):
         return None
+    raised = raised or error_type(message)
     first_line = (message or "").strip().split("\n", 1)[0]
-    if status == "failed" and _ASYNC.search(message or ""):
+    if status == "failed" and (raised in COMPLAINT_TYPES or complaint_lines(message or "", COROUTINE_PATTERNS)):
         return KINDS["async"]
     if _UNREACHABLE.search(first_line):
         return KINDS["unreachable"]
@@ -117,7 +131,7 @@ def kind_of(status: str, message: str, step_type: str, in_background: bool = Fal
         return KINDS["precondition"]
     if step_type == "when":
         return KINDS["action"]
-    if _TIME_BOUND.search(first_line) or _CLI_TIMED_OUT.search(message or ""):
+    if raised in BOUND_TYPES:
         return KINDS["bound"]
     return KINDS["claim"]
 
@@ -156,9 +170,9 @@ class Category:
 
 
 def categorise(status: str, message: str, step: str, step_type: str, tags: Iterable[str],
-               feature: str = "", in_background: bool = False) -> Category | None:
+               feature: str = "", in_background: bool = False, raised: str = "") -> Category | None:
     """The category of a failed or broken scenario (None for passed/skipped ones)."""
-    kind = kind_of(status, message, step_type, in_background)
+    kind = kind_of(status, message, step_type, in_background, raised)
     if kind is None:
         return None
     pct = over_bound_pct(message) if kind.key == "bound" else None
@@ -181,10 +195,11 @@ def allure_categories() -> list[dict[str, Any]]:
 
 #: Faults after which a backend must notice trouble (silent-detection time is measured for these);
 #: ``silent`` / ``unanswered`` count only when they swallow the validation request (or everything).
-SILENT_KINDS = frozenset({"silent", "unanswered", "blackhole", "no_handshake", "ignore_start_api", "connectivity_lost"})
+SILENT_KINDS = kinds_where("silences")
 #: Faults that interrupt service (recovery time is measured after these are healed).
-DISRUPTIVE_KINDS = SILENT_KINDS | {"restart", "refuse", "reset", "drop_clients"}
-_VALIDATION_REQUESTS = frozenset({"*", "reqCurrentTime"})
+DISRUPTIVE_KINDS = kinds_where("disrupts")
+#: The request a backend's health check sends (the contract's validation): a fault that spares it spares the check.
+PROBE = "reqCurrentTime"
 #: API paths whose answer says something about IB.
 IB_PATHS = ("/ib/health", "/ib/resilience", "/ib/symbols/discover", "/data/load")
 
@@ -478,47 +493,49 @@ def coroutine_check(run: RunResults) -> Check:
 
 @dataclass(frozen=True)
 class _Exchange:
-    path: str
-    started_s: float
-    finished_s: float
-    status: int | None
-    body: Any
+    """One recorded API exchange, read through the contract's typed values (:mod:`support.contract`)."""
+
+    response: ApiResponse
 
     @property
-    def data(self) -> Any:
-        return self.body.get("data") if isinstance(self.body, dict) else None
+    def path(self) -> str:
+        return self.response.path
+
+    @property
+    def started_s(self) -> float:
+        return self.response.started_mono
+
+    @property
+    def finished_s(self) -> float:
+        return self.response.finished_mono
 
     @property
     def score(self) -> float | None:
-        data = self.data
-        value = data.get("overall_resilience_score") if isinstance(data, dict) else None
-        return float(value) if isinstance(value, (int, float)) else None
+        return ResilienceReport.of(self.response).score if self.path == "/ib/resilience" else None
 
     @property
-    def answered_ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300 and not (
-            isinstance(self.body, dict) and self.body.get("success") is False)
+    def live_pool(self) -> bool:
+        """The report counts at least one healthy connection."""
+        return (ResilienceReport.of(self.response).pool_healthy or 0) >= 1
 
     def troubled(self, score_min: float) -> bool:
         """The answer shows the backend noticed IB trouble (or the call hung / failed)."""
-        if not self.answered_ok:
+        if not self.response.ok:
             return True
-        data = self.data if isinstance(self.data, dict) else {}
-        return ((self.score is not None and self.score < score_min) or data.get("healthy") is False
-                or data.get("status") == "failed")
+        return ((self.score is not None and self.score < score_min) or IbHealth.of(self.response).healthy is False
+                or (self.path == "/data/load" and DataLoad.of(self.response).status == "failed"))
 
     def healthy(self, score_min: float) -> bool:
         """The answer shows IB working through the backend."""
-        if not self.answered_ok:
+        if not self.response.ok:
             return False
-        data = self.data if isinstance(self.data, dict) else {}
         if self.path == "/ib/resilience":
             return self.score is not None and self.score >= score_min
         if self.path == "/ib/health":
-            return data.get("healthy") is True
+            return IbHealth.of(self.response).healthy is True
         if self.path == "/ib/symbols/discover":
-            return bool(data.get("symbol_info"))
-        return data.get("status") in ("success", "partial")
+            return Discovery.of(self.response).symbol_info is not None
+        return DataLoad.of(self.response).status in ("success", "partial")
 
 
 @dataclass(frozen=True)
@@ -536,22 +553,21 @@ def _exchanges(scenario: ScenarioResult) -> list[_Exchange]:
     for e in scenario.attached_list("API exchanges"):
         if not isinstance(e, dict) or e.get("started_s") is None or str(e.get("path")) not in IB_PATHS:
             continue
-        started = float(e["started_s"])
-        out.append(_Exchange(str(e["path"]), started, started + float(e.get("elapsed_s") or 0.0),
-                             e.get("status"), e.get("body")))
+        out.append(_Exchange(ApiResponse(str(e.get("method") or ""), str(e["path"]), None, e.get("status"), e.get("body"),
+                                         float(e.get("elapsed_s") or 0.0), float(e["started_s"]))))
     return sorted(out, key=lambda e: e.started_s)
 
 
-def _counts_as(definition: dict[str, Any], kinds: frozenset[str]) -> bool:
-    """Whether a fault definition is one of ``kinds`` in effect (a partial silence or a refuse that keeps
-    open connections leaves a working path to IB, so it is neither silencing nor disruptive)."""
-    kind = str(definition.get("kind", ""))
-    attributes = definition.get("attributes") or {}
-    if kind in ("silent", "unanswered"):
-        return kind in kinds and bool(_VALIDATION_REQUESTS & set(attributes.get("request_types") or ["*"]))
-    if kind == "refuse":
-        return kind in kinds and attributes.get("keep_existing") is False
-    return kind in kinds
+def _counts_as(entry: dict[str, Any], kinds: frozenset[str]) -> bool:
+    """Whether a recorded fault is, as configured, one of ``kinds`` in effect: the fault itself answers (a partial
+    silence that spares the health probe, or a refuse that keeps open connections, leaves a working path to IB)."""
+    try:
+        fault = Fault.from_json(str(entry.get("plane", "")), entry.get("definition") or {})
+    except FaultError:
+        return False
+    if fault.kind not in kinds:
+        return False
+    return fault.silencing(PROBE) if kinds is SILENT_KINDS else fault.disrupting(PROBE)
 
 
 def _windows(scenario: ScenarioResult, kinds: frozenset[str]) -> list[_Window]:
@@ -559,9 +575,8 @@ def _windows(scenario: ScenarioResult, kinds: frozenset[str]) -> list[_Window]:
     for w in scenario.attached_list("Fault timeline"):
         if not isinstance(w, dict):
             continue
-        definition = w.get("definition") or {}
-        kind = str(definition.get("kind", ""))
-        if _counts_as(definition, kinds) and w.get("applied_s") is not None:
+        kind = str((w.get("definition") or {}).get("kind", ""))
+        if _counts_as(w, kinds) and w.get("applied_s") is not None:
             healed = w.get("healed_s")
             out.append(_Window(kind, float(w["applied_s"]), None if healed is None else float(healed)))
     return out
@@ -579,8 +594,7 @@ def healthy_score_check(run: RunResults, bounds: Thresholds) -> Check:
         if scenario.attached_list("Fault timeline"):
             continue  # a scenario with faults says nothing about the healthy score
         for e in _exchanges(scenario):
-            pool = (e.data or {}).get("connection_pool_health") if isinstance(e.data, dict) else None
-            if e.path == "/ib/resilience" and e.score is not None and (pool or {}).get("healthy_connections", 0) >= 1:
+            if e.path == "/ib/resilience" and e.score is not None and e.live_pool:
                 scores.append(e.score)
     if not scores:
         return Check("Resilience score (healthy)", requirement, "no report with a live pool at this level", NOT_EXERCISED)

@@ -100,11 +100,9 @@ def _run(args: argparse.Namespace, settings: Settings, out: Path) -> int:
     from support.nemesis.schedule import Schedule, generate
     from support.nemesis.shrink import shrink
     from support.targets import EmbeddedTargets
-    from support.waiting import set_timeout_multiplier
     from support.world import World
 
     use_ib_library(settings.ib_library)
-    set_timeout_multiplier(settings.timeout_multiplier)
     for name in ("ib_insync", "ib_async"):  # the squatters' and the oracle's own IB chatter (326, pacing) is noise
         logging.getLogger(name).setLevel(logging.CRITICAL)
     out.mkdir(parents=True, exist_ok=True)
@@ -114,7 +112,8 @@ def _run(args: argparse.Namespace, settings: Settings, out: Path) -> int:
     runs, shrunk, found_after_s = [], None, None
     try:
         world = World(settings, embedded.start(), embedded)
-        world.ib.ensure_paper_account(settings.squatter_client_id_base, settings.scaled(10.0))
+        world.ib.ensure_paper_account(settings.squatter_client_id_base,
+                                       settings.bound_of(10.0, "the account check").seconds)
         if args.replay is not None:
             schedules = iter([Schedule.read(args.replay)])
         else:

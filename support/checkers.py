@@ -10,21 +10,11 @@ from typing import Any
 
 from support.drivers.api import ApiResponse
 from support.drivers.history import IbEvent
+from support.verdict import Verdict
 
 #: Requests that need a handed-out connection (anything but the validation itself).
 DATA_REQUESTS = ("reqContractDetails", "reqHistoricalData", "reqHeadTimeStamp", "reqMktData")
 VALIDATION_REQUEST = "reqCurrentTime"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A checker's answer: ``ok`` and, either way, what was seen."""
-
-    ok: bool
-    message: str
-
-    def __bool__(self) -> bool:
-        return self.ok
 
 
 def _tail(events: Sequence[IbEvent], n: int = 12) -> str:

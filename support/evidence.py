@@ -77,43 +77,35 @@ def fault_timeline(windows: Iterable[Any], origin_mono: float) -> list[dict[str,
             for w in windows]
 
 
-#: Where steps record the limits their claims state (in ``Observations.values``), for the resource plot.
-LIMITS_KEY = "evidence.claim_limits"
-#: Where the per-step slices resume (in ``Observations.values``): what earlier steps already attached.
-MARKS_KEY = "evidence.step_marks"
 #: The suffix of scenario-level attachments holding what no step recorded (hooks, cleanup).
 OUTSIDE_STEPS = " (outside steps)"
 
 
-def record_limit(values: MutableMapping[str, Any], attribute: str, limit: float) -> None:
+def record_limit(limits: MutableMapping[str, float], attribute: str, limit: float) -> None:
     """Record the limit a claim states for a sampled attribute (``rss_mb`` … as growth, ``ib_connections`` as a
     count) so the scenario's resource plot draws it.
 
     Args:
-        values: the scenario's ``Observations.values`` (reset with every scenario).
+        limits: the scenario's ``Observations.claim_limits`` (reset with every scenario).
     """
-    values.setdefault(LIMITS_KEY, {})[attribute] = limit
+    limits[attribute] = limit
 
 
-def recorded_limits(values: MutableMapping[str, Any]) -> dict[str, float]:
-    """The limits the scenario's claims recorded, by sampled attribute."""
-    return dict(values.get(LIMITS_KEY) or {})
-
-
-def step_slice(values: MutableMapping[str, Any], exchanges: Sequence[Any], runs: Sequence[Any],
+def step_slice(marks: MutableMapping[str, float], exchanges: Sequence[Any], runs: Sequence[Any],
                origin_mono: float, now_mono: float) -> tuple[list[Any], list[Any], float]:
     """What was recorded since the previous slice: API answers, CLI runs, and when the previous slice was cut.
 
-    Each answer and run is in exactly one slice (recorded when it finished); the marks live in ``values``, so a
-    new scenario starts from the beginning of its (cleared) transcripts.
+    Each answer and run is in exactly one slice (recorded when it finished); the marks live in the scenario's
+    ``Observations.step_marks``, so a new scenario starts from the beginning of its (cleared) transcripts.
 
     Returns:
         the new answers, the new CLI runs, and the monotonic time the previous slice ended (``origin_mono`` for
         the first).
     """
-    marks = values.setdefault(MARKS_KEY, {"exchanges": 0, "runs": 0, "mono": origin_mono})
-    first_exchange = marks["exchanges"] if marks["exchanges"] <= len(exchanges) else 0
-    first_run = marks["runs"] if marks["runs"] <= len(runs) else 0
+    if not marks:
+        marks.update(exchanges=0, runs=0, mono=origin_mono)
+    first_exchange = int(marks["exchanges"]) if marks["exchanges"] <= len(exchanges) else 0
+    first_run = int(marks["runs"]) if marks["runs"] <= len(runs) else 0
     new_exchanges, new_runs, since = list(exchanges[first_exchange:]), list(runs[first_run:]), marks["mono"]
     marks.update(exchanges=first_exchange + len(new_exchanges), runs=first_run + len(new_runs), mono=now_mono)
     return new_exchanges, new_runs, since
@@ -148,7 +140,7 @@ def target_properties(world: Any) -> dict[str, str]:
         else "external IB Gateway / TWS"
     health = _quietly(world.api.health)
     body = health.body if health is not None and isinstance(health.body, dict) else {}
-    probe = _quietly(lambda: world.ib.probe(settings.squatter_client_id_base, settings.scaled(5.0)))
+    probe = _quietly(lambda: world.ib.probe(settings.squatter_client_id_base, settings.bound_of(5.0, "the version probe").seconds))
     properties = {
         "target": settings.target,
         "api_base_url": targets.api_base_url,

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from support.waiting import Bound
+
 EMBEDDED = "embedded"
 MANAGED = "managed"
 EXTERNAL = "external"
@@ -39,6 +41,20 @@ class Thresholds:
     score_infrastructure: float = 65.0  # below: infrastructure trouble
     success_rate_min_pct: float = 95.0  # API under concurrent load
     shutdown_s: float = 10.0           # SIGTERM → every IB connection closed (no seed figure: the recovery bound)
+    trouble_detection_s: float = 5.0   # the gateway gone, restarting or cut off from IB is noticed (the seed's
+                                       # 5 s for a silent gateway, held for every outage)
+
+
+#: The bounds a scenario names, by meaning ("within the recovery bound") → the threshold that sets them.
+BOUNDS: dict[str, str] = {
+    "validation": "validation_s",
+    "silent-detection": "silent_detection_s",
+    "trouble-detection": "trouble_detection_s",
+    "API response": "api_response_s",
+    "CLI": "cli_command_s",
+    "recovery": "recovery_s",
+    "shutdown": "shutdown_s",
+}
 
 
 @dataclass(frozen=True)
@@ -142,13 +158,24 @@ class Settings:
         parsed = urlsplit(value)
         return parsed.port or (443 if parsed.scheme == "https" else 80)
 
-    def scaled(self, seconds: float) -> float:
-        """A bound after the timeout multiplier."""
-        return seconds * self.timeout_multiplier
+    def bound(self, name: str, extra_s: float = 0.0) -> Bound:
+        """The bound a scenario names (a key of :data:`BOUNDS`: ``bound("recovery")``), after the multiplier.
 
-    def bound_s(self, threshold: str) -> float:
-        """A threshold of the seed in seconds, after the multiplier: ``bound_s("recovery_s")``."""
-        return self.scaled(getattr(self.thresholds, threshold))
+        Args:
+            extra_s: seconds the Gherkin adds ("the validation bound plus 2 seconds"), scaled with it.
+
+        Raises:
+            KeyError: no bound of that name (the message lists them).
+        """
+        if name not in BOUNDS:
+            raise KeyError(f"no bound named {name!r}; known: {', '.join(BOUNDS)}")
+        seconds = getattr(self.thresholds, BOUNDS[name]) + extra_s
+        meaning = f"the {name} bound" + (f" plus {extra_s:g} s" if extra_s else "")
+        return Bound(seconds * self.timeout_multiplier, meaning)
+
+    def bound_of(self, seconds: float, meaning: str) -> Bound:
+        """A bound the Gherkin states as a number, or a wait of the suite's own, after the multiplier."""
+        return Bound(seconds * self.timeout_multiplier, meaning)
 
     @classmethod
     def from_userdata(cls, userdata: Mapping[str, Any]) -> Settings:

@@ -7,26 +7,33 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from support.verdict import BoundExceeded
+
 T = TypeVar("T")
 
-#: Scales every bound; set once from settings (``timeout_multiplier``).
-_multiplier = 1.0
+
+@dataclass(frozen=True)
+class Bound:
+    """A time limit in seconds, already scaled by the timeout multiplier, and what it means.
+
+    The one kind of limit a wait or a claim takes. Only :meth:`support.settings.Settings.bound` and
+    :meth:`support.settings.Settings.bound_of` make one, so every bound is scaled exactly once.
+    """
+
+    seconds: float
+    meaning: str
+
+    def __str__(self) -> str:
+        return f"{self.seconds:g} s ({self.meaning})"
+
+    @classmethod
+    def exactly(cls, seconds: float, meaning: str = "a bound of the caller's own") -> Bound:
+        """A bound of exactly ``seconds``, for code that has no settings (the project's own tests, benchmarks).
+        The specification never uses it (tests/spec/test_bounds.py): its bounds come from the settings."""
+        return cls(float(seconds), meaning)
 
 
-def set_timeout_multiplier(value: float) -> None:
-    """Scale every :func:`eventually` bound by ``value`` (CI on a slow machine: > 1)."""
-    global _multiplier
-    if value <= 0:
-        raise ValueError("timeout multiplier must be > 0")
-    _multiplier = value
-
-
-def scaled(seconds: float) -> float:
-    """A bound in seconds after the timeout multiplier."""
-    return seconds * _multiplier
-
-
-class ConditionTimeout(AssertionError):
+class ConditionTimeout(BoundExceeded):
     """A polled condition did not hold before its deadline."""
 
 
@@ -56,8 +63,7 @@ class Deadline:
         return time.monotonic() >= self.at
 
 
-def eventually(probe: Callable[[], T], within_s: float, describe: str,
-               interval_s: float = 0.05, scale: bool = True) -> T:
+def eventually(probe: Callable[[], T], within: Bound, describe: str, interval_s: float = 0.05) -> T:
     """Call ``probe`` until it returns a truthy value or raises nothing; return that value.
 
     A probe that raises ``AssertionError`` or returns a falsy value is retried until
@@ -65,14 +71,16 @@ def eventually(probe: Callable[[], T], within_s: float, describe: str,
 
     Args:
         probe: the condition; its last falsy value or assertion is quoted on failure.
-        within_s: the bound, scaled by the timeout multiplier unless ``scale`` is False.
+        within: the bound (already scaled: :class:`Bound` values come from the settings).
         describe: what was awaited, in words, for the failure message.
         interval_s: pause between attempts.
 
     Raises:
         ConditionTimeout: the condition never held.
     """
-    deadline = Deadline(scaled(within_s) if scale else within_s)
+    if not isinstance(within, Bound):
+        raise TypeError(f"eventually() takes a Bound from the settings, not {within!r}")
+    deadline = Deadline(within.seconds)
     last: object = None
     while True:
         try:
@@ -85,5 +93,5 @@ def eventually(probe: Callable[[], T], within_s: float, describe: str,
             last = value
         if deadline.expired:
             raise ConditionTimeout(
-                f"{describe}: not true within {deadline.within_s:.1f} s (last seen: {last!s:.500})")
+                f"{describe}: not true within {within} (last seen: {last!s:.500})")
         time.sleep(min(interval_s, deadline.remaining_s))  # pacing the poll, not waiting for the condition

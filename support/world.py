@@ -19,18 +19,31 @@ from support.drivers.processes import ProcessDriver, ProcessNotFound
 from support.settings import Settings
 from support.symbols import SymbolRotation
 from support.targets import EmbeddedTargets, Targets
+from support.timeline import Timeline
 
 
 @dataclass
 class Observations:
-    """What one scenario has seen so far (reset before every scenario)."""
+    """What one scenario has seen so far (reset before every scenario): typed, one field per kind of fact."""
 
     started_mono: float = field(default_factory=time.monotonic)
     responses: list[ApiResponse] = field(default_factory=list)
     cli_runs: list[CliRun] = field(default_factory=list)
-    values: dict[str, Any] = field(default_factory=dict)
     acting_from: int = 0               # index of the first answer recorded once the When steps began
+    acting: bool = False               # a When step has begun
     output_from: int = 0               # position in the backend's output where the scenario (then its When) began
+    history_positions: dict[str, int] = field(default_factory=dict)  # the IB history's records at the start
+    endpoint: str = ""                 # the endpoint a client read, in the user's words
+    operation_id: str = ""             # the asynchronous operation the scenario started
+    last_use_mono: float | None = None  # when a client last used IB before the backend was left idle
+    accounts: tuple[str, ...] = ()     # the accounts the gateway reported to the suite's check
+    refusal: Exception | None = None   # the suite's refusal of a live account
+    live_ib: Any = None                # the IB driver of a lone gateway the scenario started
+    connectivity: Any = None           # the fault window of a lost connectivity, healed by a later step
+    shutdown: Shutdown | None = None   # what the suite saw when it stopped the backend
+    nemesis: Any = None                # the nemesis run the scenario judges
+    claim_limits: dict[str, float] = field(default_factory=dict)  # limits the claims stated (resource plot)
+    step_marks: dict[str, float] = field(default_factory=dict)    # where the per-step evidence slices resume
 
     @property
     def acted(self) -> list[ApiResponse]:
@@ -39,14 +52,24 @@ class Observations:
 
     @property
     def last_response(self) -> ApiResponse:
-        """The most recent API answer a step recorded."""
-        assert self.responses, "no API request was made in this scenario"
+        """The most recent API answer a step recorded.
+
+        Raises:
+            LookupError: no step recorded one (a suite bug: a Then-step before its When).
+        """
+        if not self.responses:
+            raise LookupError("no API request was made in this scenario")
         return self.responses[-1]
 
     @property
     def last_cli_run(self) -> CliRun:
-        """The most recent CLI run a step recorded."""
-        assert self.cli_runs, "no CLI command was run in this scenario"
+        """The most recent CLI run a step recorded.
+
+        Raises:
+            LookupError: no step recorded one.
+        """
+        if not self.cli_runs:
+            raise LookupError("no CLI command was run in this scenario")
         return self.cli_runs[-1]
 
 
@@ -99,8 +122,9 @@ class World:
         # A restart keeps the scenario's evidence: its API exchanges, CLI runs and fault windows.
         previous = getattr(self, "api", None), getattr(self, "cli", None), getattr(self, "faults", None)
         # Longer than any bound a scenario claims (a hang shows as a timed-out answer, not a stuck run).
-        self.api = ApiDriver(targets.api_base_url, timeout_s=self.settings.scaled(20.0),
-                             load_timeout_s=self.settings.scaled(max(90.0, self.settings.profile.max_wait_s + 30.0)),
+        self.api = ApiDriver(targets.api_base_url, timeout_s=self.settings.bound_of(20.0, "the API driver's give-up").seconds,
+                             load_timeout_s=self.settings.bound_of(max(90.0, self.settings.profile.max_wait_s + 30.0),
+                                                                   "the API driver's give-up on a load").seconds,
                              transcript=previous[0].transcript if previous[0] else [])
         self.cli = CliDriver(targets.cli, targets.api_base_url, api_pointing=self.settings.cli_api,
                              transcripts=previous[1].transcripts if previous[1] else [])
@@ -114,15 +138,22 @@ class World:
         except ProcessNotFound:
             self.sut = None
 
+    @property
+    def timeline(self) -> Timeline:
+        """The scenario's records, read together (:class:`support.timeline.Timeline`)."""
+        return Timeline(self.seen.started_mono, self.seen.responses, self.seen.cli_runs, self.faults, self.history)
+
     def restart_backend(self, defaults: bool = False) -> None:
         """Restart the embedded backend (KTRDR's default timings if ``defaults``) and rebind."""
-        assert self.embedded is not None, "only the embedded backend can be restarted by the suite"
+        if self.embedded is None:
+            raise RuntimeError("only the embedded backend can be restarted by the suite")
         self.bind(self.embedded.start_backend(defaults=defaults))
 
     def stop_backend(self) -> Shutdown:
         """Stop the backend the suite started (SIGTERM; SIGKILL after ``backend_stop_timeout_s``); the scenario's
         end starts it again."""
-        assert self.embedded is not None, "only a backend the suite started can be stopped by the suite"
+        if self.embedded is None:
+            raise RuntimeError("only a backend the suite started can be stopped by the suite")
         held = frozenset(self.history.backend_open_ids()) if self.history.source else frozenset()
         output_from, started = self.backend_output.position(), time.monotonic()
         code = self.embedded.stop_backend()

@@ -8,12 +8,12 @@ from support import claims
 @given("the backend holds an IB connection the gateway sees")
 def step_holds_connection(context):
     w = context.world
-    claims.holds_a_connection(w, w.settings.thresholds.recovery_s)
+    claims.holds_a_connection(w, w.settings.bound("recovery"))
 
 
 @when("the backend is told to stop")
 def step_stop(context):
-    context.world.seen.values["shutdown"] = context.world.stop_backend()
+    context.world.seen.shutdown = context.world.stop_backend()
 
 
 @then("the backend printed no warning, coroutine complaint or traceback meanwhile")
@@ -23,17 +23,17 @@ def step_output_clean(context):
 
 @then("the backend printed no warning, coroutine complaint or traceback while it stopped")
 def step_output_clean_at_stop(context):
-    shutdown = context.world.seen.values["shutdown"]
+    shutdown = context.world.seen.shutdown
     claims.output_clean(context.world, shutdown.output_from, settle=False)
 
 
-@then("the gateway saw every connection the backend held close within the shutdown bound")
-def step_closed_on_stop(context):
+@then("the gateway saw every connection the backend held close within {bound:Bound}")
+def step_closed_on_stop(context, bound):
     w = context.world
-    claims.closed_on_stop(w, w.seen.values["shutdown"], w.settings.bound_s("shutdown_s"))
+    claims.closed_on_stop(w, w.seen.shutdown, w.settings.bound(bound))
 
 
-@then("the backend stopped by itself within the shutdown bound")
-def step_stopped(context):
+@then("the backend stopped by itself within {bound:Bound}")
+def step_stopped(context, bound):
     w = context.world
-    claims.stopped_by_itself(w.seen.values["shutdown"], w.settings.bound_s("shutdown_s"))
+    claims.stopped_by_itself(w.seen.shutdown, w.settings.bound(bound))

@@ -2,7 +2,7 @@
 
 from behave import given, then, when
 
-from support import checkers, claims
+from support import claims
 
 
 @given("another application holds {count:d} client ID(s) starting at the preferred one")
@@ -31,29 +31,25 @@ def step_release(context):
 @then("the gateway accepted the backend with the preferred client ID")
 def step_accepted_preferred(context):
     w = context.world
-    accepted = checkers.accepted_client_ids(w.history.events())
-    assert accepted and accepted[0] == w.settings.preferred_client_id, f"accepted client IDs {accepted}; expected {w.settings.preferred_client_id} first"
+    claims.accepted_first(w, w.settings.preferred_client_id)
 
 
 @then("the gateway accepted the backend with the preferred client ID plus {offset:d}")
 def step_accepted_offset(context, offset):
     w = context.world
-    accepted, wanted = checkers.accepted_client_ids(w.history.events()), w.settings.preferred_client_id + offset
-    assert accepted and accepted[0] == wanted, f"accepted client IDs {accepted}; expected {wanted} first"
+    claims.accepted_first(w, w.settings.preferred_client_id + offset)
 
 
 @then("the gateway last accepted the backend with the preferred client ID")
 def step_last_accepted(context):
     w = context.world
-    accepted = checkers.accepted_client_ids(w.history.events())
-    assert accepted and accepted[-1] == w.settings.preferred_client_id, f"accepted client IDs in order {accepted}; expected {w.settings.preferred_client_id} last"
+    claims.accepted_last(w, w.settings.preferred_client_id)
 
 
 @then("the gateway refused the backend {count:d} time(s) with error 326")
 def step_refused(context, count):
     w = context.world
-    refused, first = checkers.rejected_client_ids(w.history.events()), w.settings.preferred_client_id
-    assert refused == list(range(first, first + count)), f"refused client IDs {refused}; expected {list(range(first, first + count))}"
+    claims.refused_in_order(w, w.settings.preferred_client_id, count)
 
 
 @given("the pool has let go of the dropped connection")

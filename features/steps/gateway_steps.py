@@ -52,6 +52,6 @@ def step_history_idle_late(context, count):
 @when("the gateway goes silent once the operation is running")
 def step_silence_mid_load(context):
     w = context.world
-    eventually(lambda: any(e.type == "reqHistoricalData" for e in w.history.events()), 30.0,
+    eventually(lambda: w.timeline.ib_events(request_type="reqHistoricalData"), w.settings.bound_of(30.0, "a load reaching IB"),
                "the backend has sent its first historical-data request")
     troubles.act(w.faults, "silence")

@@ -17,6 +17,7 @@ from typing import Any
 
 from ibtargets.common.control_client import ControlClient, ControlError
 from support import bars
+from support.contract import Discovery
 from support.drivers.api import ApiDriver
 from support.drivers.cli import CliDriver
 from support.nemesis import invariants
@@ -69,10 +70,11 @@ class RunResult:
 def bounds_from(world: World) -> invariants.Bounds:
     """The checkers' bounds from the suite's settings (thresholds after the timeout multiplier, target profile)."""
     s = world.settings
-    return invariants.Bounds(api_response_s=s.bound_s("api_response_s"), cli_command_s=s.bound_s("cli_command_s"),
-                           load_s=s.scaled(90.0), silent_detection_s=s.bound_s("silent_detection_s"),
-                           recovery_s=s.bound_s("recovery_s"), score_min=s.thresholds.score_min,
-                           pool_limit=s.profile.pool_limit, connect_s=s.bound_s("api_response_s"))
+    return invariants.Bounds(api_response_s=s.bound("API response").seconds, cli_command_s=s.bound("CLI").seconds,
+                           load_s=s.bound_of(90.0, "a data load").seconds,
+                           silent_detection_s=s.bound("silent-detection").seconds,
+                           recovery_s=s.bound("recovery").seconds, score_min=s.thresholds.score_min,
+                           pool_limit=s.profile.pool_limit, connect_s=s.bound("API response").seconds)
 
 
 class _Collector:
@@ -129,12 +131,12 @@ def prepare(world: World, fresh_backend: bool) -> None:
     world.ib.release_all()
     if fresh_backend and world.embedded is not None:
         world.restart_backend()
-    deadline = time.monotonic() + world.settings.scaled(30.0)
+    deadline = time.monotonic() + world.settings.bound_of(30.0, "a healthy target before a run").seconds
     last = ""
     pause = threading.Event()
     while time.monotonic() < deadline:
         response = world.api.discover("AAPL", force_refresh=True)
-        if response.ok and (response.data or {}).get("symbol_info"):
+        if response.ok and Discovery.of(response).symbol_info:
             return
         last = response.describe()
         pause.wait(0.5)  # the poll's pacing, bounded by the deadline
@@ -182,7 +184,7 @@ def run_schedule(world: World, schedule: Schedule, out_dir: Path, fresh_backend:
         for error in nemesis.heal_everything():
             history.note(f"final heal: {error}")
         history.final_heal = time.monotonic()
-        _recover(client, history, world.settings.bound_s("recovery_s"))
+        _recover(client, history, world.settings.bound("recovery").seconds)
         until(schedule.duration_s - FINAL_CLEANUP_BEFORE_END_S)
         client.call("final", "cleanup", api.cleanup)
         until(schedule.duration_s)

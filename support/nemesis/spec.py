@@ -7,6 +7,7 @@ from pathlib import Path
 from support import evidence
 from support.nemesis.runner import RunResult, run_schedule
 from support.nemesis.schedule import generate
+from support.verdict import require
 from support.world import World
 
 #: Runs already made in this process, by (seed, seconds): every scenario of the feature judges the same history.
@@ -29,8 +30,8 @@ def run_once(world: World, seed: int, minutes: float) -> RunResult:
 
 
 def holds(result: RunResult, family: str) -> None:
-    """The invariant ``family`` held over the whole history (AssertionError with the counterexamples if not)."""
+    """The invariant ``family`` held over the whole history (a failed claim with the counterexamples if not)."""
     verdict = result.verdicts[family]
-    assert verdict.ok, (f"seed {result.schedule.seed}: {verdict.message(result.history.origin)}\n"
+    require(verdict.ok, f"seed {result.schedule.seed}: {verdict.message(result.history.origin)}\n"
                         f"schedule: {result.out_dir / 'schedule.json'} "
                         f"(ib-resilience nemesis --replay {result.out_dir / 'schedule.json'})")

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from support.bars import LOADS
+from support.contract import FINISHED, Cleanup, DataLoad, Discovery, Operation, ResilienceReport
 from support.drivers.api import ApiDriver, ApiResponse
 from support.drivers.cli import CliDriver
 from support.nemesis.record import History, Op
@@ -61,17 +62,15 @@ class Client:
         info = {**detail, "error_code": response.error_code, "path": response.path}
         if not response.ok and response.error_message:
             info["error"] = response.error_message[:300]
-        data = response.data if isinstance(response.data, dict) else {}
-        if kind == "resilience" and isinstance(data.get("overall_resilience_score"), (int, float)):
-            info["score"] = float(data["overall_resilience_score"])
-            info["pool_total"] = (data.get("connection_pool_health") or {}).get("total_connections")
+        if kind == "resilience" and (report := ResilienceReport.of(response)).score is not None:
+            info["score"], info["pool_total"] = report.score, report.pool_total
         if kind in ("discover", "discover_cached"):
-            info["found"] = bool(data.get("symbol_info"))
+            info["found"] = Discovery.of(response).symbol_info is not None
         if kind in ("load_sync", "load_async"):
-            info.update(load_status=data.get("status"), fetched_bars=data.get("fetched_bars"),
-                        operation_id=data.get("operation_id"))
+            load = DataLoad.of(response)
+            info.update(load_status=load.status, fetched_bars=load.fetched_bars, operation_id=load.operation_id)
         if kind == "cleanup":
-            info["connections_closed"] = data.get("connections_closed")
+            info["connections_closed"] = Cleanup.of(response).connections_closed
         op = Op(process, kind, response.started_mono, response.finished_mono, response.ok, response.status,
                 response.timed_out, info)
         return self.history.add_op(op), response
@@ -89,19 +88,18 @@ class Client:
         """Poll an asynchronous operation until it ends (bounded by the load patience); record its life as one
         ``operation`` op (its polls are recorded as ``operation_poll``)."""
         deadline = started + self.pace.load_timeout_s
-        last: dict = {}
+        last = Operation(None, 0.0, 0, None, None)
         while time.monotonic() < deadline:
             _, response = self.call(process, "operation_poll", lambda: self.api.operation(operation_id))
-            last = response.data if isinstance(response.data, dict) else {}
-            if last.get("status") in ("completed", "failed", "cancelled"):
+            last = Operation.of(response)
+            if last.status in FINISHED:
                 break
             # The poll's pacing, bounded by the deadline (the run's stop does not cut an operation short).
             threading.Event().wait(min(self.pace.operation_poll_s, max(0.0, deadline - time.monotonic())))
-        done = last.get("status") in ("completed", "failed", "cancelled")
-        summary = last.get("result_summary") or {}
-        op = Op(process, "operation", started, time.monotonic(), done and last.get("status") == "completed",
-                200 if done else None, not done, {**detail, "operation_id": operation_id, "op_status": last.get("status"),
-                                 "fetched_bars": summary.get("fetched_bars")})
+        done = last.status in FINISHED
+        op = Op(process, "operation", started, time.monotonic(), done and last.status == "completed",
+                200 if done else None, not done, {**detail, "operation_id": operation_id, "op_status": last.status,
+                                                  "fetched_bars": last.fetched_bars})
         return self.history.add_op(op)
 
 

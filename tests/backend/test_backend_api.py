@@ -13,7 +13,7 @@ from backend_helpers import HOST, BackendProcess, events, free_port, open_connec
 from ibtargets.common.faults import Delay, Silent
 from ibtargets.gateway import ThreadedGateway
 from ibtargets.proxy import ThreadedProxy
-from support.waiting import eventually
+from support.waiting import Bound, eventually
 
 ENVELOPE_KEYS = {"success", "data", "error"}
 SYMBOL_INFO_KEYS = {"symbol", "instrument_type", "exchange", "currency", "description", "discovered_at",
@@ -151,7 +151,7 @@ def test_config_put_sends_new_connections_to_the_new_gateway(backend: BackendPro
     assert api.get("/ib/config").data["client_id_range"]["min"] == 3
     assert api.post("/ib/symbols/discover", json={"symbol": "AAPL", "force_refresh": True}).status == 200
     assert [e["client_id"] for e in events(other, "start_api")] == [3]
-    eventually(lambda: not open_connections(gateway), within_s=2.0, describe="old gateway's connection closed")
+    eventually(lambda: not open_connections(gateway), within=Bound.exactly(2.0), describe="old gateway's connection closed")
     assert api.call("PUT", "/ib/config", {"port": 0}).status == 422
     assert api.call("PUT", "/ib/config", {"port": 70000}).status == 422
 
@@ -176,7 +176,7 @@ def test_cleanup_closes_every_connection_and_counts_them(backend: BackendProcess
     assert set(data) == {"success", "message", "connections_closed", "pool_stats_before", "pool_stats_after"}
     assert data["connections_closed"] == opened == data["pool_stats_before"]["total_connections"]
     assert data["pool_stats_after"]["total_connections"] == 0
-    eventually(lambda: not open_connections(gateway), within_s=2.0, describe="the gateway sees every close")
+    eventually(lambda: not open_connections(gateway), within=Bound.exactly(2.0), describe="the gateway sees every close")
 
 
 def _bars_from_gateway(port: int, end: dt.datetime, duration: str, bar_size: str) -> list[tuple]:
@@ -238,7 +238,7 @@ def test_an_async_load_is_polled_and_cancelled(backend: BackendProcess, gateway:
     assert done.status == 200 and done.data["status"] == "started" and set(done.data) == LOAD_KEYS
     op_id = done.data["operation_id"]
     finished = eventually(lambda: (lambda d: d if d["status"] == "completed" else None)(
-        api.get(f"/operations/{op_id}").data), within_s=10, describe="async load completed")
+        api.get(f"/operations/{op_id}").data), within=Bound.exactly(10), describe="async load completed")
     assert set(finished) >= {"operation_id", "operation_type", "status", "created_at", "started_at",
                              "completed_at", "progress", "metadata", "error_message", "result_summary"}
     summary = finished["result_summary"]
@@ -251,7 +251,7 @@ def test_an_async_load_is_polled_and_cancelled(backend: BackendProcess, gateway:
     slow = api.post("/data/load", params={"async_mode": "true"}, json={"symbol": "SPY", "timeframe": "1d",
                                                                        "mode": "tail"}).data["operation_id"]
     eventually(lambda: len(events(gateway, "request", type="reqHistoricalData")) > asked,
-               within_s=10, describe="the slow request reached the gateway")
+               within=Bound.exactly(10), describe="the slow request reached the gateway")
     assert api.get(f"/operations/{slow}").data["status"] == "running"
     cancelled = api.call("DELETE", f"/operations/{slow}")
     assert cancelled.status == 200 and cancelled.data["status"] == "cancelled"

@@ -14,7 +14,7 @@ from backend_helpers import BackendProcess, cli_env, events, free_port, open_con
 from ibtargets.common.faults import Delay, Silent
 from ibtargets.gateway import ThreadedGateway
 from ibtargets.proxy import ThreadedProxy
-from support.waiting import eventually
+from support.waiting import Bound, eventually
 
 CLI = str(Path(sys.executable).parent / "refbackend")
 CLI_BOUND_S = 30.0
@@ -102,7 +102,7 @@ def test_ib_cleanup_prints_the_real_count(backend: BackendProcess, gateway: Thre
     opened = len(open_connections(gateway))
     run = cli(["ib", "cleanup", "--force"], backend.url)
     assert run.exit_code == 0 and f"Closed {opened} IB connection(s)" in run.output, run.output
-    eventually(lambda: not open_connections(gateway), within_s=2.0, describe="connections closed")
+    eventually(lambda: not open_connections(gateway), within=Bound.exactly(2.0), describe="connections closed")
     assert "Closed 0 IB connection(s)" in cli(["ib", "cleanup"], backend.url).output
 
 
@@ -131,7 +131,7 @@ def test_ctrl_c_cancels_the_load_and_exits_cleanly(backend: BackendProcess, gate
         child.expect(r"operation (op_\S+)")
         op_id = child.match.group(1)
         eventually(lambda: backend.api.get(f"/operations/{op_id}").data["progress"].get("ib_requests_made"),
-                   within_s=10, describe="the load waiting on IB")
+                   within=Bound.exactly(10), describe="the load waiting on IB")
         child.sendintr()
         child.expect(pexpect.EOF)
     finally:

@@ -12,7 +12,7 @@ from backend_helpers import HOST, BackendProcess, events, open_connections, past
 from ibtargets.common.ibclient import ENV_VAR, LIBRARIES
 from ibtargets.gateway import ThreadedGateway
 from support.drivers.ib import IbDriver
-from support.waiting import eventually
+from support.waiting import Bound, eventually
 
 
 @pytest.fixture
@@ -50,9 +50,9 @@ def test_the_backend_keeps_its_contract_on_either_library(library: str, make_bac
                                                                   for b in served]
     assert open_connections(gateway)
     backend.process.signal(signal.SIGTERM)
-    eventually(lambda: not [c for c in open_connections(gateway) if c["client_id"] == 2], within_s=5.0,
+    eventually(lambda: not [c for c in open_connections(gateway) if c["client_id"] == 2], within=Bound.exactly(5.0),
                describe="the backend's IB connection closed on SIGTERM")
-    eventually(lambda: not backend.process.running(), within_s=5.0, describe="the server exits")
+    eventually(lambda: not backend.process.running(), within=Bound.exactly(5.0), describe="the server exits")
     assert backend.process.proc.returncode == 0
     log = backend.log()
     assert f"IB client library: {library} " in log, log[-3000:]

@@ -18,7 +18,7 @@ from ibtargets.gateway import ThreadedGateway
 from ibtargets.refbackend.errors import ClientIdsExhausted, GatewaySilent, GatewayUnavailable, PoolExhausted
 from ibtargets.refbackend.pool import ConnectionPool
 from ibtargets.refbackend.settings import Settings
-from support.waiting import eventually
+from support.waiting import Bound, eventually
 
 AAPL = ib_insync.Stock("AAPL", "SMART", "USD")
 MARKED = ("reqCurrentTime", "reqContractDetails")
@@ -284,7 +284,7 @@ def test_close_closes_every_connection_in_use_or_idle(gateway: ThreadedGateway, 
         return await pool.close()
 
     assert run(body()) == 2
-    eventually(lambda: not open_connections(gateway), within_s=2.0, describe="the gateway sees both closed")
+    eventually(lambda: not open_connections(gateway), within=Bound.exactly(2.0), describe="the gateway sees both closed")
 
 
 def test_a_probe_is_bounded_and_shared_by_concurrent_callers(gateway: ThreadedGateway, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from backend_helpers import BackendProcess, open_connections
 
 from ibtargets.common.faults import Delay
 from ibtargets.gateway import ThreadedGateway
-from support.waiting import eventually
+from support.waiting import Bound, eventually
 
 CLOSE_WITHIN_S = 2.0
 
@@ -28,14 +28,14 @@ def test_a_signal_closes_every_ib_connection_within_2_s(make_backend: Callable[.
     started = api.post("/data/load", params={"async_mode": "true"}, json={"symbol": "AAPL", "mode": "tail"})
     op_id = started.data["operation_id"]
     eventually(lambda: api.get(f"/operations/{op_id}").data["progress"].get("ib_requests_made"),
-               within_s=10, describe="a load holding a connection")
+               within=Bound.exactly(10), describe="a load holding a connection")
     assert open_connections(gateway), "connections to close"
     signalled = time.monotonic()
     backend.process.signal(signum)
-    eventually(lambda: not open_connections(gateway), within_s=5.0, describe="every IB connection closed")
+    eventually(lambda: not open_connections(gateway), within=Bound.exactly(5.0), describe="every IB connection closed")
     last_close = max(c["disconnected_mono"] for c in gateway.connections())
     assert last_close - signalled <= CLOSE_WITHIN_S, f"closed {last_close - signalled:.2f} s after the signal"
-    eventually(lambda: not backend.process.running(), within_s=5.0, describe="the server exits")
+    eventually(lambda: not backend.process.running(), within=Bound.exactly(5.0), describe="the server exits")
     assert backend.process.proc.returncode == 0
     log = backend.log()
     assert "Traceback" not in log and "RuntimeWarning" not in log and "never retrieved" not in log, log[-3000:]

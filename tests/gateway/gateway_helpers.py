@@ -14,7 +14,7 @@ from ibapi.contract import Contract
 from ibapi.wrapper import EWrapper
 
 from ibtargets.common.wire import encode_fields, encode_hello
-from support.waiting import eventually
+from support.waiting import Bound, eventually
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -125,7 +125,7 @@ class IbapiApp(EWrapper, EClient):
         def probe() -> tuple[Any, ...] | None:
             with self._lock:
                 return next((e for e in self.events if predicate(e)), None)
-        return eventually(probe, within_s, describe)
+        return eventually(probe, Bound.exactly(within_s), describe)
 
     def kinds(self, kind: str) -> list[tuple[Any, ...]]:
         """Every recorded event of one kind."""

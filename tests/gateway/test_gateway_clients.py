@@ -12,7 +12,7 @@ import pytest
 from gateway_helpers import ErrorLog, IbapiApp, bounded, ib_session, run, stock, until
 
 from ibtargets.gateway import ThreadedGateway
-from support.waiting import eventually
+from support.waiting import Bound, eventually
 
 #: Long enough that a slow machine still retries within it.
 RELEASE_DELAY_S = 1.5
@@ -56,7 +56,7 @@ def test_asyncio_client_runs_every_basic_request(gateway: ThreadedGateway, lib) 
             assert head.replace(tzinfo=None) == dt.datetime(1980, 12, 12, 14, 30)
 
     run(body())
-    (connection,) = eventually(lambda: [c for c in gateway.connections() if c["state"] == "closed"], 5,
+    (connection,) = eventually(lambda: [c for c in gateway.connections() if c["state"] == "closed"], Bound.exactly(5),
                                "the gateway saw the client disconnect")
     assert connection["version"] == 176 and connection["client_id"] == 11
     assert connection["state"] == "closed" and connection["close_reason"] == "client closed"

@@ -24,7 +24,7 @@ from ibtargets.common.faults import (
     Unanswered,
 )
 from ibtargets.gateway import ThreadedGateway
-from support.waiting import eventually
+from support.waiting import Bound, eventually
 
 AAPL = ib_insync.Stock("AAPL", "SMART", "USD")
 SILENCE_S = 1.0
@@ -72,7 +72,7 @@ def test_a_held_handshake_is_answered_when_the_fault_heals(gateway: ThreadedGate
 
     threading.Thread(target=connect, name="ibapi-connect", daemon=True).start()
     try:
-        eventually(lambda: _events(gateway, "connect"), 5, "the gateway accepted the socket")
+        eventually(lambda: _events(gateway, "connect"), Bound.exactly(5), "the gateway accepted the socket")
         assert not connected.is_set()
         gateway.heal("no_handshake")
         assert connected.wait(5), "ibapi connect() returned after the heal"
@@ -244,7 +244,7 @@ def test_drop_clients_all_or_one(gateway: ThreadedGateway, control: ControlClien
     run(body())
     # Wait for all three closes: the last client's close reaches the gateway just after the session ends.
     closed = lambda: [(c["client_id"], c["close_reason"]) for c in gateway.connections() if c["state"] == "closed"]  # noqa: E731
-    reasons = eventually(lambda: len(closed()) == 3 and closed(), 5, "every client closed")
+    reasons = eventually(lambda: len(closed()) == 3 and closed(), Bound.exactly(5), "every client closed")
     assert reasons == [(13, "drop_clients"), (14, "drop_clients"), (13, "client closed")]
 
 

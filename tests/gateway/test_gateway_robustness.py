@@ -24,7 +24,7 @@ from ibtargets.common.wire import (
     parse_hello,
 )
 from ibtargets.gateway import ThreadedGateway
-from support.waiting import eventually
+from support.waiting import Bound, eventually
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 _client_ids = itertools.count(1000)
@@ -185,7 +185,7 @@ def test_truncated_frames(gateway: ThreadedGateway) -> None:
         sock.sendall(struct.pack(">I", 50) + b"49\x001\x00")
     with raw_socket(gateway.port) as sock:  # a hello cut inside its length prefix
         sock.sendall(API_PREFIX + b"\x00\x00")
-    eventually(lambda: sum(c["state"] == "closed" for c in gateway.connections()) == 2, 5,
+    eventually(lambda: sum(c["state"] == "closed" for c in gateway.connections()) == 2, Bound.exactly(5),
                "both truncated sockets closed")
     _still_serves(gateway)
 
@@ -207,8 +207,8 @@ def test_connection_flood(make_gateway) -> None:
             flood.append(raw_socket(gateway.port))
         def refused() -> int:
             return sum(c["close_reason"] == "max connections" for c in gateway.connections())
-        eventually(lambda: refused() == 40, 5, "the 40 sockets beyond max_connections refused")
-        eventually(lambda: not [c for c in gateway.connections() if c["state"] == "handshaking"], 10,
+        eventually(lambda: refused() == 40, Bound.exactly(5), "the 40 sockets beyond max_connections refused")
+        eventually(lambda: not [c for c in gateway.connections() if c["state"] == "handshaking"], Bound.exactly(10),
                    "idle flood sockets closed by the handshake timeout")
         _still_serves(gateway)
     finally:
@@ -237,5 +237,5 @@ def test_a_client_that_never_reads_is_dropped(make_gateway) -> None:
         for req_id in range(1, 40):
             sock.sendall(encode_fields(20, req_id, *request))
         eventually(lambda: [c for c in gateway.connections() if (c["close_reason"] or "").startswith("slow")],
-                   10, "the slow consumer dropped")
+                   Bound.exactly(10), "the slow consumer dropped")
     _still_serves(gateway)

@@ -618,7 +618,7 @@ MUTANTS: tuple[Mutant, ...] = (
            (Kill("Rapid create and destroy cycles", "never saw more backend connections at once"),),
            _leak_on_release),
     Mutant("constant_score", "a constant resilience score", "@score",
-           (Kill("A silent gateway drives the score below 75", "falls below 75"),),
+           (Kill("A silent gateway drives the score below 75", "falls below healthy"),),
            _constant_score),
     Mutant("cli_success_without_asking", "CLI ib test prints success without asking IB", "@cli",
            (Kill('"ib test" fails when the gateway suffers silence after the handshake -- @1.1 ',

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from support.nemesis import cli
+from ibresilience import nemesis_cmd as cli
 from support.nemesis.schedule import Schedule, generate
 
 #: Seed 24 over 38 s: a squatter holds a client ID, then every request goes unanswered for 7 s (an outage

@@ -13,7 +13,7 @@ from ibtargets.common.control_client import ControlClient, ControlError
 from ibtargets.common.faults import Latency, Reset, Silent
 from ibtargets.common.launch import ManagedProcess, venv_script
 from ibtargets.proxy import ThreadedProxy
-from support.waiting import eventually
+from support.waiting import Bound, eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -95,7 +95,7 @@ def test_connections_describe_each_pair(proxy: ThreadedProxy, connect_ib, client
     assert set(conn) == {"conn_id", "peer", "client_id", "version", "state", "connected_at", "connected_mono",
                          "disconnected_at", "disconnected_mono", "bytes_up", "bytes_down"}
     ib.disconnect()
-    eventually(lambda: proxy.connections()[0]["state"] == "closed", 5, "the connection listed as closed")
+    eventually(lambda: proxy.connections()[0]["state"] == "closed", Bound.exactly(5), "the connection listed as closed")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -13,7 +13,7 @@ from proxy_fakes import CONNECT_TIMEOUT_S
 
 from ibtargets.common.faults import Bandwidth, Blackhole, Latency, Refuse, Reset, Silent, Slicer
 from ibtargets.proxy import ThreadedProxy
-from support.waiting import eventually
+from support.waiting import Bound, eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,7 +37,7 @@ def wait_disconnected(ib: IB, fired: list[float], within_s: float = 5.0) -> None
         except ConnectionError:  # ib_insync raises "Socket disconnect" out of the sleep it interrupts
             pass
         return bool(fired)
-    eventually(probe, within_s, "ib_insync's disconnectedEvent")
+    eventually(probe, Bound.exactly(within_s), "ib_insync's disconnectedEvent")
 
 
 def on_disconnect(ib: IB) -> list[float]:
@@ -56,11 +56,11 @@ def test_no_fault_means_byte_identical_traffic(upstream_port: int, make_proxy: C
         ib.reqCurrentTime()
     ib.reqPositions()
     ib.disconnect()
-    eventually(lambda: all(c["state"] == "closed" for c in proxy.connections()), 5, "the proxied connection closed")
+    eventually(lambda: all(c["state"] == "closed" for c in proxy.connections()), Bound.exactly(5), "the proxied connection closed")
 
     def same_bytes() -> bool:
         return client_side.recorded() == gateway_side.recorded()
-    eventually(same_bytes, 5, "bytes seen on the client side equal bytes seen on the gateway side")
+    eventually(same_bytes, Bound.exactly(5), "bytes seen on the client side equal bytes seen on the gateway side")
     sent, received = client_side.recorded()
     assert sent.startswith(b"API\0") and len(received) > 50
     assert len(events(proxy, "request", type="reqCurrentTime")) == 3

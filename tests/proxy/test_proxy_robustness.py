@@ -13,7 +13,7 @@ from proxy_fakes import Echo, FakeGateway
 from ibtargets.common.faults import Bandwidth, Blackhole, Latency, Reset, Silent, Slicer
 from ibtargets.common.wire import encode_fields, encode_hello
 from ibtargets.proxy import ProxyConfig, ThreadedProxy
-from support.waiting import eventually
+from support.waiting import Bound, eventually
 
 pytestmark = pytest.mark.timeout(60)
 HELLO = encode_hello(157, 176)
@@ -79,8 +79,8 @@ def test_gateway_going_away_closes_its_clients(fake_gateway: FakeGateway, make_p
         except ConnectionError:
             pass
         return bool(fired)
-    eventually(closed, 5, "the client's connection closed after the gateway went away")
-    eventually(lambda: all(c["state"] == "closed" for c in proxy.connections()), 5, "no half-open pair")
+    eventually(closed, Bound.exactly(5), "the client's connection closed after the gateway went away")
+    eventually(lambda: all(c["state"] == "closed" for c in proxy.connections()), Bound.exactly(5), "no half-open pair")
 
 
 def test_garbage_from_a_client_closes_only_that_pair(fake_gateway: FakeGateway, make_proxy, connect_ib,
@@ -92,7 +92,7 @@ def test_garbage_from_a_client_closes_only_that_pair(fake_gateway: FakeGateway, 
     assert read_until_closed(sock) == b"", "the gateway refused the garbage: the proxy closed that client"
     [bad] = events(proxy, "bad_input", side="client")
     assert "API" in bad["reason"]
-    eventually(lambda: fake_gateway.closed_by_bad_input == 1, 5, "the garbage reached the gateway unchanged")
+    eventually(lambda: fake_gateway.closed_by_bad_input == 1, Bound.exactly(5), "the garbage reached the gateway unchanged")
     assert ib.isConnected() and ib.reqCurrentTime() is not None
 
 
@@ -106,7 +106,7 @@ def test_garbage_from_the_gateway_is_forwarded_raw_and_spares_other_pairs(fake_g
     handshake = encode_fields(176, "20240102 10:00:00 EST")
     garbage = b"\xff\xff\xff\xffnot tws at all"
     assert b"".join(read_exactly(sock, len(handshake) + len(garbage))) == handshake + garbage
-    eventually(lambda: events(proxy, "bad_input", side="upstream"), 5, "bad_input recorded for the gateway side")
+    eventually(lambda: events(proxy, "bad_input", side="upstream"), Bound.exactly(5), "bad_input recorded for the gateway side")
     assert ib.reqCurrentTime() is not None
 
 
@@ -189,7 +189,7 @@ def test_a_blackholed_connection_swallows_everything_for_good(echo: Echo, make_p
     with proxy.fault(Blackhole()):
         sock = raw_socket(proxy.port)
         sock.sendall(b"ping")
-        eventually(lambda: [c for c in proxy.connections() if c["state"] == "blackholed"], 5,
+        eventually(lambda: [c for c in proxy.connections() if c["state"] == "blackholed"], Bound.exactly(5),
                    "the new connection listed as blackholed")
     sock.sendall(b"pong")  # healing does not revive a stream whose first bytes are gone
     sock.settimeout(0.3)

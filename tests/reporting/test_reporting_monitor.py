@@ -20,7 +20,7 @@ from ibresilience.monitor import EXIT_ALERT, EXIT_NO_REPORT, EXIT_OK, EXIT_USAGE
 from ibtargets.common.control_client import ControlClient
 from ibtargets.common.faults import Silent
 from support.drivers.api import ApiDriver
-from support.waiting import eventually
+from support.waiting import Bound, eventually
 
 MONITOR = [str(Path(sys.executable).with_name("ib-resilience")), "monitor"]
 
@@ -35,7 +35,7 @@ def monitor_once(url: str, *extra: str) -> tuple[int, str, str]:
 def serving(url: str) -> None:
     """Make the backend hold a validated connection (a client asks IB for something through it)."""
     api = ApiDriver(url, timeout_s=10.0)
-    eventually(lambda: api.discover("AAPL").ok, 15.0, "a discovery through the backend succeeds", interval_s=0.2)
+    eventually(lambda: api.discover("AAPL").ok, Bound.exactly(15.0), "a discovery through the backend succeeds", interval_s=0.2)
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def healthy(embedded_targets) -> Iterator[str]:
     proxy = ControlClient(embedded_targets.proxy_control)
     proxy.reset()
     serving(embedded_targets.api_base_url)
-    eventually(lambda: monitor_once(embedded_targets.api_base_url)[0] == EXIT_OK, 15.0, "the monitor sees health")
+    eventually(lambda: monitor_once(embedded_targets.api_base_url)[0] == EXIT_OK, Bound.exactly(15.0), "the monitor sees health")
     try:
         yield embedded_targets.api_base_url
     finally:
@@ -64,10 +64,10 @@ def test_once_alerts_when_the_gateway_goes_silent(healthy, embedded_targets):
         return out
 
     with ControlClient(embedded_targets.proxy_control).fault(Silent()):
-        out = eventually(alerting, 10.0, "the monitor alerts on a silent gateway", interval_s=0.3)
+        out = eventually(alerting, Bound.exactly(10.0), "the monitor alerts on a silent gateway", interval_s=0.3)
     assert "ALERT score=" in out and "< 75" in out and "validation not_working" in out, out
     serving(healthy)
-    eventually(lambda: monitor_once(healthy)[0] == EXIT_OK, 15.0, "the monitor sees recovery")
+    eventually(lambda: monitor_once(healthy)[0] == EXIT_OK, Bound.exactly(15.0), "the monitor sees recovery")
 
 
 def test_threshold_is_the_operator_s(healthy):
@@ -84,10 +84,10 @@ def test_continuous_monitor_runs_the_hook_on_alert_and_recovery(healthy, embedde
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         with ControlClient(embedded_targets.proxy_control).fault(Silent()):
-            eventually(lambda: hook_log.exists() and "alert" in hook_log.read_text(), 15.0,
+            eventually(lambda: hook_log.exists() and "alert" in hook_log.read_text(), Bound.exactly(15.0),
                        "the hook is told about the alert", interval_s=0.2)
         serving(healthy)
-        eventually(lambda: "recovered" in hook_log.read_text(), 15.0, "the hook is told about the recovery",
+        eventually(lambda: "recovered" in hook_log.read_text(), Bound.exactly(15.0), "the hook is told about the recovery",
                    interval_s=0.2)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -132,7 +132,7 @@ def test_a_hung_hook_is_killed_with_its_children(tmp_path):
     assert code == EXIT_NO_REPORT and "hook killed after 0.5 s" in err, err
     sleeper = int(pid_file.read_text())
     eventually(lambda: not psutil.pid_exists(sleeper) or psutil.Process(sleeper).status() == psutil.STATUS_ZOMBIE,
-               5.0, "the hook's child is gone")
+               Bound.exactly(5.0), "the hook's child is gone")
 
 
 @pytest.mark.parametrize("options", [["--threshold", "120"], ["--interval", "0"], ["--max-polls", "0"],

@@ -35,7 +35,7 @@ from support.drivers.api import ApiResponse
 from support.drivers.processes import ProcessSample
 from support.plots import resources_figure, resources_png, y_range
 from support.settings import ROOT
-from support.waiting import eventually
+from support.waiting import Bound, eventually
 
 HEALTHY = {"overall_resilience_score": 100.0, "connection_pool_health": {"healthy_connections": 2, "total_connections": 2}}
 
@@ -122,8 +122,9 @@ def checks_by_name(results: ResultsDir) -> dict:
 
 def test_counts_failures_and_categories_in_the_markdown(results):
     silent = real_message(lambda: failed_within(ApiResponse("POST", "/ib/symbols/discover", None, 200,
-                                                            {"success": True}, 0.2, 0.0), 5.0))
-    score = real_message(lambda: eventually(lambda: None, 0.01, "the resilience score below 75"))
+                                                            {"success": True}, 0.2, 0.0),
+                                                Bound.exactly(5.0, "the silent-detection bound")))
+    score = real_message(lambda: eventually(lambda: None, Bound.exactly(0.01), "the resilience score below 75"))
     results.scenario("passes")
     results.scenario("silent one", "failed", message=silent, tags=("phase1", "silent", "basic"),
                      failing_step="Then the request fails within the silent-detection bound instead of hanging")
@@ -241,11 +242,13 @@ def test_leak_check_reads_the_resource_samples(results):
 
 def test_each_failure_kind_from_status_step_and_message():
     assert kind_of("passed", "", "then") is None and kind_of("skipped", "skipped: x", "") is None
-    claim = real_message(lambda: failed_within(ApiResponse("GET", "/ib/health", None, 200, {}, 1.0, 0.0), 5.0))
+    claim = real_message(lambda: failed_within(ApiResponse("GET", "/ib/health", None, 200, {}, 1.0, 0.0),
+                                                Bound.exactly(5.0, "the silent-detection bound")))
     assert kind_of("failed", claim, "then").key == "claim"
-    slow = real_message(lambda: failed_within(ApiResponse("GET", "/ib/health", None, 503, {}, 6.2, 0.0), 5.0))
+    slow = real_message(lambda: failed_within(ApiResponse("GET", "/ib/health", None, 503, {}, 6.2, 0.0),
+                                               Bound.exactly(5.0, "the silent-detection bound")))
     assert kind_of("failed", slow, "then").key == "bound" and over_bound_pct(slow) == pytest.approx(24.0)
-    never = real_message(lambda: eventually(lambda: None, 0.01, "the resilience score below 75"))
+    never = real_message(lambda: eventually(lambda: None, Bound.exactly(0.01), "the resilience score below 75"))
     assert kind_of("failed", never, "then").key == "bound" and over_bound_pct(never) is None
     # The same messages at a Given or Background step: the scenario never reached its claim.
     assert kind_of("failed", never, "given").key == "precondition"
@@ -259,8 +262,11 @@ def test_each_failure_kind_from_status_step_and_message():
     # A CLI transcript that mentions a refused connection is not the suite failing to reach the target.
     cli = "AssertionError: expected a clear message:\n$ ktrdr ib status  (exit 1, 0.4 s)\nConnection refused"
     assert kind_of("failed", cli, "then").key == "claim"
-    hung = "AssertionError: expected exit 0:\n$ ktrdr ib test  (timed out, 30.1 s)\n"
+    hung = "BoundExceeded: took 30.1 s > 30 s (the CLI bound):\n$ ktrdr ib test  (timed out, 30.1 s)\n"
     assert kind_of("failed", hung, "then").key == "bound"
+    # Kinds come from the type raised, not from the wording: a plain assertion that mentions time is a claim.
+    assert kind_of("failed", "AssertionError: took 6.2 s > 5 s, not true within 5 s", "then").key == "claim"
+    assert kind_of("failed", "AssertionError: took 6.2 s > 5 s", "then", raised="BoundExceeded").key == "bound"
 
 
 def test_every_feature_names_a_capability_by_its_tags():
@@ -286,7 +292,7 @@ def test_allure_categories_match_the_formatter_prefix_and_nothing_else():
 
 
 def test_precondition_failures_are_one_row_that_names_the_precondition(results):
-    never = real_message(lambda: eventually(lambda: None, 0.01, "a discovery through the API succeeds"))
+    never = real_message(lambda: eventually(lambda: None, Bound.exactly(0.01), "a discovery through the API succeeds"))
     for index, tags in enumerate((("phase1", "silent"), ("phase2", "gc"), ("score",)) * 3):
         results.scenario(f"scenario {index}", "failed", message=never, tags=tags,
                          failing_step="And a symbol discovery succeeds")
@@ -301,11 +307,11 @@ def test_precondition_failures_are_one_row_that_names_the_precondition(results):
 
 
 def test_only_a_small_margin_suggests_the_timeout_multiplier(results):
-    results.scenario("a bit slow", "failed", message="AssertionError: the failure took 6.20 s > 5.0 s: GET",
+    results.scenario("a bit slow", "failed", message="BoundExceeded: the failure took 6.20 s > 5.0 s: GET",
                      failing_step="Then the request fails within 5 seconds", tags=("silent",))
     text = reporting.markdown_report(load_results(results.path), "basic", 9.0, 1, {}, dt.datetime.now())
     assert "exceeded by 24 %" in text and "re-run with `--timeout-multiplier 1.5`" in text
-    results.scenario("far too slow", "failed", message="AssertionError: the failure took 31.00 s > 5.0 s: GET",
+    results.scenario("far too slow", "failed", message="BoundExceeded: the failure took 31.00 s > 5.0 s: GET",
                      failing_step="Then the request fails within 5 seconds", tags=("silent",))
     text = reporting.markdown_report(load_results(results.path), "basic", 9.0, 1, {}, dt.datetime.now())
     advice = text.split("## Recommendations")[1]
@@ -464,6 +470,8 @@ Feature: Demo score
 """
 DEMO_STEPS = """from behave import given, then
 
+from support.verdict import BoundExceeded
+
 @given('the API answers')
 def api_answers(context):
     assert 'down' not in context.scenario.effective_tags, 'the API answers: not true within 5.0 s (last seen: 500)'
@@ -474,7 +482,7 @@ def holds(context):
 
 @then('the claim is too slow')
 def too_slow(context):
-    assert False, 'answer took 6.20 s > 5.0 s: GET /ib/health'
+    raise BoundExceeded('answer took 6.20 s > 5.0 s: GET /ib/health')
 
 @then('the suite breaks')
 def breaks(context):
@@ -644,7 +652,7 @@ def test_step_slices_take_each_exchange_and_run_once():
     assert [e["event"] for e in evidence.fault_changes([window], 10.0, 12.0, 14.0)] == ["healed"]
     limits = {}
     evidence.record_limit(limits, "rss_mb", 20)
-    assert evidence.recorded_limits(limits) == {"rss_mb": 20}
+    assert limits == {"rss_mb": 20}
 
 
 STEP_EVIDENCE_ENVIRONMENT = """from support import evidence

@@ -23,7 +23,7 @@ from process_checks import gone, listening, port_free
 from ibreport.results import junit_counts, load_results
 from ibresilience import parallel, runner
 from ibresilience.parallel import Scenario
-from support.waiting import eventually
+from support.waiting import Bound, eventually
 
 #: One process runs this module under pytest-xdist (``--dist loadgroup``): its fixture is one expensive real run.
 pytestmark = pytest.mark.xdist_group("parallel_runs")
@@ -262,7 +262,7 @@ def test_nothing_outlives_the_runs(runs):
         assert not found, found
         return True
 
-    eventually(left, 10.0, "every process of the runs has ended", interval_s=0.2, scale=False)
+    eventually(left, Bound.exactly(10.0), "every process of the runs has ended", interval_s=0.2)
 
 
 # ------------------------------------------------------------------------------------------- stopping

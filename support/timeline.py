@@ -1,0 +1,93 @@
+"""One scenario's timeline: every API exchange, CLI run, fault window and IB event, on the suite's monotonic clock.
+
+The records stay with the drivers that make them (the API driver's transcript, the CLI driver's transcripts, the
+fault driver's windows, the gateway's and proxy's history); :class:`Timeline` is the one place that reads them
+together and answers window queries ("the closes the gateway saw while this request ran"), so no claim
+stitches holders together with monotonic arithmetic of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from support.drivers.api import ApiResponse
+from support.drivers.cli import CliRun
+from support.drivers.faults import FaultDriver, FaultWindow
+from support.drivers.history import IbEvent, IbHistory
+
+
+@dataclass(frozen=True)
+class Window:
+    """A span of the suite's monotonic clock, ``[start_mono, end_mono]``."""
+
+    start_mono: float
+    end_mono: float
+
+    @classmethod
+    def of(cls, span: ApiResponse | CliRun) -> Window:
+        """The span of one API exchange or one CLI run."""
+        return cls(span.started_mono, span.finished_mono)
+
+    def holds(self, mono: float | None) -> bool:
+        """Whether ``mono`` falls inside the window."""
+        return mono is not None and self.start_mono <= float(mono) <= self.end_mono
+
+    def widened(self, before_s: float = 0.0, after_s: float = 0.0) -> Window:
+        """The window with ``before_s`` added before its start and ``after_s`` after its end."""
+        return Window(self.start_mono - before_s, self.end_mono + after_s)
+
+
+class Timeline:
+    """Read-only window queries over one scenario's records.
+
+    Args:
+        started_mono: when the scenario began.
+        exchanges: the API exchanges recorded by the steps (``Observations.responses``).
+        runs: the CLI runs recorded by the steps.
+        faults: the fault driver (its windows).
+        history: the IB history (what the gateway and the proxy saw).
+    """
+
+    def __init__(self, started_mono: float, exchanges: list[ApiResponse], runs: list[CliRun], faults: FaultDriver,
+                 history: IbHistory):
+        self.started_mono = started_mono
+        self._exchanges, self._runs, self._faults, self._history = exchanges, runs, faults, history
+
+    # ------------------------------------------------------------------------ what the clients saw
+
+    def exchanges(self, path: str | None = None, within: Window | None = None) -> list[ApiResponse]:
+        """API exchanges, optionally only those to ``path`` (``/health``) that started inside ``within``."""
+        return [r for r in self._exchanges if (path is None or r.path == path)
+                and (within is None or within.holds(r.started_mono))]
+
+    def runs(self) -> list[CliRun]:
+        """CLI runs, in order."""
+        return list(self._runs)
+
+    def fault_windows(self) -> list[FaultWindow]:
+        """Faults applied in the scenario, in order."""
+        return list(self._faults.timeline)
+
+    # ------------------------------------------------------------------------ what IB saw
+
+    def ib_events(self, kind: str | None = None, request_type: str | None = None,
+                  within: Window | None = None) -> list[IbEvent]:
+        """The backend's IB events (the suite's own probes left out), filtered by kind, request type and time."""
+        return [e for e in self._history.events() if (kind is None or e.kind == kind)
+                and (request_type is None or e.type == request_type) and (within is None or within.holds(e.mono))]
+
+    def backend_connections(self, since_mono: float | None = None) -> list[dict[str, Any]]:
+        """The backend's connections as the gateway side saw them, open at or after ``since_mono`` (default: the
+        scenario's start)."""
+        return self._history.backend_connections(self.started_mono if since_mono is None else since_mono)
+
+    def closed_within(self, window: Window, since_mono: float | None = None) -> list[dict[str, Any]]:
+        """The backend's connections the gateway side saw close inside ``window``."""
+        return [c for c in self.backend_connections(window.start_mono if since_mono is None else since_mono)
+                if window.holds(c.get("disconnected_mono"))]
+
+    def client_ids(self, connections: Iterable[dict[str, Any]]) -> list[int]:
+        """The client IDs of ``connections``, sorted and unique."""
+        return sorted({int(c["client_id"]) for c in connections if c.get("client_id") is not None})

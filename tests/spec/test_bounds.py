@@ -1,0 +1,95 @@
+"""One bound type, scaled once; one verdict convention (README, "How a claim is written").
+
+- a :class:`~support.waiting.Bound` comes from the settings, scaled by ``timeout_multiplier`` exactly once;
+  ``eventually`` takes nothing else and never scales;
+- the spec never makes a bound of its own (``Bound(...)``, ``Bound.exactly``) outside the settings;
+- no ``assert`` statement judges anything in the steps or the claims;
+- every bound a feature names by meaning is one the settings know.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from support.gherkin_types import parse_bound
+from support.settings import BOUNDS, Settings
+from support.verdict import BoundExceeded, ClaimFailed, ComplaintFound, Verdict, holds, require, require_within
+from support.waiting import Bound, ConditionTimeout, eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = sorted([*(ROOT / "support").rglob("*.py"), *(ROOT / "features").rglob("*.py")])
+
+
+def _calls(path: Path) -> list[str]:
+    """The dotted names of everything ``path`` calls."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            names.append(ast.unparse(node.func))
+    return names
+
+
+def test_a_bound_is_scaled_once_from_the_settings():
+    fast, slow = Settings(), Settings(timeout_multiplier=2.0)
+    assert fast.bound("recovery") == Bound(10.0, "the recovery bound")
+    assert slow.bound("recovery").seconds == 20.0
+    assert slow.bound("validation", extra_s=2).seconds == 10.0
+    assert slow.bound("validation", extra_s=2).meaning == "the validation bound plus 2 s"
+    assert slow.bound_of(60, "60 s").seconds == 120.0
+    assert str(fast.bound("API response")) == "5 s (the API response bound)"
+    with pytest.raises(KeyError, match="known: validation, silent-detection"):
+        fast.bound("recovery_s")
+
+
+def test_eventually_takes_only_a_bound_and_never_scales():
+    with pytest.raises(TypeError, match="takes a Bound"):
+        eventually(lambda: True, 5.0, "a number is not a bound")
+    with pytest.raises(ConditionTimeout, match=r"never: not true within 0.05 s \(a test's wait\)") as raised:
+        eventually(lambda: False, Bound.exactly(0.05, "a test's wait"), "never")
+    assert isinstance(raised.value, BoundExceeded) and isinstance(raised.value, AssertionError)
+
+
+def test_every_bound_a_feature_names_is_known_and_parses():
+    named = set()
+    for feature in (ROOT / "features").glob("*.feature"):
+        steps = [line for line in feature.read_text(encoding="utf-8").splitlines()
+                 if line.strip().split(" ", 1)[0] in ("Given", "When", "Then", "And", "But")]
+        named |= {phrase for line in steps for phrase in re.findall(r"within (the [\w -]+? bound)\b", line)}
+    assert named, "no feature names a bound"
+    pattern = re.compile(parse_bound.pattern)
+    for phrase in named:
+        assert pattern.fullmatch(phrase), f"{phrase!r} is not a bound the settings know ({', '.join(BOUNDS)})"
+        assert parse_bound(phrase) in BOUNDS
+
+
+@pytest.mark.parametrize("path", SPEC, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_spec_makes_no_bound_of_its_own(path):
+    if path.name in ("settings.py", "waiting.py"):
+        return
+    own = [name for name in _calls(path) if name in ("Bound", "Bound.exactly", "waiting.Bound")]
+    assert not own, f"{path.name} makes its own bound ({own}); take it from the settings"
+
+
+@pytest.mark.parametrize("path", [*(ROOT / "features" / "steps").glob("*.py"), ROOT / "support" / "claims.py",
+                                  ROOT / "support" / "cli_claims.py", ROOT / "support" / "verdict.py"],
+                         ids=lambda p: p.name)
+def test_no_assert_statement_judges_in_the_steps_or_the_claims(path):
+    asserts = [node.lineno for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+               if isinstance(node, ast.Assert)]
+    assert not asserts, f"{path.name}: assert statements at lines {asserts} (use support.verdict)"
+
+
+def test_the_verdict_convention():
+    require(True, "unused")
+    with pytest.raises(ClaimFailed, match="what was seen"):
+        require(0, "what was seen")
+    with pytest.raises(BoundExceeded):
+        require_within(False, "6 s > 5 s")
+    assert holds(Verdict(True, "fine")).message == "fine"
+    with pytest.raises(ClaimFailed, match="bad\nwhere"):
+        holds(Verdict(False, "bad"), "where")
+    assert issubclass(ComplaintFound, ClaimFailed) and issubclass(ClaimFailed, AssertionError)
