@@ -39,7 +39,6 @@ class Observations:
     accounts: tuple[str, ...] = ()     # the accounts the gateway reported to the suite's check
     refusal: Exception | None = None   # the suite's refusal of a live account
     live_ib: Any = None                # the IB driver of a lone gateway the scenario started
-    connectivity: Any = None           # the fault window of a lost connectivity, healed by a later step
     shutdown: Shutdown | None = None   # what the suite saw when it stopped the backend
     nemesis: Any = None                # the nemesis run the scenario judges
     claim_limits: dict[str, float] = field(default_factory=dict)  # limits the claims stated (resource plot)

@@ -294,10 +294,6 @@ class Gateway:
         """Whether any fault is active (the hot path skips every fault check otherwise)."""
         return bool(self._faults)
 
-    def fault_active(self, kind: str) -> bool:
-        """Whether a fault of ``kind`` is active."""
-        return any(f.kind == kind for f in self._faults.values())
-
     @property
     def holding_handshakes(self) -> bool:
         """Whether an active fault keeps the hello of new connections unanswered."""

@@ -158,7 +158,7 @@ class Session(asyncio.Protocol):
             raise ProtocolError(f"no common version: client v{hello.min_version}..{hello.max_version}, "
                                 f"server up to {self.gateway.config.server_version_max}")
         self._negotiated = negotiated
-        if self.gateway.fault_active("no_handshake"):
+        if self.gateway.holding_handshakes:
             self.handshake_held = True
             return
         self.send_handshake()

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from ibtargets.common import ibclient
 from ibtargets.common.accounts import is_paper_account
+from ibtargets.common.loop_thread import LoopThread
 
 if TYPE_CHECKING:
     from ibtargets.common.ibclient import IB, Contract
@@ -64,18 +63,12 @@ class IbDriver:
 
     def __init__(self, host: str, port: int):
         self.host, self.port = host, port
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, name="ib-driver", daemon=True)
-        self._thread.start()
+        self._loops = LoopThread("ib-driver").start()  # the IB library looks its loop up per thread
         self._held: dict[int, IB] = {}
         #: Local ports of the suite's own IB connections (so history can leave them out), and when each was opened:
         #: a port the OS hands to the backend later is the backend's (history matches port and time).
         self.own_ports: set[int] = set()
         self.own_connects: list[tuple[int, float]] = []
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)  # the IB library looks the loop up per thread
-        self._loop.run_forever()
 
     async def _connect(self, ib: IB, client_id: int, timeout_s: float) -> None:
         """Connect read-only, remembering the local port whatever the outcome."""
@@ -92,12 +85,7 @@ class IbDriver:
             await task
 
     def _run(self, factory: Callable[[], Awaitable[T]], timeout_s: float) -> T:
-        future = asyncio.run_coroutine_threadsafe(_bounded(factory(), timeout_s), self._loop)
-        try:
-            return future.result(timeout_s + 2.0)
-        except FutureTimeout:
-            future.cancel()
-            raise TimeoutError(f"IB driver call not finished within {timeout_s:.1f} s") from None
+        return self._loops.call(_bounded(factory(), timeout_s), timeout_s + 2.0)
 
     def probe(self, client_id: int, timeout_s: float = 5.0) -> IbProbe:
         """Connect with ``client_id``, ask the server time, disconnect."""
@@ -196,10 +184,7 @@ class IbDriver:
         try:
             self.release_all()
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5.0)
-            if not self._thread.is_alive():
-                self._loop.close()
+            self._loops.stop(timeout_s=5.0)
 
 
 async def _bounded(awaitable: Awaitable[T], timeout_s: float) -> T:

@@ -13,7 +13,18 @@ from collections.abc import Callable
 from typing import Any
 
 from ibtargets.common.control_client import ControlClient, ControlError
-from ibtargets.common.faults import ConnectivityLost, Latency, PushError, Refuse, Reset, Restart, Silent, Unanswered
+from ibtargets.common.faults import (
+    GATEWAY,
+    ConnectivityLost,
+    Fault,
+    Latency,
+    PushError,
+    Refuse,
+    Reset,
+    Restart,
+    Silent,
+    Unanswered,
+)
 from support.drivers.ib import IbDriver
 from support.nemesis.record import FaultRecord, History
 from support.nemesis.schedule import FaultSpec, Schedule
@@ -22,6 +33,24 @@ from support.nemesis.workload import Client
 #: The simulator's rules while a ``pacing`` fault is on: a third historical request for one contract within
 #: 5 s is refused with error 162 (the rules of the standard pacing scenario).
 STRICT_PACING = {"pacing_enabled": True, "same_contract_max": 3, "same_contract_window_s": 5.0}
+
+
+#: The schedule's kinds that are one fault value on one plane: kind → the fault, built from the spec's parameters.
+#: The fault's type knows its plane (``Fault.plane``), so applying and healing never branch on the kind.
+PLANE_FAULTS: dict[str, Callable[[str, FaultSpec], Fault]] = {
+    "silence": lambda name, spec: Silent(name=name),
+    "unanswered": lambda name, spec: Unanswered(name=name,
+                                                request_types=tuple(spec.params.get("request_types", ["*"]))),
+    "latency": lambda name, spec: Latency(name=name, latency_ms=int(spec.params.get("latency_ms", 300)),
+                                          jitter_ms=int(spec.params.get("jitter_ms", 0)),
+                                          direction=str(spec.params.get("direction", "downstream"))),
+    "restart": lambda name, spec: Restart(name=name, down_s=max(0.1, spec.duration_s)),
+    "reset": lambda name, spec: Reset(name=name),
+    "refuse": lambda name, spec: Refuse(name=name, keep_existing=bool(spec.params.get("keep_existing", True))),
+    "connectivity_lost": lambda name, spec: ConnectivityLost(name=name,
+                                                             restored_code=int(spec.params.get("restored_code", 1102))),
+    "ib_notice": lambda name, spec: PushError(name=name, code=1100),
+}
 
 
 class Nemesis:
@@ -70,28 +99,12 @@ class Nemesis:
 
     def _apply(self, spec: FaultSpec) -> None:
         name = f"nemesis-{spec.id}-{spec.kind}"
-        p = spec.params
         started = time.monotonic()
         note = ""
         try:
-            if spec.kind == "silence":
-                self.proxy.apply(Silent(name=name))
-            elif spec.kind == "unanswered":
-                self.gateway.apply(Unanswered(name=name, request_types=tuple(p.get("request_types", ["*"]))))
-            elif spec.kind == "latency":
-                self.proxy.apply(Latency(name=name, latency_ms=int(p.get("latency_ms", 300)),
-                                         jitter_ms=int(p.get("jitter_ms", 0)),
-                                         direction=str(p.get("direction", "downstream"))))
-            elif spec.kind == "restart":
-                self.gateway.apply(Restart(name=name, down_s=max(0.1, spec.duration_s)))
-            elif spec.kind == "reset":
-                self.proxy.apply(Reset(name=name))
-            elif spec.kind == "refuse":
-                self.proxy.apply(Refuse(name=name, keep_existing=bool(p.get("keep_existing", True))))
-            elif spec.kind == "connectivity_lost":
-                self.gateway.apply(ConnectivityLost(name=name, restored_code=int(p.get("restored_code", 1102))))
-            elif spec.kind == "ib_notice":
-                self.gateway.apply(PushError(name=name, code=1100))
+            if spec.kind in PLANE_FAULTS:
+                fault = PLANE_FAULTS[spec.kind](name, spec)
+                self._plane(fault.plane).apply(fault)
             elif spec.kind == "pacing":
                 if self._saved_rules is None:
                     current = self.gateway.config()
@@ -122,12 +135,10 @@ class Nemesis:
         name = f"nemesis-{spec.id}-{spec.kind}"
         error = ""
         try:
-            if spec.kind in ("silence", "latency", "refuse"):
-                self.proxy.heal(name)
-            elif spec.kind in ("unanswered", "restart", "connectivity_lost"):
-                self.gateway.heal(name)
-            elif spec.kind == "ib_notice":
+            if spec.kind == "ib_notice":  # a notice is healed by the notice that IB is back
                 self.gateway.apply(PushError(name=name + "-restored", code=int(spec.params.get("restored_code", 1102))))
+            elif spec.kind in PLANE_FAULTS:
+                self._plane(PLANE_FAULTS[spec.kind](name, spec).plane).heal(name)
             elif spec.kind == "pacing":
                 self._restore_rules()
             elif spec.kind == "squatter":
@@ -139,6 +150,10 @@ class Nemesis:
             error = f"heal failed: {exc}"[:300]
             self.history.note(f"fault {spec.describe()}: {error}")
         self.history.add_fault(FaultRecord(entry[0], entry[1], time.monotonic(), error=error, note=entry[2]))
+
+    def _plane(self, plane: str) -> ControlClient:
+        """The control client of ``plane`` (``gateway`` or ``proxy``)."""
+        return self.gateway if plane == GATEWAY else self.proxy
 
     def _squat(self, spec: FaultSpec) -> None:
         """Hold a client ID above the preferred one — the first from ``client_offset`` up that no open connection
