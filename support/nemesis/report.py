@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from support.nemesis.record import op_counts
 
 if TYPE_CHECKING:
-    from support.nemesis.runner import RunResult
+    from support.nemesis.outcome import RunResult
     from support.nemesis.shrink import ShrinkResult
 
 

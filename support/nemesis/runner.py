@@ -11,7 +11,6 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from support.drivers.api import ApiDriver
 from support.drivers.cli import CliDriver
 from support.nemesis import invariants
 from support.nemesis.injector import Nemesis
-from support.nemesis.invariants import Verdict
+from support.nemesis.outcome import RunResult
 from support.nemesis.record import History, Op
 from support.nemesis.schedule import Schedule
 from support.nemesis.workload import Client, Pace, Workload
@@ -34,37 +33,6 @@ FINAL_CLEANUP_BEFORE_END_S = 8.0
 
 class RunError(RuntimeError):
     """The run could not be made (the target did not come up healthy); no verdict was taken."""
-
-
-@dataclass
-class RunResult:
-    """What one run produced."""
-
-    schedule: Schedule
-    history: History
-    verdicts: dict[str, Verdict]
-    out_dir: Path
-    elapsed_s: float
-
-    @property
-    def failed(self) -> list[str]:
-        """Families whose invariant was violated."""
-        return [family for family, verdict in self.verdicts.items() if not verdict.ok]
-
-    @property
-    def ok(self) -> bool:
-        """Every invariant held."""
-        return not self.failed
-
-    def first_violation_s(self, families: list[str] | None = None) -> float | None:
-        """Seconds from the schedule's start to the earliest violation of ``families`` (default: all failed)."""
-        times = [v.first_at() for f, v in self.verdicts.items() if (families is None or f in families) and not v.ok]
-        times = [t for t in times if t is not None]
-        return min(times) - self.history.origin if times else None
-
-    def summary(self) -> str:
-        """One line per family."""
-        return "\n".join(f"  {'PASS' if v.ok else 'FAIL'}  {v.family:<12} {v.summary}" for v in self.verdicts.values())
 
 
 def bounds_from(world: World) -> invariants.Bounds:

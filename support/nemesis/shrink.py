@@ -24,7 +24,7 @@ from support.nemesis.schedule import KINDS, FaultSpec, Schedule
 
 
 class Outcome(Protocol):
-    """What a rerun returns (a :class:`support.nemesis.runner.RunResult`, or a test's stand-in)."""
+    """What a rerun returns (a :class:`support.nemesis.outcome.RunResult`, or a test's stand-in)."""
 
     schedule: Schedule
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from support import evidence
-from support.nemesis.runner import RunResult, run_schedule
+from support.nemesis.outcome import RunResult
+from support.nemesis.runner import run_schedule
 from support.nemesis.schedule import generate
 from support.verdict import require
 from support.world import World
