@@ -16,6 +16,7 @@ from ibtargets.common.control_client import ControlClient, ControlError
 from ibtargets.common.faults import (
     GATEWAY,
     ConnectivityLost,
+    Delay,
     Fault,
     Latency,
     PushError,
@@ -44,6 +45,8 @@ PLANE_FAULTS: dict[str, Callable[[str, FaultSpec], Fault]] = {
     "latency": lambda name, spec: Latency(name=name, latency_ms=int(spec.params.get("latency_ms", 300)),
                                           jitter_ms=int(spec.params.get("jitter_ms", 0)),
                                           direction=str(spec.params.get("direction", "downstream"))),
+    "slow_validation": lambda name, spec: Delay(name=name, latency_ms=int(spec.params.get("latency_ms", 1000)),
+                                                request_types=("reqCurrentTime",)),
     "restart": lambda name, spec: Restart(name=name, down_s=max(0.1, spec.duration_s)),
     "reset": lambda name, spec: Reset(name=name),
     "refuse": lambda name, spec: Refuse(name=name, keep_existing=bool(spec.params.get("keep_existing", True))),

@@ -53,6 +53,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("silence", PROXY, duration_s=(2.0, 16.0), weight=1.4, min_s=1.0),
     Kind("unanswered", GATEWAY, duration_s=(2.0, 14.0), weight=1.0, min_s=1.0),
     Kind("latency", PROXY, duration_s=(8.0, 45.0), weight=2.0, min_s=2.0),
+    # The validation answered late but within its 3 s bound: slow is not dead, and validations are in flight.
+    Kind("slow_validation", GATEWAY, duration_s=(6.0, 30.0), weight=1.0, min_s=1.0),
     Kind("restart", GATEWAY, duration_s=(1.0, 6.0), weight=1.0, min_s=0.5),
     Kind("reset", PROXY, one_shot=True, weight=1.3),
     Kind("refuse", PROXY, duration_s=(1.0, 8.0), weight=0.8, min_s=0.5),
@@ -128,6 +130,8 @@ class FaultSpec:
         p = self.params
         if self.kind == "latency":
             return f"latency {p.get('latency_ms')} ms {p.get('direction', 'downstream')}"
+        if self.kind == "slow_validation":
+            return f"reqCurrentTime answered {p.get('latency_ms')} ms late"
         if self.kind == "unanswered":
             return "unanswered " + ",".join(p.get("request_types", ["*"]))
         if self.kind == "refuse":
@@ -169,6 +173,10 @@ class Bounds:
     quiet_chance: float = 0.12                      # chance that a gap is a quiet stretch instead
     overlap_chance: float = 0.4                     # chance that the next fault starts inside the last window
     cleanup_after_drop: float = 0.5                 # chance that an operator cleans up 3–8 s after connections drop
+    # Composed faults: the interleavings the issue names, drawn on purpose rather than left to chance.
+    cut_while_slow: float = 0.7                     # a reset while the gateway is slow (validations in flight), a cleanup after
+    cleanups_while_squatted: float = 0.7            # cleanups while a squatter forces 326 retries on a slow gateway
+    silence_after_cut: float = 0.5                  # a silence 0.5–3 s after a reset or restart (reconnects time out)
     quiet_s: tuple[float, float] = (14.0, 25.0)     # a quiet stretch: no fault at all, so recovery is judged
     max_overlap: int = 4                            # faults active at once
     warmup_s: float = 4.0                           # healthy start: the workload runs before the first fault
@@ -280,7 +288,55 @@ def generate(seed: int, duration_s: float, bounds: Bounds = Bounds()) -> Schedul
             at = round(drop.end_s + rng.uniform(3.0, 8.0), 3)
             if at < last_end:
                 faults.append(FaultSpec(len(faults) + 1, "cleanup", at, 0.0, {"via": rng.choice(("api", "api", "cli"))}))
+    _compose(faults, rng, bounds, last_end)
     return Schedule(seed, float(duration_s), tuple(faults), bounds.tail_s, bounds.warmup_s)
+
+
+def _compose(faults: list[FaultSpec], rng: random.Random, bounds: Bounds, last_end: float) -> None:
+    """Add the composed faults (:class:`Bounds`): each pairs a fault already drawn with one placed against it, so
+    the interleavings a single planned fault never makes come up in most schedules, not once in many.
+
+    - a reset while the gateway is slow: validations are in flight when the connections drop, and the backend
+      reconnects with the same client IDs a moment later (a timer the lost validation left running finds them);
+    - cleanups while a squatter holds a client ID and the gateway is slow: callers wait, the pool opens more
+      connections, one of them past a 326 to the next ID, and a cleanup lands while it is under way;
+    - silence right after a reset or a restart: the backend's reconnects time out against a gateway that
+      accepts and never answers.
+    """
+    def add(kind: str, start_s: float, duration_s: float = 0.0, params: dict[str, Any] | None = None) -> None:
+        if start_s + duration_s >= last_end:
+            return
+        new = FaultSpec(len(faults) + 1, kind, round(start_s, 3), round(duration_s, 3), params or {})
+        clash = any(f.kind == kind and f.start_s < new.end_s + 0.1 and new.start_s < f.end_s
+                    for f in faults if not f.one_shot)
+        if clash:
+            return
+        faults.append(new)  # kept only if no start, its own or one inside its window, has too many faults on
+        starts = [new.start_s] + [f.start_s for f in faults if new.start_s < f.start_s < new.end_s]
+        if any(sum(1 for f in faults if f.start_s <= at < f.end_s and f.start_s != at) >= bounds.max_overlap
+               for at in starts):
+            faults.pop()
+
+    drawn = list(faults)
+    for fault in drawn:
+        if fault.kind in ("latency", "slow_validation") and rng.random() < bounds.cut_while_slow:
+            at = fault.start_s + rng.uniform(0.5, max(0.6, min(fault.duration_s - 1.0, 10.0)))
+            add("reset", at)
+            add("cleanup", at + rng.uniform(4.0, 8.0), params={"via": "api"})
+        elif fault.kind == "squatter" and rng.random() < bounds.cleanups_while_squatted:
+            # A slow gateway keeps callers waiting, so the pool opens more connections, one past the squatted ID
+            # (326, then the next); connects are slow too, so a cleanup lands while one of them is under way.
+            slow_at = fault.start_s + rng.uniform(0.5, 3.0)
+            slow_s = min(rng.uniform(10.0, 20.0), fault.end_s - slow_at)
+            if slow_s >= 4.0:
+                add("latency", slow_at, slow_s,
+                    {"latency_ms": rng.randrange(300, 501, 50), "jitter_ms": 0, "direction": "downstream"})
+                at = slow_at + rng.uniform(2.0, 4.0)
+                while at < slow_at + slow_s:
+                    add("cleanup", at, params={"via": rng.choice(("api", "api", "cli"))})
+                    at += rng.uniform(1.5, 4.0)
+        elif fault.drops_connections and fault.kind != "refuse" and rng.random() < bounds.silence_after_cut:
+            add("silence", fault.end_s + rng.uniform(0.5, 3.0), rng.uniform(4.0, 10.0))
 
 
 def _params(kind: str, rng: random.Random) -> dict[str, Any]:
@@ -292,6 +348,8 @@ def _params(kind: str, rng: random.Random) -> dict[str, Any]:
         high = 500 if direction == "downstream" else 250   # a round trip stays within 0.5 s
         return {"latency_ms": rng.randrange(100, high + 1, 50), "jitter_ms": rng.choice((0, 0, 50)),
                 "direction": direction}
+    if kind == "slow_validation":
+        return {"latency_ms": rng.randrange(500, 1501, 100)}   # well inside the 3 s validation bound
     if kind == "refuse":
         return {"keep_existing": rng.random() < 0.3}
     if kind in ("connectivity_lost", "ib_notice"):

@@ -59,3 +59,27 @@ def test_a_bad_schedule_file_is_refused(tmp_path: Path):
     path.write_text('{"seed": 1, "duration_s": 30, "faults": [{"id": 1, "kind": "meteor", "start_s": 1}]}')
     with pytest.raises(ValueError, match="unknown fault kind"):
         Schedule.read(path)
+
+
+def test_the_composed_interleavings_come_up_in_most_schedules():
+    """A reset while the gateway is slow, cleanups while a squatter forces 326 retries, silence right after a
+    drop: each pattern the generator composes on purpose shows up across ten 3-minute schedules."""
+    def inside(f, window):
+        return window.start_s < f.start_s < window.end_s
+
+    counts = {"reset while slow": 0, "cleanups while squatted and slow": 0, "silence after a drop": 0}
+    for seed in range(1, 11):
+        faults = generate(seed, 180.0).faults
+        latencies = [f for f in faults if f.kind in ("latency", "slow_validation")]
+        squatters = [f for f in faults if f.kind == "squatter"]
+        drops = [f for f in faults if f.kind in ("reset", "restart")]
+        counts["reset while slow"] += any(inside(f, w) for f in faults if f.kind == "reset" for w in latencies)
+        counts["cleanups while squatted and slow"] += any(
+            inside(f, w) and any(inside(f, s) for s in latencies) for f in faults if f.kind == "cleanup" for w in squatters)
+        counts["silence after a drop"] += any(0 < f.start_s - d.end_s <= 3.0 for f in faults if f.kind == "silence"
+                                              for d in drops)
+    assert counts["reset while slow"] >= 7, counts
+    assert counts["cleanups while squatted and slow"] >= 3, counts
+    assert counts["silence after a drop"] >= 4, counts
+    quiet = generate(1, 180.0, Bounds(cut_while_slow=0, cleanups_while_squatted=0, silence_after_cut=0))
+    assert len(quiet.faults) < len(generate(1, 180.0).faults)
