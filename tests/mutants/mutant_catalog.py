@@ -851,20 +851,29 @@ def _reconnect_loop_leaks_timed_out_socket() -> None:
         deadline = time.monotonic() + 60.0
         while not self._closed and time.monotonic() < deadline:
             await asyncio.sleep(1.0)
+            if self._closed or len(self._connections) + self._opening >= self.settings.pool_size:
+                return  # the pool is full: no standby needed
             client_id = self._next_client_id(set())
             if client_id is None:
                 continue
             lower = self._unavailable_ids()
             ib = ibclient.IB()
-            attempt = asyncio.ensure_future(ib.connectAsync(self.host, self.port, clientId=client_id, timeout=0,
-                                                            readonly=self.settings.readonly))
-            done, _ = await asyncio.wait({attempt}, timeout=self.settings.connect_timeout_s)
+            # The attempt holds a slot like any connect of the pool, so the pool never goes past its limit while
+            # it runs (the standard level's "never more backend connections than the pool allows" holds).
+            self._opening += 1
+            try:
+                attempt = asyncio.ensure_future(ib.connectAsync(self.host, self.port, clientId=client_id, timeout=0,
+                                                                readonly=self.settings.readonly))
+                done, _ = await asyncio.wait({attempt}, timeout=self.settings.connect_timeout_s)
+            finally:
+                self._opening -= 1
+                self._notify()
             if not done:
                 continue  # the bug: the attempt is abandoned, not cancelled; its socket stays open for good
             if attempt.exception() is not None:
                 ib.disconnect()
                 continue
-            if self._closed or len(self._connections) + self._opening >= self.settings.pool_size:
+            if self._closed:
                 ib.disconnect()
                 return
             conn = self._adopt(ib, client_id, self.host, self.port, self.generation)
