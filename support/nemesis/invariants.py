@@ -22,8 +22,11 @@ A claim that the history gives no chance to test is counted as not exercised, ne
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from support.drivers.complaints import COROUTINE_PATTERNS, WARNING_PATTERNS, complaint_lines
 from support.nemesis.record import Connection, FaultRecord, History, Op
@@ -332,9 +335,38 @@ def output(history: History, b: Bounds) -> Verdict:
     if history.backend_output:
         judged += 1
         lines = complaint_lines(history.backend_output, COROUTINE_PATTERNS)
+        to_mono = _log_time_to_mono(history)
         for line in lines[:10]:
-            violations.append(Violation(history.finished, f"the backend printed: {line[:200]}"))
+            # At the line's own time when it carries one (so shrinking can cut the faults after it), else at the end.
+            violations.append(Violation(to_mono(line), f"the backend printed: {line[:200]}"))
     return _verdict("output", violations, judged, "transcripts")
+
+
+#: The time a backend log line starts with (Python logging's default, local time): ``2026-12-02 08:54:37,083``.
+_LOG_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3})\b")
+
+
+def _log_time_to_mono(history: History) -> Callable[[str], float]:
+    """Maps a backend log line to the history's clock by its own timestamp: the simulator's events carry both its
+    wall-clock time and ``time.monotonic()`` (one machine), which gives the offset between the two. A line with
+    no timestamp, or a history without events, maps to the end of the run; a time outside the run is clamped."""
+    offset = None
+    for event in history.gateway_events:
+        if event.get("wall") and event.get("mono") is not None:
+            with contextlib.suppress(ValueError):
+                offset = datetime.fromisoformat(str(event["wall"])).timestamp() - float(event["mono"])
+                break
+
+    def to_mono(line: str) -> float:
+        match = _LOG_TIME.match(line)
+        if offset is None or match is None:
+            return history.finished
+        try:
+            wall = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").timestamp() + int(match.group(2)) / 1000
+        except ValueError:
+            return history.finished
+        return min(max(wall - offset, history.origin), history.finished)
+    return to_mono
 
 
 # ----------------------------------------------------------------------------- recovery

@@ -1,5 +1,7 @@
 """Checkers over hand-made histories: each invariant, overlapping faults, and what is not judged."""
 
+from datetime import UTC
+
 from support.nemesis import invariants
 from support.nemesis.invariants import Bounds
 from support.nemesis.record import FaultRecord, History, Op
@@ -117,6 +119,21 @@ def test_output_complaints_are_found_in_cli_transcripts_and_the_backend():
     assert invariants.output(h, Bounds())
     h.backend_output += "sys:1: RuntimeWarning: coroutine 'x' was never awaited\n"
     assert not invariants.output(h, Bounds())
+
+
+def test_a_backend_complaint_is_placed_at_its_own_log_time():
+    from datetime import datetime
+    h = history()
+    # The simulator's record gives the wall clock of one monotonic instant: T0 + 10 s is 08:00:10 UTC.
+    at = datetime(2026, 12, 2, 8, 0, 10, tzinfo=UTC)
+    h.gateway_events = [{"kind": "connect", "mono": T0 + 10.0, "wall": at.isoformat(timespec="milliseconds")}]
+    local = datetime.fromtimestamp(at.timestamp() + 27.5)      # the backend logs in local time
+    h.backend_output = (f"{local:%Y-%m-%d %H:%M:%S},{local.microsecond // 1000:03d} ERROR asyncio: "
+                        "Task was destroyed but it is pending!\ntask: <Task pending name='Task-1'>\n")
+    verdict = invariants.output(h, Bounds())
+    assert not verdict and abs(verdict.first_at() - (T0 + 37.5)) < 0.01
+    h.backend_output = "Task was destroyed but it is pending!\n"   # no time of its own: the end of the run
+    assert invariants.output(h, Bounds()).first_at() == h.finished
 
 
 def test_a_cleanup_outside_the_schedule_is_a_disturbance_too():
