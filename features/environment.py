@@ -177,7 +177,7 @@ def _attach_evidence(world: World, log_offset: int, history_positions: dict[str,
                                              origin, time.monotonic())
     evidence.attach_json("API exchanges" + evidence.OUTSIDE_STEPS, evidence.api_exchanges(exchanges, origin))
     evidence.attach_text("CLI transcripts" + evidence.OUTSIDE_STEPS, evidence.cli_transcripts(runs))
-    evidence.attach_json("Fault timeline", evidence.fault_timeline(world.faults.timeline, origin))
+    evidence.attach_json("Fault timeline", evidence.fault_timeline(world.timeline.fault_windows(), origin))
     if world.history.source:
         try:
             for record, events in world.history.slices(history_positions).items():

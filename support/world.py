@@ -33,7 +33,6 @@ class Observations:
     acting: bool = False               # a When step has begun
     output_from: int = 0               # position in the backend's output where the scenario (then its When) began
     history_positions: dict[str, int] = field(default_factory=dict)  # the IB history's records at the start
-    endpoint: str = ""                 # the endpoint a client read, in the user's words
     operation_id: str = ""             # the asynchronous operation the scenario started
     last_use_mono: float | None = None  # when a client last used IB before the backend was left idle
     accounts: tuple[str, ...] = ()     # the accounts the gateway reported to the suite's check

@@ -7,7 +7,6 @@ from support import claims, contract
 
 @when("a client reads {endpoint}")
 def step_read_endpoint(context, endpoint):
-    context.world.seen.endpoint = endpoint
     context.world.seen.responses.append(contract.read(endpoint, context.world.api))
 
 

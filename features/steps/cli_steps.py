@@ -45,13 +45,13 @@ def step_cli_ok(context, bound):
 @then("every command succeeds within {bound:Bound}")
 def step_cli_all_ok(context, bound):
     w = context.world
-    cli_claims.all_succeeded(w.seen.cli_runs, w.settings.bound(bound))
+    cli_claims.all_succeeded(w.timeline.runs(), w.settings.bound(bound))
 
 
 @then("the command printed no warning, coroutine complaint or traceback")
 @then("no command printed a warning, coroutine complaint or traceback")
 def step_cli_clean(context):
-    cli_claims.printed_no_complaint(context.world.seen.cli_runs)
+    cli_claims.printed_no_complaint(context.world.timeline.runs())
 
 
 @then("the command fails with a clear message within {bound:Bound}")
@@ -85,7 +85,7 @@ def step_cli_output_changed(context):
 @then("the gateway received a contract-details request from the backend while the command ran")
 @then("the gateway received a contract-details request from the backend while each command ran")
 def step_cli_asked_ib(context):
-    cli_claims.each_asked_ib(context.world, context.world.seen.cli_runs)
+    cli_claims.each_asked_ib(context.world, context.world.timeline.runs())
 
 
 @then("the command did what it was asked")
