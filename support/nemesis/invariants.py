@@ -227,8 +227,10 @@ def pool_size_steps(history: History) -> list[tuple[float, int]]:
     """(time, backend connections open) after every change, for the plot's step line."""
     conns = history.backend_connections()
     edges = sorted([(c.opened, 1) for c in conns] + [(c.closed, -1) for c in conns if c.closed is not None])
-    level, out = 0, [(history.origin, 0)]
-    for at, step in edges:
+    before = [step for at, step in edges if at <= history.origin]   # opened while the backend got ready
+    level = sum(before)
+    out = [(history.origin, level)]
+    for at, step in edges[len(before):]:
         level += step
         out.append((at, level))
     return out

@@ -123,8 +123,15 @@ def run_schedule(world: World, schedule: Schedule, out_dir: Path, fresh_backend:
     out_dir.mkdir(parents=True, exist_ok=True)
     schedule.write(out_dir / "schedule.json")
     started = time.monotonic()
-    prepare(world, fresh_backend)
     history = History(schedule)
+    # The records are read from before the backend starts, so the connections it opens to get ready (and keeps
+    # open into the run) are in the history too: the pool-limit and cleanup invariants judge them as well.
+    collector = _Collector(world, history)
+    try:
+        prepare(world, fresh_backend)
+    except BaseException:
+        collector.finish()
+        raise
     history.settings = dict(vars(bounds_from(world)))
     api = ApiDriver(world.targets.api_base_url, timeout_s=pace.api_timeout_s, load_timeout_s=pace.load_timeout_s)
     cli = CliDriver(world.cli.command, world.targets.api_base_url, api_pointing=world.settings.cli_api,
@@ -133,7 +140,6 @@ def run_schedule(world: World, schedule: Schedule, out_dir: Path, fresh_backend:
     workload = Workload(schedule.seed, client, world.settings.symbols, pace)
     nemesis = Nemesis(world.targets.gateway_control, world.targets.proxy_control, world.ib, client, history,
                       world.settings.preferred_client_id)
-    collector = _Collector(world, history)
     output_from = world.backend_output.position()
     history.origin = time.monotonic() + 0.2
     nemesis_thread = threading.Thread(target=nemesis.run, args=(schedule, history.origin), name="nemesis", daemon=True)

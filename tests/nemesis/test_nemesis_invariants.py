@@ -91,6 +91,19 @@ def test_the_pool_limit_counts_the_backend_only():
     assert not invariants.pool_limit(h, Bounds(pool_limit=5))
 
 
+def test_connections_opened_while_the_backend_got_ready_count_from_the_start():
+    h = history()
+    gateway_conn(h, 1, 1, -3.0)                    # opened before the schedule's second 0, still open
+    gateway_conn(h, 2, 2, -2.0, closed=-1.0)        # opened and closed before it
+    for n in range(4):
+        gateway_conn(h, n + 3, n + 3, 10.0 + n)
+    assert invariants.pool_size_steps(h)[0] == (T0, 1)
+    assert invariants.pool_size_steps(h)[-1] == (T0 + 13.0, 5)
+    assert invariants.pool_limit(h, Bounds(pool_limit=5))
+    gateway_conn(h, 7, 7, 20.0)
+    assert not invariants.pool_limit(h, Bounds(pool_limit=5))
+
+
 def test_request_bounds_follow_what_the_request_is():
     h = history()
     h.add_op(Op("api-1", "discover", T0 + 1, T0 + 4.9, False, 503))
