@@ -3,7 +3,8 @@
 Every candidate is a real rerun (a fresh backend, the same seed, so the same workload); a candidate is kept
 only if it fails again. The steps, in order:
 
-1. cut the schedule after the first violation (faults that start later cannot have caused it);
+1. cut the schedule after the first violation (faults that start later cannot have caused it), with twice the
+   tries of the other steps: it saves the most, and a race that did not happen twice must not lose it;
 2. drop faults: delta debugging (halves, then smaller pieces, then one at a time), each fault set tried once;
 3. shorten each remaining window by halves, down to its kind's shortest window;
 4. pull the remaining faults together (gaps of at most 3 s), so the reproduction is short.
@@ -57,14 +58,15 @@ class _Shrinker:
     def out_of_budget(self) -> bool:
         return self.result.runs >= self.max_runs or (self.deadline is not None and time.monotonic() >= self.deadline)
 
-    def attempt(self, faults: Sequence[FaultSpec], why: str) -> bool:
-        """Rerun with ``faults``; keep the result when it fails a target invariant again."""
+    def attempt(self, faults: Sequence[FaultSpec], why: str, tries: int | None = None) -> bool:
+        """Rerun with ``faults`` (up to ``tries`` times, default the shrinker's); keep the result when it fails a
+        target invariant again."""
         key = tuple((f.id, f.start_s, f.duration_s) for f in sorted(faults, key=lambda f: f.id))
         if key in self.tried or self.out_of_budget():
             return False
         self.tried.add(key)
         candidate = self.best.schedule.with_faults(faults, note=f"shrunk from seed {self.best.schedule.seed}")
-        for _ in range(self.tries):  # a bug that needs a race may pass once and fail the next time
+        for _ in range(tries or self.tries):  # a bug that needs a race may pass once and fail the next time
             if self.result.runs >= self.max_runs:
                 break
             self.result.runs += 1
@@ -92,7 +94,9 @@ class _Shrinker:
             if first is None:
                 return
             kept = [f for f in self.faults if f.start_s < first]
-            if len(kept) == len(self.faults) or not self.attempt(kept, f"cut after the first violation at {first:.1f} s"):
+            # Twice the tries: the cut saves the most, and every later step reruns what it leaves.
+            if len(kept) == len(self.faults) or not self.attempt(kept, f"cut after the first violation at {first:.1f} s",
+                                                                 tries=2 * self.tries):
                 return
 
     def drop(self) -> None:

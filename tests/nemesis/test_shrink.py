@@ -77,3 +77,15 @@ def test_a_racy_failure_gets_a_second_chance():
         return run if runs["n"] % 2 == 0 else FakeRun(schedule.with_faults([]))
     result = shrink(FakeRun(_noisy_schedule()), rerun, max_runs=200, tries=2)
     assert sorted(f.kind for f in result.minimal.schedule.faults) == ["cleanup", "latency", "reset"], result.steps
+
+
+def test_the_cut_after_the_first_violation_gets_twice_the_tries():
+    runs = {"n": 0}
+
+    def rerun(schedule, label):  # the first three reruns lose the race; from the fourth on it is won
+        runs["n"] += 1
+        return FakeRun(schedule) if runs["n"] > 3 else FakeRun(schedule.with_faults([]))
+    original = FakeRun(_noisy_schedule())
+    result = shrink(original, rerun, max_runs=200, tries=2)
+    assert result.steps[0].startswith("cut after the first violation") and result.steps[0].endswith("kept"), result.steps
+    assert runs["n"] > 4
