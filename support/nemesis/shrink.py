@@ -5,9 +5,10 @@ only if it fails again. The steps, in order:
 
 1. cut the schedule after the first violation (faults that start later cannot have caused it), with twice the
    tries of the other steps: it saves the most, and a race that did not happen twice must not lose it;
-2. drop faults: delta debugging (halves, then smaller pieces, then one at a time), each fault set tried once;
-3. shorten each remaining window by halves, down to its kind's shortest window;
-4. pull the remaining faults together (gaps of at most 3 s), so the reproduction is short.
+2. start the faults right after the warm-up, the gaps between them kept (every later rerun is that much shorter);
+3. drop faults: delta debugging (halves, then smaller pieces, then one at a time), each fault set tried once;
+4. shorten each remaining window by halves, down to its kind's shortest window;
+5. pull the remaining faults together (gaps of at most 3 s), so the reproduction is short.
 
 A run's length always follows its faults (last heal plus the healthy tail), so a smaller schedule is also a
 quicker one to replay.
@@ -99,6 +100,17 @@ class _Shrinker:
                                                                  tries=2 * self.tries):
                 return
 
+    def lead(self, min_shift_s: float = 3.0) -> None:
+        """Start the faults at the end of the warm-up, every gap between them kept: the reruns after it are as
+        much shorter as the run began with faults-free time."""
+        faults = self.faults
+        if not faults:
+            return
+        shift = min(f.start_s for f in faults) - self.best.schedule.warmup_s
+        if shift >= min_shift_s:
+            self.attempt([dataclasses.replace(f, start_s=round(f.start_s - shift, 3)) for f in faults],
+                         f"start the faults {shift:.0f} s earlier (the gaps between them kept)")
+
     def drop(self) -> None:
         pieces = 2
         while self.faults and not self.out_of_budget():
@@ -159,7 +171,7 @@ def shrink(original: Outcome, rerun: Callable[[Schedule, str], Outcome], target:
     shrinker = _Shrinker(original, rerun, set(target or original.failed), max_runs, budget_s, log, tries)
     if not shrinker.target:
         raise ValueError("the run to shrink did not fail")
-    for step in (shrinker.truncate, shrinker.drop, shrinker.shorten, shrinker.compact):
+    for step in (shrinker.truncate, shrinker.lead, shrinker.drop, shrinker.shorten, shrinker.compact):
         if shrinker.out_of_budget():
             shrinker.result.steps.append("stopped: shrinking budget spent")
             break

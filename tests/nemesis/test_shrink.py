@@ -89,3 +89,10 @@ def test_the_cut_after_the_first_violation_gets_twice_the_tries():
     result = shrink(original, rerun, max_runs=200, tries=2)
     assert result.steps[0].startswith("cut after the first violation") and result.steps[0].endswith("kept"), result.steps
     assert runs["n"] > 4
+
+
+def test_the_faults_are_moved_to_the_start_before_they_are_dropped():
+    original = FakeRun(_noisy_schedule())
+    result = shrink(original, lambda schedule, label: FakeRun(schedule), max_runs=80)
+    assert result.steps[1].startswith("start the faults") and result.steps[1].endswith("kept"), result.steps
+    assert min(f.start_s for f in result.minimal.schedule.faults) == original.schedule.warmup_s
