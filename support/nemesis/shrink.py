@@ -7,6 +7,7 @@ only if it fails again. The steps, in order:
    tries of the other steps: it saves the most, and a race that did not happen twice must not lose it;
 2. start the faults right after the warm-up, the gaps between them kept (every later rerun is that much shorter);
 3. drop faults: delta debugging (halves, then smaller pieces, then one at a time), each fault set tried once;
+   after each drop that is kept, step 2 again (the first faults may be gone);
 4. shorten each remaining window by halves, down to its kind's shortest window;
 5. pull the remaining faults together (gaps of at most 3 s), so the reproduction is short.
 
@@ -125,6 +126,7 @@ class _Shrinker:
                 rest = [f for f in faults if f.id not in ids]
                 if self.attempt(rest, "drop " + ", ".join(f"#{f.id} {f.kind}" for f in chunk)):
                     pieces = max(pieces - 1, 2)
+                    self.lead()  # the first faults may be gone: what is left can start earlier
                     break
             else:
                 if size == 1:

@@ -96,3 +96,9 @@ def test_the_faults_are_moved_to_the_start_before_they_are_dropped():
     result = shrink(original, lambda schedule, label: FakeRun(schedule), max_runs=80)
     assert result.steps[1].startswith("start the faults") and result.steps[1].endswith("kept"), result.steps
     assert min(f.start_s for f in result.minimal.schedule.faults) == original.schedule.warmup_s
+
+
+def test_faults_left_after_a_drop_are_moved_to_the_start_again():
+    result = shrink(FakeRun(_noisy_schedule()), lambda schedule, label: FakeRun(schedule), max_runs=80)
+    leads = [step for step in result.steps if step.startswith("start the faults") and step.endswith("kept")]
+    assert len(leads) >= 2, result.steps
