@@ -11,6 +11,7 @@ checkers of :mod:`support.checkers`. The backend's answers are read through the 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -156,6 +157,16 @@ def api_answers(world: World, within: Bound) -> ApiResponse:
     return eventually(check, within, "the API answers", interval_s=0.2)
 
 
+def _since_trouble(world: World) -> float | None:
+    """The start of a detection bound: when the fault on began (None: now)."""
+    return world.timeline.trouble_began(time.monotonic())
+
+
+def _since_heal(world: World) -> float | None:
+    """The start of a recovery bound: when the last fault was healed (None: now)."""
+    return world.timeline.trouble_ended(time.monotonic())
+
+
 def reports_healthy(world: World, within: Bound) -> ApiResponse:
     """The backend answers ``/ib/health`` healthy within ``within``."""
     probe = _recorded(world, world.api.ib_health)
@@ -171,7 +182,7 @@ def reports_unhealthy(world: World, within: Bound) -> ApiResponse:
         require(response.status == 503, f"expected 503: {response.describe()}")
         require(response.error_code.startswith("IB-"), f"expected an IB- error code: {response.describe()}")
         return response
-    return eventually(unhealthy, within, "the backend reports IB unhealthy")
+    return eventually(unhealthy, within, "the backend reports IB unhealthy", since_mono=_since_trouble(world))
 
 
 def discovery_succeeds(world: World, within: Bound) -> ApiResponse:
@@ -182,7 +193,7 @@ def discovery_succeeds(world: World, within: Bound) -> ApiResponse:
         response = probe()
         require(response.ok and Discovery.of(response).symbol_info, response.describe())
         return response
-    return eventually(check, within, "a symbol discovery succeeds", interval_s=0.2)
+    return eventually(check, within, "a symbol discovery succeeds", interval_s=0.2, since_mono=_since_heal(world))
 
 
 def holds_no_connections(world: World, within: Bound) -> None:
@@ -246,15 +257,27 @@ def phases_working(response: ApiResponse) -> None:
     require(not broken, f"phases not working: {broken}")
 
 
-def score_matches(world: World, predicate: Callable[[float], bool], wanted: str, within: Bound) -> float:
-    """The resilience score satisfies ``predicate`` within ``within``; returns it."""
+def score_matches(world: World, predicate: Callable[[float], bool], wanted: str, within: Bound,
+                  since_mono: float | None = None) -> float:
+    """The resilience score satisfies ``predicate`` within ``within`` of ``since_mono`` (default: now); returns it."""
     probe = _recorded(world, world.api.resilience)
 
-    def check() -> float | None:
-        value = score_of(probe())
+    def check() -> ApiResponse:
+        response = probe()
+        value = score_of(response)
         require(predicate(value), f"score {value} (wanted {wanted})")
-        return value if value else 0.1  # a score of 0 is a legitimate answer, keep it truthy
-    return eventually(check, within, f"the resilience score {wanted}", interval_s=0.2)
+        return response
+    return score_of(eventually(check, within, f"the resilience score {wanted}", interval_s=0.2, since_mono=since_mono))
+
+
+def score_falls(world: World, below: float, within: Bound) -> float:
+    """The score falls below ``below`` within ``within`` of the fault on (the detection bound's start)."""
+    return score_matches(world, lambda s: s < below, f"below {below:g}", within, _since_trouble(world))
+
+
+def score_recovers(world: World, at_least: float, within: Bound) -> float:
+    """The score is at least ``at_least`` within ``within`` of the last heal (the recovery bound's start)."""
+    return score_matches(world, lambda s: s >= at_least, f"at least {at_least:g}", within, _since_heal(world))
 
 
 def reports_in_time(world: World, bound: Bound) -> None:

@@ -70,6 +70,24 @@ class Timeline:
         """Faults applied in the scenario, in order."""
         return list(self._faults.timeline)
 
+    def trouble_began(self, now_mono: float) -> float | None:
+        """When the latest fault began, if it is still on at ``now_mono`` or acted once (a reset): the start of a
+        detection bound. None when no fault is on."""
+        windows = self.fault_windows()
+        if not windows:
+            return None
+        latest = max(windows, key=lambda w: w.applied_mono)
+        on = latest.healed_mono is None or latest.healed_mono > now_mono or latest.fault.one_shot
+        return latest.applied_mono if on else None
+
+    def trouble_ended(self, now_mono: float) -> float | None:
+        """When the last fault was healed, if none is on at ``now_mono``: the start of a recovery bound. None when
+        a fault is still on or none was applied."""
+        windows = [w for w in self.fault_windows() if not w.fault.one_shot]
+        if not windows or any(w.healed_mono is None or w.healed_mono > now_mono for w in windows):
+            return None
+        return max(w.healed_mono for w in windows)
+
     # ------------------------------------------------------------------------ what IB saw
 
     def ib_events(self, kind: str | None = None, request_type: str | None = None,

@@ -39,12 +39,14 @@ class ConditionTimeout(BoundExceeded):
 
 @dataclass
 class Deadline:
-    """A point in monotonic time ``within_s`` seconds from creation."""
+    """A point in monotonic time ``within_s`` seconds after ``started`` (default: its creation)."""
 
     within_s: float
+    started: float | None = None
 
     def __post_init__(self) -> None:
-        self.started = time.monotonic()
+        if self.started is None:
+            self.started = time.monotonic()
         self.at = self.started + self.within_s
 
     @property
@@ -63,8 +65,20 @@ class Deadline:
         return time.monotonic() >= self.at
 
 
-def eventually(probe: Callable[[], T], within: Bound, describe: str, interval_s: float = 0.05) -> T:
+def arrival_of(value: object, returned_mono: float) -> float:
+    """When an observation's answer arrived: its own ``finished_mono`` (an API answer, a CLI run) when it carries
+    one, else the moment the probe returned it."""
+    finished = getattr(value, "finished_mono", None)
+    return float(finished) if isinstance(finished, (int, float)) else returned_mono
+
+
+def eventually(probe: Callable[[], T], within: Bound, describe: str, interval_s: float = 0.05,
+               since_mono: float | None = None) -> T:
     """Call ``probe`` until it returns a truthy value or raises nothing; return that value.
+
+    The bound measures the answer, not the question: a value counts only if it arrived (its ``finished_mono``,
+    else the moment the probe returned) within ``within`` of the bound's start. A probe sent inside the bound
+    whose answer came later fails the wait with the answer's arrival time, however true the answer is.
 
     A probe that raises ``AssertionError`` or returns a falsy value is retried until
     the deadline; any other exception propagates at once.
@@ -74,13 +88,14 @@ def eventually(probe: Callable[[], T], within: Bound, describe: str, interval_s:
         within: the bound (already scaled: :class:`Bound` values come from the settings).
         describe: what was awaited, in words, for the failure message.
         interval_s: pause between attempts.
+        since_mono: the bound's start (e.g. when the fault it is about began); default: now.
 
     Raises:
-        ConditionTimeout: the condition never held.
+        ConditionTimeout: the condition never held, or held only on an answer that arrived past the bound.
     """
     if not isinstance(within, Bound):
         raise TypeError(f"eventually() takes a Bound from the settings, not {within!r}")
-    deadline = Deadline(within.seconds)
+    deadline = Deadline(within.seconds, since_mono)
     last: object = None
     while True:
         try:
@@ -89,7 +104,13 @@ def eventually(probe: Callable[[], T], within: Bound, describe: str, interval_s:
             last = exc
         else:
             if value:
-                return value
+                arrived = arrival_of(value, time.monotonic())
+                if arrived <= deadline.at:
+                    return value
+                shown = value.describe() if hasattr(value, "describe") else value
+                raise ConditionTimeout(
+                    f"{describe}: held only on an answer that arrived {arrived - deadline.started:.2f} s after the "
+                    f"bound's start, past {within} (that answer: {shown!s:.500})")
             last = value
         if deadline.expired:
             raise ConditionTimeout(

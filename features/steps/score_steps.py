@@ -52,14 +52,14 @@ def step_preferred_in_use(context):
 def step_score_falls(context, bound):
     w = context.world
     healthy = w.settings.thresholds.score_min
-    claims.score_matches(w, lambda s: s < healthy, f"below {healthy:g}", w.settings.bound(bound))
+    claims.score_falls(w, healthy, w.settings.bound(bound))
 
 
 @then("the resilience score is healthy again within {bound:Bound}")
 def step_score_recovers(context, bound):
     w = context.world
     healthy = w.settings.thresholds.score_min
-    claims.score_matches(w, lambda s: s >= healthy, f"at least {healthy:g}", w.settings.bound(bound))
+    claims.score_recovers(w, healthy, w.settings.bound(bound))
 
 
 @then("every resilience report during the trouble came within {bound:Bound}")

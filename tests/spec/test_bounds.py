@@ -53,6 +53,29 @@ def test_eventually_takes_only_a_bound_and_never_scales():
     assert isinstance(raised.value, BoundExceeded) and isinstance(raised.value, AssertionError)
 
 
+def test_eventually_judges_when_the_answer_arrived_not_when_it_was_asked():
+    import time
+    from dataclasses import dataclass
+
+    @dataclass
+    class Answer:
+        finished_mono: float
+
+        def describe(self) -> str:
+            return "the late answer"
+
+    # asked at once, answered after the bound: a true answer that came too late fails, with its arrival time
+    with pytest.raises(ConditionTimeout, match=r"arrived 0\.\d\d s after the bound's start, past 0.05 s .*late answer"):
+        eventually(lambda: time.sleep(0.1) or Answer(time.monotonic()), Bound.exactly(0.05, "a test's wait"), "late")
+    slow = Bound.exactly(0.05, "a test's wait")
+    with pytest.raises(ConditionTimeout, match="held only on an answer that arrived"):
+        eventually(lambda: time.sleep(0.1) or True, slow, "a probe that returns late")
+    # the bound starts when the caller says (when the fault began), not when the wait is called
+    with pytest.raises(ConditionTimeout, match="past 1 s"):
+        eventually(lambda: True, Bound.exactly(1.0, "a test's wait"), "began long ago", since_mono=time.monotonic() - 2)
+    assert eventually(lambda: "ok", Bound.exactly(1.0, "a test's wait"), "in time", since_mono=time.monotonic() - 0.5)
+
+
 def test_every_bound_a_feature_names_is_known_and_parses():
     named = set()
     for feature in (ROOT / "features").glob("*.feature"):
