@@ -59,6 +59,7 @@ class Session(asyncio.Protocol):
         self.closed = False
         self._queries: collections.OrderedDict[int, asyncio.TimerHandle | None] = collections.OrderedDict()
         self._negotiated = 0
+        self._read_mono = 0.0
         self._handshake_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ asyncio callbacks
@@ -74,6 +75,9 @@ class Session(asyncio.Protocol):
         self._handshake_timer = loop.call_later(self.gateway.config.handshake_timeout_s, self._handshake_expired)
 
     def data_received(self, data: bytes) -> None:
+        # Every request of one read arrived together: a client sent them all before any answer of this read
+        # reached it (the history's ``read_mono``; two callers validating one connection at once show here).
+        self._read_mono = time.monotonic()
         try:
             frames = self.decoder.feed(data)
         except ProtocolError as exc:
@@ -221,14 +225,10 @@ class Session(asyncio.Protocol):
 
     def _record(self, request_type: str, msg_id: int, req_id: int | None, answered: bool,
                 delay_ms: int = 0, fault: str | None = None, reason: str | None = None) -> None:
-        if reason:
-            self.gateway.history.record("request", conn_id=self.conn_id, client_id=self.client_id,
-                                        type=request_type, msg_id=msg_id, req_id=req_id, answered=answered,
-                                        delay_ms=delay_ms, fault=fault, reason=reason)
-        else:
-            self.gateway.history.record("request", conn_id=self.conn_id, client_id=self.client_id,
-                                        type=request_type, msg_id=msg_id, req_id=req_id, answered=answered,
-                                        delay_ms=delay_ms, fault=fault)
+        extra = {"reason": reason} if reason else {}
+        self.gateway.history.record("request", conn_id=self.conn_id, client_id=self.client_id,
+                                    type=request_type, msg_id=msg_id, req_id=req_id, answered=answered,
+                                    delay_ms=delay_ms, fault=fault, read_mono=self._read_mono, **extra)
 
     def _answer_later(self, spec: RequestSpec, fields: list[str], request_type: str, req_id: int | None) -> None:
         if self.closed:
