@@ -5,12 +5,15 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from pathlib import Path
 
 from behave import fixture, use_fixture
 from behave.model import Scenario
 
 from ibtargets.common.launch import run_log_dir
 from support import evidence, gherkin_types, plots, preflight
+from support.observer import Observer
+from support.run_history import RunHistory
 from support.settings import Settings
 from support.targets import EmbeddedTargets, external_targets
 from support.world import World
@@ -45,15 +48,23 @@ def before_all(context):
     from ibtargets.common.ibclient import use as use_ib_library
     use_ib_library(settings.ib_library)  # before the IB driver makes its first client
     preflight.ensure_reachable(settings)
+    history = RunHistory()  # the whole run, from the first backend start (support/run_history.py)
     embedded = None
     if settings.embedded:
-        embedded = EmbeddedTargets(settings, run_log_dir(settings.reports_dir))
+        embedded = EmbeddedTargets(settings, run_log_dir(settings.reports_dir), history)
         context.add_cleanup(embedded.stop)
         targets = embedded.start()
     else:
         targets = external_targets(settings)
-    context.world = world = World(settings, targets, embedded)
+        history.life_began(history.started_mono, history.started_mono,
+                           settings.profile.idle_timeout_s, settings.profile.health_check_interval_s)
+    context.world = world = World(settings, targets, embedded, history)
     context.add_cleanup(world.close)
+    context.observer = Observer(history, Path(targets.backend_log) if targets.backend_log else None,
+                                lambda: world.targets.api_base_url,
+                                settings.bound("API response", extra_s=5.0).seconds,
+                                output_from_end=embedded is None).start()
+    context.add_cleanup(context.observer.stop)
     context.add_cleanup(lambda: world.faults.heal_all())  # runs first: an external target is left without faults
     # Safety first: never touch a live account, not even with one scenario.
     world.accounts = world.ib.ensure_paper_account(settings.squatter_client_id_base,
@@ -105,6 +116,7 @@ def before_scenario(context, scenario: Scenario):
                 return
     context.scenario_began = True
     world.begin_scenario()
+    context.scenario_span = world.run_history.open_span("scenario", scenario.name)
     context.backend_log_offset = world.seen.output_from
     context.history_positions = _history_positions(world)
     world.seen.history_positions = context.history_positions  # claims: this scenario's own connections
@@ -127,6 +139,7 @@ def after_scenario(context, scenario: Scenario):
     world = context.world
     try:
         world.end_scenario()
+        world.run_history.close_span(context.scenario_span, scenario.status.name)
     finally:
         _attach_evidence(world, getattr(context, "backend_log_offset", 0), getattr(context, "history_positions", {}))
         if world.embedded and (world.embedded.backend is None or not world.embedded.backend.running()):

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ibtargets.common.faults import Fault, FaultError, kinds_where
-from support.checkers import growth
+from support.checks.timing import growth
 from support.contract import DataLoad, Discovery, IbHealth, ResilienceReport
 from support.drivers.api import ApiResponse
 from support.drivers.complaints import COROUTINE_PATTERNS, WARNING_PATTERNS, complaint_lines

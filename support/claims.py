@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from support import bars, checkers, contract
+from support import bars, contract
+from support.checks import timing, wire
 from support.contract import (
     FINISHED,
     Cleanup,
@@ -370,27 +371,27 @@ def client_id_released(world: World, client_id: int) -> None:
 
 def handoffs_validated(world: World) -> None:
     """Every connection used by an API call was validated with a server-time request before its first use."""
-    holds(checkers.handoffs_validated(world.history.events(), world.seen.responses))
+    holds(wire.handoffs_validated(world.history.events(), world.seen.responses))
 
 
 def validated_connections_kept(world: World) -> None:
     """No connection that passed its validation was thrown away."""
-    holds(checkers.validated_connections_kept(world.history.events(), world.seen.acted))
+    holds(wire.validated_connections_kept(world.history.events(), world.seen.acted))
 
 
 def failed_validations_never_used(world: World) -> None:
     """No request was sent on a connection that failed its validation."""
-    holds(checkers.failed_validations_never_used(world.history.events()))
+    holds(wire.failed_validations_never_used(world.history.events()))
 
 
 def connections_never_shared(world: World) -> None:
     """No connection carried two requests at the same moment."""
-    holds(checkers.connections_never_shared(world.history.events()))
+    holds(wire.connections_never_shared(world.history.events()))
 
 
 def pool_limit_respected(world: World) -> None:
     """The gateway never saw more backend connections open at once than the pool allows (and saw at least one)."""
-    peak = checkers.peak_concurrent(world.timeline.backend_connections())
+    peak = wire.peak_concurrent(world.timeline.backend_connections())
     limit = world.settings.profile.pool_limit
     require(0 < peak <= limit, f"peak of {peak} backend connections at once; the pool allows {limit} (pool_limit)")
 
@@ -427,7 +428,7 @@ def not_closed_before_idle_timeout(world: World) -> None:
 
 def in_flight_longer_than_idle_timeout(world: World) -> None:
     """A historical-data request was in flight at IB for longer than the idle timeout."""
-    holds(checkers.in_flight_longer_than(world.history.events(), "reqHistoricalData", idle_timeout_s(world)))
+    holds(wire.in_flight_longer_than(world.history.events(), "reqHistoricalData", idle_timeout_s(world)))
 
 
 def none_closed_during(world: World, response: ApiResponse) -> None:
@@ -439,7 +440,7 @@ def none_closed_during(world: World, response: ApiResponse) -> None:
 
 def answered_during(world: World, request_type: str, response: ApiResponse) -> None:
     """The gateway answered the backend a ``request_type`` while ``response``'s request was made."""
-    holds(checkers.answered_between(world.history.events(), request_type, response.started_mono,
+    holds(wire.answered_between(world.history.events(), request_type, response.started_mono,
                                     response.finished_mono))
 
 
@@ -475,7 +476,7 @@ def open_ids_during(world: World, response: ApiResponse) -> tuple[set[int], set[
     """Client IDs of the backend's connections open at the gateway throughout, and at any time of, a request."""
     connections = world.timeline.backend_connections(response.started_mono)
     require(connections, "the gateway saw no backend connection during the request; nothing to compare")
-    return checkers.open_during(connections, response.started_mono, response.finished_mono)
+    return wire.open_during(connections, response.started_mono, response.finished_mono)
 
 
 def status_connected_as_gateway_sees(world: World, response: ApiResponse) -> None:
@@ -489,7 +490,7 @@ def status_connected_as_gateway_sees(world: World, response: ApiResponse) -> Non
 def names_backend_address(world: World, host: Any, port: Any, where: str) -> None:
     """``host``/``port`` are where the backend's IB connections really go."""
     want_host, want_port = world.targets.backend_ib_host, world.targets.backend_ib_port
-    require(port == want_port and checkers.same_host(str(host), want_host),
+    require(port == want_port and wire.same_host(str(host), want_host),
             f"{where} names {host}:{port}; the backend connects to IB through {want_host}:{want_port}")
 
 
@@ -550,19 +551,19 @@ def phase_3_working_only_with_preferred(world: World, response: ApiResponse) -> 
 
 def accepted_first(world: World, wanted: int) -> None:
     """The first client ID the gateway accepted from the backend is ``wanted``."""
-    accepted = checkers.accepted_client_ids(world.history.events())
+    accepted = wire.accepted_client_ids(world.history.events())
     require(accepted and accepted[0] == wanted, f"accepted client IDs {accepted}; expected {wanted} first")
 
 
 def accepted_last(world: World, wanted: int) -> None:
     """The last client ID the gateway accepted from the backend is ``wanted``."""
-    accepted = checkers.accepted_client_ids(world.history.events())
+    accepted = wire.accepted_client_ids(world.history.events())
     require(accepted and accepted[-1] == wanted, f"accepted client IDs in order {accepted}; expected {wanted} last")
 
 
 def refused_in_order(world: World, first: int, count: int) -> None:
     """The gateway refused the backend ``count`` times with 326, for ``first``, ``first + 1`` …"""
-    refused, wanted = checkers.rejected_client_ids(world.history.events()), list(range(first, first + count))
+    refused, wanted = wire.rejected_client_ids(world.history.events()), list(range(first, first + count))
     require(refused == wanted, f"refused client IDs {refused}; expected {wanted}")
 
 
@@ -570,7 +571,7 @@ def refused_in_order(world: World, first: int, count: int) -> None:
 
 def success_rate_at_least(responses: Sequence[ApiResponse], percent: float) -> None:
     """At least ``percent`` % of the requests succeeded."""
-    summary = checkers.summarise_load(responses)
+    summary = timing.summarise_load(responses)
     require(summary.total and summary.success_rate_pct >= percent,
             f"{summary.success_rate_pct:.1f} % of {summary.total} succeeded (< {percent} %):\n"
             + "\n".join(summary.failures[:10]))
@@ -578,8 +579,8 @@ def success_rate_at_least(responses: Sequence[ApiResponse], percent: float) -> N
 
 def slowest_within(responses: Sequence[ApiResponse], percent: float, bound: Bound) -> None:
     """The slowest ``percent`` % of the requests took at most ``bound`` (the {100 - percent}th percentile)."""
-    summary = checkers.summarise_load(responses)
-    tail_s = checkers.percentile([r.elapsed_s for r in responses], 100 - percent)
+    summary = timing.summarise_load(responses)
+    tail_s = timing.percentile([r.elapsed_s for r in responses], 100 - percent)
     require(responses, "no request was made")
     require_within(tail_s <= bound.seconds,
             f"p{100 - percent:g} = {tail_s:.2f} s > {bound} (p50 {summary.p50_s:.2f} s, max {summary.max_s:.2f} s)")
@@ -642,7 +643,7 @@ def load_failed_clearly(response: ApiResponse, bound: Bound) -> None:
 
 def bars_came_from_ib(world: World, load: ApiResponse) -> None:
     """The gateway answered historical-data requests while the load ran, and the load says it fetched bars."""
-    verdict = checkers.answered_between(world.history.events(), "reqHistoricalData", load.started_mono,
+    verdict = wire.answered_between(world.history.events(), "reqHistoricalData", load.started_mono,
                                         load.finished_mono)
     fetched = DataLoad.of(load).fetched_bars or 0
     require(verdict and fetched > 0, f"{verdict.message}; the load reports {fetched} bars fetched: {load.describe()}")
@@ -672,7 +673,7 @@ def cache_verdict(world: World, symbol: str, kind: str, complete: bool) -> Verdi
     # The cache may hold bars of other loads too; judge the range this load asked for.
     cached = [b for b in cached_bars(world, symbol, timeframe) if first <= b.key[:10] <= last]
     if complete and not cached:
-        return Verdict(False, f"no {symbol} {timeframe} bars cached")
+        return Verdict.failed(f"no {symbol} {timeframe} bars cached")
     verdicts = []
     for use_rth in (True, False):
         served = bars.oracle(world.ib, world.settings.squatter_client_id_base + 1, symbol, kind, use_rth)
@@ -681,9 +682,9 @@ def cache_verdict(world: World, symbol: str, kind: str, complete: bool) -> Verdi
             wrong += [f"{key}: IB serves it, the cache lacks it" for key in
                       bars.missing(cached, served, cached[0].key, cached[-1].key)]
         if not wrong:
-            return Verdict(True, f"{len(cached)} cached bars equal IB's (useRTH={use_rth})")
+            return Verdict.passed(f"{len(cached)} cached bars equal IB's (useRTH={use_rth})")
         verdicts.append(f"useRTH={use_rth}: " + "; ".join(wrong[:5]) + (f" (+{len(wrong) - 5} more)" if len(wrong) > 5 else ""))
-    return Verdict(False, "cached bars differ from IB's:\n" + "\n".join(verdicts))
+    return Verdict.failed("cached bars differ from IB's:\n" + "\n".join(verdicts))
 
 
 def cache_matches_ib(world: World, symbol: str, kind: str, complete: bool) -> None:
@@ -734,7 +735,7 @@ def pacing_violation_sent(world: World) -> None:
 
 def retried_after_backoff(world: World, min_wait_s: float = 1.0) -> None:
     """The backend retried the request the gateway paced only after waiting."""
-    holds(checkers.retried_after_backoff(world.history.events(), code=162, min_wait_s=min_wait_s))
+    holds(wire.retried_after_backoff(world.history.events(), code=162, min_wait_s=min_wait_s))
 
 
 # =========================================================================================== the backend's process
@@ -742,7 +743,7 @@ def retried_after_backoff(world: World, min_wait_s: float = 1.0) -> None:
 def grew_at_most(samples: Sequence[Any], attribute: str, limit: float, label: str, unit: str = "") -> None:
     """A sampled attribute of the backend's process (``rss_mb``, ``open_fds``, ``threads``) grew by at most
     ``limit`` over the samples (``label`` and ``unit`` name it in the message)."""
-    grown = checkers.growth(samples, attribute)
+    grown = timing.growth(samples, attribute)
     shown = f"{grown:.1f}" if isinstance(grown, float) and not grown.is_integer() else f"{grown:g}"
     require(grown <= limit, f"{label} grew by {shown}{unit} (> {limit:g}{unit}) over {len(samples)} samples")
 

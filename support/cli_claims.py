@@ -7,7 +7,8 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from support import bars, checkers, claims
+from support import bars, claims
+from support.checks import wire
 from support.contract import needed
 from support.drivers.cli import CliDriver, CliRun
 from support.targets import free_port
@@ -164,7 +165,7 @@ def reported_gateway_closes(world: World, run: CliRun) -> None:
 
 def loaded_from_ib(world: World, run: CliRun) -> None:
     """A data load: the gateway received and answered historical-data requests while the command ran."""
-    holds(checkers.answered_between(world.history.events(), "reqHistoricalData", run.started_mono, run.finished_mono),
+    holds(wire.answered_between(world.history.events(), "reqHistoricalData", run.started_mono, run.finished_mono),
           run.describe())
 
 

@@ -1,7 +1,7 @@
 """Plots of the backend's resources over time, fault windows shaded (PNG bytes for the report).
 
 Memory, descriptors and threads are drawn as growth from the scenario's baseline — the median of the first
-quarter of the samples, the baseline the leak claims measure from (:func:`support.checkers.growth`) — so the
+quarter of the samples, the baseline the leak claims measure from (:func:`support.checks.timing.growth`) — so the
 curve's end reads against the claim's limit, drawn as a dashed line when a step stated one. IB connections are
 drawn as counts (the claim bounds the peak, not its growth). The y range never shrinks below the limit (or a
 floor per series), so a wiggle of a fraction of a MB does not fill the panel and look like a leak.

@@ -10,12 +10,17 @@ from __future__ import annotations
 import dataclasses
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ibtargets.common.accounts import is_paper_account
 from ibtargets.common.launch import ManagedProcess, venv_script
 from support.settings import Settings, fill_placeholders
+
+if TYPE_CHECKING:
+    from support.run_history import RunHistory
 
 
 @dataclass(frozen=True)
@@ -98,11 +103,13 @@ class EmbeddedTargets:
     Args:
         settings: the suite's settings.
         log_dir: where each process's output is kept (evidence).
+        history: the run's history, told of every life of the backend (started, ready, stopping, ended).
     """
 
-    def __init__(self, settings: Settings, log_dir: Path):
+    def __init__(self, settings: Settings, log_dir: Path, history: RunHistory | None = None):
         self.settings = settings
         self.log_dir = Path(log_dir)
+        self.history = history
         self.gateway: ManagedProcess | None = None
         self.proxy: ManagedProcess | None = None
         self.backend: ManagedProcess | None = None
@@ -143,7 +150,24 @@ class EmbeddedTargets:
         self.stop_backend()
         self._backend_runs += 1
         launch = self._managed_launch(defaults) if self.settings.managed else self._reference_launch(defaults)
-        return self._launch(launch)
+        started, ready = time.monotonic(), None
+        try:
+            targets = self._launch(launch)
+            ready = time.monotonic()
+            return targets
+        finally:
+            if self.history is not None:
+                self.history.life_began(started, ready, *self._timings(defaults))
+
+    def _timings(self, defaults: bool) -> tuple[float, float]:
+        """The idle timeout and health interval a start gives the backend, when the suite knows them (0: it
+        does not, and the backend's own report tells)."""
+        s = self.settings
+        if not s.managed:
+            return (0.0, 0.0) if defaults else (s.tuning.max_idle_s, s.tuning.health_interval_s)
+        if defaults and s.backend_tuning_env:
+            return 0.0, 0.0
+        return s.profile.idle_timeout_s, s.profile.health_check_interval_s
 
     def _reference_launch(self, defaults: bool) -> BackendLaunch:
         """The reference backend, configured from the settings (and a fresh data directory per start)."""
@@ -196,8 +220,11 @@ class EmbeddedTargets:
         """Stop the backend (SIGTERM, bounded); return its exit code."""
         if self.backend is None:
             return None
+        stopping = time.monotonic()
         code = self.backend.stop(grace_s=self.settings.backend_stop_timeout_s)
         self.backend = None
+        if self.history is not None:
+            self.history.life_ending(stopping, time.monotonic())
         return code
 
     def stop(self) -> None:

@@ -26,6 +26,15 @@ class Bound:
     def __str__(self) -> str:
         return f"{self.seconds:g} s ({self.meaning})"
 
+    def to_json(self) -> dict[str, object]:
+        """As JSON values (a history written with the bounds it was judged by)."""
+        return {"seconds": self.seconds, "meaning": self.meaning}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Bound:
+        """A bound written by :meth:`to_json` (a recorded one, judged again: never a new figure)."""
+        return cls(float(data["seconds"]), str(data["meaning"]))
+
     @classmethod
     def exactly(cls, seconds: float, meaning: str = "a bound of the caller's own") -> Bound:
         """A bound of exactly ``seconds``, for code that has no settings (the project's own tests, benchmarks).

@@ -13,9 +13,10 @@ from support.drivers.api import ApiDriver, ApiResponse
 from support.drivers.backend_output import BackendOutput
 from support.drivers.cli import CliDriver, CliRun
 from support.drivers.faults import FaultDriver
-from support.drivers.history import IbHistory
+from support.drivers.history import IbHistory, OwnConnections
 from support.drivers.ib import IbDriver
 from support.drivers.processes import ProcessDriver, ProcessNotFound
+from support.run_history import RunHistory
 from support.settings import Settings
 from support.symbols import SymbolRotation
 from support.targets import EmbeddedTargets, Targets
@@ -104,12 +105,16 @@ class World:
     Args:
         settings: the frozen settings.
         embedded: the suite's own targets (None in external mode).
+        run_history: the run's one history (a fresh one when not given).
     """
 
-    def __init__(self, settings: Settings, targets: Targets, embedded: EmbeddedTargets | None = None):
+    def __init__(self, settings: Settings, targets: Targets, embedded: EmbeddedTargets | None = None,
+                 run_history: RunHistory | None = None):
         self.settings = settings
         self.embedded = embedded
+        self.run_history = run_history or RunHistory()
         self.ib = IbDriver(targets.ib_host, targets.ib_port)
+        self.run_history.is_own = OwnConnections(self.ib.own_ports, self.ib.own_connects)
         self.symbols = SymbolRotation(settings.symbols)
         self.seen = Observations()
         self.bind(targets)
@@ -123,14 +128,18 @@ class World:
         self.api = ApiDriver(targets.api_base_url, timeout_s=self.settings.bound_of(20.0, "the API driver's give-up").seconds,
                              load_timeout_s=self.settings.bound_of(max(90.0, self.settings.profile.max_wait_s + 30.0),
                                                                    "the API driver's give-up on a load").seconds,
-                             transcript=previous[0].transcript if previous[0] else [])
+                             transcript=previous[0].transcript if previous[0] else [],
+                             record=self.run_history.add_exchange)
         self.cli = CliDriver(targets.cli, targets.api_base_url, api_pointing=self.settings.cli_api,
-                             transcripts=previous[1].transcripts if previous[1] else [])
+                             transcripts=previous[1].transcripts if previous[1] else [],
+                             on_record=self.run_history.add_cli_run)
         self.backend_output = BackendOutput(Path(targets.backend_log) if targets.backend_log else None)
         gateway = ControlClient(targets.gateway_control) if targets.gateway_control else None
         proxy = ControlClient(targets.proxy_control) if targets.proxy_control else None
-        self.faults = FaultDriver(gateway, proxy, timeline=previous[2].timeline if previous[2] else [])
-        self.history = IbHistory(gateway, proxy, self.ib.own_ports, self.ib.own_connects)
+        self.faults = FaultDriver(gateway, proxy, timeline=previous[2].timeline if previous[2] else [],
+                                  on_change=self.run_history.fault_changed)
+        self.run_history.attach_records(gateway, proxy)
+        self.history = IbHistory(self.run_history)
         try:
             self.sut = ProcessDriver(targets.backend_pid, targets.backend_ib_port) if targets.backend_pid else None
         except ProcessNotFound:

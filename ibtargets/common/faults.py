@@ -144,6 +144,13 @@ class Fault:
         spares the probe, or a refuse that keeps open connections, leaves a working path to IB)."""
         return self.disrupts
 
+    def outage(self, probe: str) -> bool:
+        """Whether, while this fault is on, no validation round-trip (``probe``) can succeed on any connection of
+        any client, open or new: the gateway is silent or gone (the contract's score must fall below 75 within
+        5 s). A fault that spares open connections (no handshake for new ones), one client or the probe is not
+        one; a one-shot fault has no "while"."""
+        return False
+
     # ---- what a target asks of an active fault
 
     def shapes(self, direction: str) -> bool:
@@ -358,6 +365,9 @@ class Unanswered(Fault):
     def disrupting(self, probe: str) -> bool:
         return self.covers(probe)
 
+    def outage(self, probe: str) -> bool:
+        return self.client_id is None and self.covers(probe)
+
     def leaves_unanswered(self, request_type: str) -> bool:
         return self.covers(request_type)
 
@@ -407,6 +417,9 @@ class ConnectivityLost(Fault):
     def leaves_unanswered(self, request_type: str) -> bool:
         return True
 
+    def outage(self, probe: str) -> bool:
+        return self.client_id is None
+
     def ib_restored_code(self) -> int | None:
         return self.restored_code
 
@@ -421,6 +434,9 @@ class Restart(Fault):
     disrupts: ClassVar[bool] = True
     refuses_new: ClassVar[bool] = True
     down_s: float = 5.0
+
+    def outage(self, probe: str) -> bool:
+        return True
 
     async def on_apply(self, target: GatewayActions) -> None:
         await target.go_down(self, self.down_s)
@@ -461,6 +477,9 @@ class Silent(Fault):
 
     def disrupting(self, probe: str) -> bool:
         return self.covers(probe)
+
+    def outage(self, probe: str) -> bool:
+        return self.client_id is None and self.covers(probe)
 
     def dropped_answers(self) -> frozenset[str] | None:
         return frozenset(self.request_types)
@@ -521,6 +540,9 @@ class Refuse(Fault):
     keep_existing: bool = True
 
     def disrupting(self, probe: str) -> bool:
+        return not self.keep_existing
+
+    def outage(self, probe: str) -> bool:
         return not self.keep_existing
 
     async def on_apply(self, target: ProxyActions) -> None:

@@ -83,6 +83,7 @@ class ApiDriver:
     timeout_s: float = 30.0
     load_timeout_s: float = 90.0      # a synchronous data load that is really receiving bars may take long
     transcript: list[ApiResponse] = field(default_factory=list)
+    record: Callable[[ApiResponse], None] | None = None   # also hands every exchange to the run's history
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -117,6 +118,8 @@ class ApiDriver:
                                started, error, timed_out)
         with self._lock:
             self.transcript.append(response)
+        if self.record is not None:
+            self.record(response)
         return response
 
     # -------------------------------------------------------------- the contract's doors

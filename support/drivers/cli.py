@@ -25,6 +25,7 @@ class CliRun:
     timed_out: bool = False
     interrupted: bool = False
     started_mono: float = 0.0
+    interrupted_mono: float | None = None   # when Ctrl-C was pressed
 
     @property
     def finished_mono(self) -> float:
@@ -52,6 +53,7 @@ class CliSession:
         self._on_finish = on_finish
         self.started = time.monotonic()
         self.interrupted = False
+        self.interrupted_mono: float | None = None
         self._child = pexpect.spawn(self.argv[0], list(self.argv[1:]), env=env, cwd=cwd,
                                     encoding="utf-8", codec_errors="replace", timeout=None,
                                     dimensions=(50, 200))
@@ -70,6 +72,7 @@ class CliSession:
     def interrupt(self) -> None:
         """Send Ctrl-C through the terminal, as a user would."""
         self.interrupted = True
+        self.interrupted_mono = time.monotonic()
         self._child.sendintr()
 
     def finish(self, timeout_s: float) -> CliRun:
@@ -87,7 +90,8 @@ class CliSession:
         if code is None and self._child.signalstatus is not None:
             code = 128 + self._child.signalstatus
         result = CliRun(self.argv, code, "".join(self._output).replace("\r\n", "\n"),
-                        time.monotonic() - self.started, timed_out, self.interrupted, self.started)
+                        time.monotonic() - self.started, timed_out, self.interrupted, self.started,
+                        self.interrupted_mono)
         if self._on_finish is not None:
             self._on_finish(result)
         return result
@@ -116,6 +120,7 @@ class CliDriver:
     extra_env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
     transcripts: list[CliRun] = field(default_factory=list)
+    on_record: Callable[[CliRun], None] | None = None   # also hands every run to the run's history
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -157,3 +162,5 @@ class CliDriver:
         """Keep a transcript (thread-safe)."""
         with self._lock:
             self.transcripts.append(result)
+        if self.on_record is not None:
+            self.on_record(result)

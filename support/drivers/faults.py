@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ibtargets.common.control_client import ControlClient
@@ -52,6 +53,8 @@ class FaultDriver:
     gateway: ControlClient | None = None
     proxy: ControlClient | None = None
     timeline: list[FaultWindow] = field(default_factory=list)
+    #: Told of every window that begins (``None``, window) or ends (before, after): the run's history.
+    on_change: Callable[[FaultWindow | None, FaultWindow], None] | None = None
 
     def __post_init__(self) -> None:
         self._saved_rules: dict | None = None
@@ -167,6 +170,8 @@ class FaultDriver:
             self.timeline.append(window)
             if ends is None:
                 self._active[f"{plane}/{fault.name}"] = window
+        if self.on_change is not None:
+            self.on_change(None, window)
         return window
 
     def heal(self, window: FaultWindow) -> None:
@@ -178,9 +183,11 @@ class FaultDriver:
         with self._lock:
             if self._active.pop(f"{window.plane}/{window.fault.name}", None) is None:
                 return
-            index = self.timeline.index(window)
-            self.timeline[index] = FaultWindow(window.label, window.plane, window.fault,
-                                               window.applied_mono, time.monotonic())
+            healed = FaultWindow(window.label, window.plane, window.fault, window.applied_mono, time.monotonic())
+            if window in self.timeline:
+                self.timeline[self.timeline.index(window)] = healed
+        if self.on_change is not None:
+            self.on_change(window, healed)
 
     def _schedule_heal(self, window: FaultWindow, after_s: float) -> None:
         timer = threading.Timer(after_s, lambda: self.heal(window))

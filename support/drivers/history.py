@@ -1,4 +1,4 @@
-"""History driver: what IB saw, read from the simulator's or the proxy's record, normalised."""
+"""History driver: what IB saw, as the claims ask it, read from the run's one history (synced first)."""
 
 from __future__ import annotations
 
@@ -6,83 +6,44 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ibtargets.common.control_client import ControlClient
+from support.run_history import Connection, IbEvent, RunHistory, normalise
+
+__all__ = ["IbEvent", "IbHistory", "OwnConnections", "normalise"]
 
 
-@dataclass(frozen=True)
-class IbEvent:
-    """One thing that crossed the IB wire, as the gateway side recorded it.
+@dataclass
+class OwnConnections:
+    """Tells the suite's own IB connections (probes, squatters) from the backend's: by the local port the suite
+    used and the moment it connected (a port the suite used once and the OS later gave the backend is the
+    backend's).
 
-    ``kind`` is one of ``connect``, ``start_api``, ``rejected`` (client ID refused),
-    ``request``, ``response``, ``error`` (an IB error message sent), ``disconnect``.
+    Args:
+        ports: the local ports of the suite's own connections.
+        connects: (local port, monotonic time opened) of each; None: the port alone decides.
     """
 
-    kind: str
-    mono: float
-    conn_id: int
-    client_id: int | None = None
-    type: str = ""
-    req_id: int | None = None
-    answered: bool | None = None
-    peer: str = ""
-    code: int | None = None
-    source: str = ""
+    ports: set[int] = field(default_factory=set)
+    connects: list[tuple[int, float]] | None = None
 
-    def describe(self) -> str:
-        """Compact text for failure messages."""
-        bits = [f"{self.mono:.3f}", self.kind, f"conn={self.conn_id}"]
-        if self.client_id is not None:
-            bits.append(f"client={self.client_id}")
-        if self.type:
-            bits.append(self.type)
-        if self.code is not None:
-            bits.append(f"code={self.code}")
-        return " ".join(bits)
+    #: How far apart the suite's connect and the record's accept of one connection may be (same machine).
+    MATCH_S = 2.0
 
-
-def normalise(raw: dict[str, Any], source: str) -> IbEvent | None:
-    """Map a gateway or proxy history event onto :class:`IbEvent` (None if irrelevant)."""
-    kind = raw.get("kind")
-    common = {"mono": float(raw.get("mono", 0.0)), "conn_id": int(raw.get("conn_id") or 0),
-              "client_id": raw.get("client_id"), "source": source}
-    if kind == "connect":
-        return IbEvent("connect", peer=str(raw.get("peer", "")), **common)
-    if kind == "start_api":
-        return IbEvent("start_api", **common)
-    if kind == "reject":
-        return IbEvent("rejected", code=raw.get("code"), **common)
-    if kind == "request":
-        return IbEvent("request", type=str(raw.get("type", "")), req_id=raw.get("req_id"),
-                       answered=raw.get("answered"), **common)
-    if kind == "error_sent":
-        return IbEvent("error", code=raw.get("code"), req_id=raw.get("req_id"), **common)
-    if kind == "response":
-        code = raw.get("error_code")
-        if source == "proxy" and raw.get("forwarded") is False:
-            return None
-        if source == "proxy" and code == 326:
-            return IbEvent("rejected", code=326, **common)
-        if source == "proxy" and code is not None:
-            return IbEvent("error", type=str(raw.get("type", "")), code=code, req_id=raw.get("req_id"), **common)
-        return IbEvent("response", type=str(raw.get("type", "")), req_id=raw.get("req_id"), **common)
-    if kind == "disconnect":
-        return IbEvent("disconnect", **common)
-    return None
+    def __call__(self, peer: str, opened_mono: float) -> bool:
+        port = _port(peer)
+        if port not in self.ports:
+            return False
+        if self.connects is None:
+            return True
+        return any(p == port and abs(at - opened_mono) <= self.MATCH_S for p, at in list(self.connects))
 
 
 @dataclass
 class IbHistory:
-    """Reads IB-side history since a bookmark, preferring the simulator's record.
+    """What IB saw, read from the run's history since a bookmark (the simulator's record preferred: it sees every
+    client, the suite's own squatters included; the proxy's sees only the backend's but works in front of a real
+    gateway). Every read syncs the history with the records first, so a claim sees what happened until now."""
 
-    The simulator sees every client (the suite's own squatters included); the proxy
-    sees only the backend's connections but works in front of a real gateway.
-    Connections opened by the suite itself are excluded by their local port.
-    """
-
-    gateway: ControlClient | None = None
-    proxy: ControlClient | None = None
-    own_ports: set[int] = field(default_factory=set)
-    own_connects: list[tuple[int, float]] | None = None   # (local port, monotonic time opened) of the suite's own
+    run: RunHistory
 
     def __post_init__(self) -> None:
         self._marks: dict[str, int] = {}
@@ -90,73 +51,56 @@ class IbHistory:
     @property
     def source(self) -> str:
         """Which record is read: ``gateway``, ``proxy`` or '' (none: history scenarios skip)."""
-        return "gateway" if self.gateway is not None else ("proxy" if self.proxy is not None else "")
+        return self.run.source
 
-    def _client(self) -> ControlClient:
-        client = self.gateway or self.proxy
-        if client is None:
-            raise RuntimeError("no gateway or proxy control API: IB history is not observable")
-        return client
+    def _sources(self) -> list[str]:
+        return [name for name in ("gateway", "proxy") if name in self.run.attached]
 
     def bookmark(self) -> None:
         """Forget what happened before now."""
-        self._marks[self.source] = self._client().last_seq()
-
-    def _records(self) -> dict[str, ControlClient]:
-        return {name: client for name, client in (("gateway", self.gateway), ("proxy", self.proxy)) if client}
+        self.run.sync()
+        self._marks[self.source] = self.run.position(self.source)
 
     def positions(self) -> dict[str, int]:
         """The last sequence number of every record (the simulator's and the proxy's), by record name."""
-        return {name: client.last_seq() for name, client in self._records().items()}
+        self.run.sync()
+        return {name: self.run.position(name) for name in self._sources()}
 
     def slices(self, since: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
         """Raw events of every record after ``since`` (from :meth:`positions`), by record name (evidence)."""
-        return {name: client.history(since.get(name, 0)) for name, client in self._records().items()}
+        self.run.sync()
+        return {name: self.run.raw_since(name, since.get(name, 0)) for name in self._sources()}
 
     def raw(self) -> list[dict[str, Any]]:
         """Raw events of the preferred record since the bookmark."""
-        return self._client().history(self._marks.get(self.source, 0))
+        if not self.source:
+            raise RuntimeError("no gateway or proxy control API: IB history is not observable")
+        self.run.sync()
+        return self.run.raw_since(self.source, self._marks.get(self.source, 0))
 
     def events(self, include_own: bool = False) -> list[IbEvent]:
         """Normalised events since the bookmark, the suite's own connections left out."""
         events = [e for e in (normalise(r, self.source) for r in self.raw()) if e is not None]
         if include_own:
             return events
-        own = {int(c.get("conn_id") or 0) for c in self.connections() if self._is_own(c)}
+        own = {c.conn_id for c in self.run.connections(self.source) if c.own}
         return [e for e in events if e.conn_id not in own]
 
+    def _connections(self) -> list[Connection]:
+        if not self.source:
+            raise RuntimeError("no gateway or proxy control API: IB history is not observable")
+        self.run.sync()
+        return self.run.connections(self.source)
+
     def connections(self) -> list[dict[str, Any]]:
-        """The record's connection table."""
-        return self._client().connections()
+        """The record's connection table (the control API's shape), the suite's own included."""
+        return [c.table_row() for c in self._connections()]
 
     def backend_connections(self, since_mono: float) -> list[dict[str, Any]]:
         """Accepted connections of the backend (not the suite's own) that were open at or after ``since_mono``."""
-        out = []
-        for c in self.connections():
-            if self._is_own(c) or c.get("client_id") is None:
-                continue
-            if c.get("state") == "rejected":
-                continue
-            closed = c.get("disconnected_mono")
-            if closed is not None and closed < since_mono:
-                continue
-            out.append(c)
-        return out
-
-
-    #: How far apart the suite's connect and the record's accept of one connection may be (same machine).
-    OWN_MATCH_S = 2.0
-
-    def _is_own(self, connection: dict[str, Any]) -> bool:
-        """Whether a connection of the record is one of the suite's own: its port, opened at that time (a port the
-        suite used once and the OS later gave the backend is the backend's)."""
-        port = _port(str(connection.get("peer", "")))
-        if port not in self.own_ports:
-            return False
-        if self.own_connects is None:
-            return True
-        opened = float(connection.get("connected_mono") or 0.0)
-        return any(p == port and abs(at - opened) <= self.OWN_MATCH_S for p, at in list(self.own_connects))
+        return [c.table_row() for c in self._connections()
+                if not c.own and c.client_id is not None and not c.rejected
+                and (c.closed_mono is None or c.closed_mono >= since_mono)]
 
     def backend_open_ids(self) -> set[int]:
         """The record's IDs of the connections the backend has open now."""

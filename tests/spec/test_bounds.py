@@ -112,7 +112,7 @@ def test_the_verdict_convention():
         require(0, "what was seen")
     with pytest.raises(BoundExceeded):
         require_within(False, "6 s > 5 s")
-    assert holds(Verdict(True, "fine")).message == "fine"
+    assert holds(Verdict.passed("fine")).message == "fine"
     with pytest.raises(ClaimFailed, match="bad\nwhere"):
-        holds(Verdict(False, "bad"), "where")
+        holds(Verdict.failed("bad"), "where")
     assert issubclass(ComplaintFound, ClaimFailed) and issubclass(ClaimFailed, AssertionError)

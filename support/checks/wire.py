@@ -1,20 +1,15 @@
-"""Checkers: verdicts over what IB saw and what clients saw. They never inject faults and never wait."""
+"""Checkers of what each IB connection carried, as the gateway side saw it: validation before every handoff,
+one caller at a time, client IDs, pacing. Pure functions of recorded events; they never inject and never wait."""
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from support.drivers.api import ApiResponse
-from support.drivers.history import IbEvent
+from support.run_history import DATA_REQUESTS, VALIDATION_REQUEST, IbEvent
 from support.verdict import Verdict
-
-#: Requests that need a handed-out connection (anything but the validation itself).
-DATA_REQUESTS = ("reqContractDetails", "reqHistoricalData", "reqHeadTimeStamp", "reqMktData")
-VALIDATION_REQUEST = "reqCurrentTime"
 
 
 def _tail(events: Sequence[IbEvent], n: int = 12) -> str:
@@ -43,10 +38,10 @@ def handoffs_validated(events: Sequence[IbEvent], calls: Iterable[ApiResponse]) 
                 failures.append(f"{call.method} {call.path}: connection {conn_id} used at {used_at:.3f} "
                                 "without a validation round-trip first")
     if not checked:
-        return Verdict(False, f"no API call used an IB connection; nothing to check\n  {_tail(events)}")
+        return Verdict.unexercised(f"no API call used an IB connection; nothing to check\n  {_tail(events)}")
     if failures:
-        return Verdict(False, "\n".join(failures) + f"\nIB events:\n  {_tail(events)}")
-    return Verdict(True, f"{checked} handoffs, each validated first")
+        return Verdict.failed("\n".join(failures) + f"\nIB events:\n  {_tail(events)}")
+    return Verdict.passed(f"{checked} handoffs, each validated first")
 
 
 def failed_validations_never_used(events: Sequence[IbEvent]) -> Verdict:
@@ -68,10 +63,10 @@ def failed_validations_never_used(events: Sequence[IbEvent]) -> Verdict:
         if pending_since is not None:
             failed += 1
     if misuse:
-        return Verdict(False, "\n".join(misuse) + f"\nIB events:\n  {_tail(events)}")
+        return Verdict.failed("\n".join(misuse) + f"\nIB events:\n  {_tail(events)}")
     if not failed:
-        return Verdict(False, f"no validation went unanswered; the scenario proved nothing\n  {_tail(events)}")
-    return Verdict(True, f"{failed} connection(s) failed validation and none was used")
+        return Verdict.unexercised(f"no validation went unanswered; the scenario proved nothing\n  {_tail(events)}")
+    return Verdict.passed(f"{failed} connection(s) failed validation and none was used")
 
 
 def connections_never_shared(events: Sequence[IbEvent]) -> Verdict:
@@ -95,10 +90,10 @@ def connections_never_shared(events: Sequence[IbEvent]) -> Verdict:
                 overlaps.append(f"connection {conn_id}: request {r2} started at {s2:.3f} while request "
                                 f"{r1} ran until {e1:.3f}")
     if total < 2:
-        return Verdict(False, f"only {total} answered data request(s) seen; nothing to compare\n  {_tail(events)}")
+        return Verdict.unexercised(f"only {total} answered data request(s) seen; nothing to compare\n  {_tail(events)}")
     if overlaps:
-        return Verdict(False, "\n".join(overlaps[:10]))
-    return Verdict(True, f"{total} requests on {len(spans)} connections, never two at once on one")
+        return Verdict.failed("\n".join(overlaps[:10]))
+    return Verdict.passed(f"{total} requests on {len(spans)} connections, never two at once on one")
 
 
 def peak_concurrent(connections: Iterable[dict[str, Any]]) -> int:
@@ -133,7 +128,7 @@ def retried_after_backoff(events: Sequence[IbEvent], code: int, min_wait_s: floa
     """After each error ``code`` on a request, the next request of the same type came ``min_wait_s`` later."""
     errors = [e for e in events if e.kind == "error" and e.code == code]
     if not errors:
-        return Verdict(False, f"no error {code} was sent; nothing was paced\n  {_tail(events)}")
+        return Verdict.unexercised(f"no error {code} was sent; nothing was paced\n  {_tail(events)}")
     requests = [e for e in events if e.kind == "request"]
     typed = {(e.conn_id, e.req_id): e.type for e in requests}
     hasty = []
@@ -145,51 +140,8 @@ def retried_after_backoff(events: Sequence[IbEvent], code: int, min_wait_s: floa
         elif later[0].mono - error.mono < min_wait_s:
             hasty.append(f"retry {later[0].mono - error.mono:.2f} s after error {code} (< {min_wait_s} s)")
     if hasty:
-        return Verdict(False, "\n".join(hasty))
-    return Verdict(True, f"{len(errors)} error(s) {code}, each waited out")
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """The ``pct`` percentile (nearest rank) of ``values`` (0.0 when empty)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, int(round(pct / 100 * len(ordered) + 0.5)) - 1))
-    return ordered[rank]
-
-
-@dataclass(frozen=True)
-class LoadSummary:
-    """Outcome of a burst of concurrent API calls."""
-
-    total: int
-    succeeded: int
-    p50_s: float
-    p95_s: float
-    max_s: float
-    failures: tuple[str, ...]
-
-    @property
-    def success_rate_pct(self) -> float:
-        """Share of calls that succeeded, in percent."""
-        return 100.0 * self.succeeded / self.total if self.total else 0.0
-
-
-def summarise_load(responses: Sequence[ApiResponse]) -> LoadSummary:
-    """Success rate and latency percentiles of a burst."""
-    times = [r.elapsed_s for r in responses]
-    failures = tuple(r.describe() for r in responses if not r.ok)
-    return LoadSummary(len(responses), len(responses) - len(failures), statistics.median(times) if times else 0.0,
-                       percentile(times, 95), max(times, default=0.0), failures)
-
-
-def growth(samples: Sequence[Any], attribute: str) -> float:
-    """Growth of a sampled quantity: median of the last quarter minus median of the first quarter."""
-    values = [getattr(s, attribute) for s in samples]
-    if len(values) < 4:
-        return 0.0
-    quarter = max(1, len(values) // 4)
-    return statistics.median(values[-quarter:]) - statistics.median(values[:quarter])
+        return Verdict.failed("\n".join(hasty))
+    return Verdict.passed(f"{len(errors)} error(s) {code}, each waited out")
 
 
 # ----------------------------------------------------------------------------- self-reports vs what IB saw
@@ -232,11 +184,11 @@ def answered_between(events: Sequence[IbEvent], request_type: str, start_mono: f
                 and start_mono <= e.mono <= end_mono and any(a.conn_id == e.conn_id for a in asked)]
     window = [e for e in events if start_mono - 1.0 <= e.mono <= end_mono + 1.0]
     if not asked:
-        return Verdict(False, f"the gateway received no {request_type} from the backend in that window "
+        return Verdict.failed(f"the gateway received no {request_type} from the backend in that window "
                               f"({end_mono - start_mono:.2f} s)\n  {_tail(window)}")
     if not answered:
-        return Verdict(False, f"{len(asked)} {request_type} received but none answered in that window\n  {_tail(window)}")
-    return Verdict(True, f"{len(asked)} {request_type} received, {len(answered)} answered")
+        return Verdict.failed(f"{len(asked)} {request_type} received but none answered in that window\n  {_tail(window)}")
+    return Verdict.passed(f"{len(asked)} {request_type} received, {len(answered)} answered")
 
 
 def in_flight_longer_than(events: Sequence[IbEvent], request_type: str, min_s: float) -> Verdict:
@@ -246,9 +198,9 @@ def in_flight_longer_than(events: Sequence[IbEvent], request_type: str, min_s: f
              if e.kind in ("response", "error") and (e.conn_id, e.req_id) in asked]
     longest = max(spans, default=0.0)
     if longest < min_s:
-        return Verdict(False, f"no {request_type} was in flight at IB for {min_s:.1f} s (longest {longest:.1f} s, "
+        return Verdict.unexercised(f"no {request_type} was in flight at IB for {min_s:.1f} s (longest {longest:.1f} s, "
                               f"{len(asked)} received); the scenario proved nothing\n  {_tail(events)}")
-    return Verdict(True, f"a {request_type} was in flight for {longest:.1f} s")
+    return Verdict.passed(f"a {request_type} was in flight for {longest:.1f} s")
 
 
 def validated_connections_kept(events: Sequence[IbEvent], calls: Iterable[ApiResponse]) -> Verdict:
@@ -269,7 +221,7 @@ def validated_connections_kept(events: Sequence[IbEvent], calls: Iterable[ApiRes
                 thrown.append(f"{call.method} {call.path}: connection {answer.conn_id} answered its validation at "
                               f"{answer.mono:.3f} and was closed unused at {closed.mono:.3f}")
     if not checked:
-        return Verdict(False, f"no validation was answered during the calls; nothing to check\n  {_tail(events)}")
+        return Verdict.unexercised(f"no validation was answered during the calls; nothing to check\n  {_tail(events)}")
     if thrown:
-        return Verdict(False, "\n".join(thrown[:10]) + f"\nIB events:\n  {_tail(events)}")
-    return Verdict(True, f"{checked} validations answered, every validated connection kept")
+        return Verdict.failed("\n".join(thrown[:10]) + f"\nIB events:\n  {_tail(events)}")
+    return Verdict.passed(f"{checked} validations answered, every validated connection kept")

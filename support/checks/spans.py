@@ -1,0 +1,114 @@
+"""Stretches of a history the checkers reason with: outages, disturbances, when the backend served, heavy load.
+
+Every span is ``(start_mono, end_mono)``; lists are sorted and merged where they touch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from support.checks.limits import Limits
+from support.run_history import HistoryWindow
+
+#: The request a backend's validation and health probe send: a fault that spares it spares them.
+PROBE = "reqCurrentTime"
+Spans = list[tuple[float, float]]
+
+
+def merged(spans: Iterable[tuple[float, float]]) -> Spans:
+    """The union of ``spans``, sorted, overlapping or touching ones joined."""
+    out: Spans = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def widened(spans: Spans, before_s: float = 0.0, after_s: float = 0.0) -> Spans:
+    """Every span ``before_s`` earlier and ``after_s`` later, merged again."""
+    return merged((start - before_s, end + after_s) for start, end in spans)
+
+
+def inside(spans: Spans, mono: float) -> bool:
+    """Whether ``mono`` falls in one of ``spans``."""
+    return any(start <= mono <= end for start, end in spans)
+
+
+def overlaps(spans: Spans, start_mono: float, end_mono: float) -> bool:
+    """Whether ``[start_mono, end_mono]`` meets one of ``spans``."""
+    return any(start <= end_mono and end >= start_mono for start, end in spans)
+
+
+def _until(end: float | None, window: HistoryWindow) -> float:
+    return window.end_mono if end is None else min(end, window.end_mono)
+
+
+def outages(window: HistoryWindow) -> Spans:
+    """While the gateway was silent or gone for every connection (the fault catalogue's :meth:`Fault.outage`)."""
+    return merged((f.applied_mono, _until(f.healed_mono, window)) for f in window.faults
+                  if f.fault.outage(PROBE) and not f.fault.one_shot)
+
+
+def faults(window: HistoryWindow) -> Spans:
+    """While any fault was on (a one-shot fault at its moment)."""
+    return merged((f.applied_mono, _until(f.healed_mono, window)) for f in window.faults)
+
+
+def serving(window: HistoryWindow, after_ready_s: float = 0.0) -> Spans:
+    """While the backend was ready and not told to stop (``after_ready_s`` after it answered first)."""
+    return merged((life.ready_mono + after_ready_s, _until(life.stopping_mono, window)) for life in window.lives
+                  if life.ready_mono is not None)
+
+
+def not_serving(window: HistoryWindow) -> Spans:
+    """While the backend was starting, stopping or gone."""
+    spans, cursor = [], window.start_mono
+    for start, end in serving(window):
+        if start > cursor:
+            spans.append((cursor, start))
+        cursor = max(cursor, end)
+    if cursor < window.end_mono:
+        spans.append((cursor, window.end_mono))
+    return spans
+
+
+def heavy_load(window: HistoryWindow, limits: Limits) -> Spans:
+    """While the suite had more API requests outstanding at once than the pool has connections (a burst, a
+    stress: more than normal load), and the API bound after, while the queue drains."""
+    edges = sorted([(r.started_mono, 1) for r in window.exchanges] + [(r.finished_mono, -1) for r in window.exchanges])
+    spans, level, began = [], 0, None
+    for at, step in edges:
+        level += step
+        if level > limits.pool_limit and began is None:
+            began = at
+        elif level <= limits.pool_limit and began is not None:
+            spans.append((began, at))
+            began = None
+    if began is not None:
+        spans.append((began, window.end_mono))
+    return widened(spans, after_s=limits.api_response.seconds)
+
+
+def pool_changes(window: HistoryWindow) -> Spans:
+    """While the suite told the backend to close its pool (a cleanup call or command) or to use another gateway or
+    client ID (a configuration change: to the end of its scenario)."""
+    spans = [(r.started_mono, r.finished_mono) for r in window.exchanges if r.path == "/ib/cleanup"]
+    spans += [(run.started_mono, run.finished_mono) for run in window.cli_runs if "cleanup" in run.argv]
+    for change in (r for r in window.exchanges if r.path == "/ib/config" and r.method == "PUT"):
+        scenario = next((s for s in window.spans_of("scenario") if s.covers(change.started_mono)), None)
+        spans.append((change.started_mono, _until(scenario.end_mono if scenario else None, window)))
+    return merged(spans)
+
+
+def squatters(window: HistoryWindow, limits: Limits) -> Spans:
+    """While the suite itself held a client ID the backend could use (a squatter; its probes use IDs far above)."""
+    return merged((c.opened_mono, _until(c.closed_mono, window)) for c in window.connections
+                  if c.own and c.client_id is not None and c.client_id < limits.probe_client_ids_from)
+
+
+def disturbances(window: HistoryWindow, limits: Limits) -> Spans:
+    """While anything but the backend itself changed what IB or the pool looked like: a fault, a change the suite
+    asked of the pool, a client ID the suite held, the backend starting or stopping."""
+    return merged([*faults(window), *pool_changes(window), *squatters(window, limits), *not_serving(window)])
