@@ -11,11 +11,14 @@ from behave import fixture, use_fixture
 from behave.model import Scenario
 
 from ibtargets.common.launch import run_log_dir
-from support import evidence, gherkin_types, plots, preflight
+from support import evidence, gherkin_types, plots, preflight, run_evidence
+from support.checks import run_wide
+from support.checks.limits import Limits
 from support.observer import Observer
 from support.run_history import RunHistory
 from support.settings import Settings
 from support.targets import EmbeddedTargets, external_targets
+from support.verdict import FAIL
 from support.world import World
 
 #: Capability tags: a scenario needing what the target lacks is skipped with this reason.
@@ -70,6 +73,33 @@ def before_all(context):
     world.accounts = world.ib.ensure_paper_account(settings.squatter_client_id_base,
                                                 settings.bound_of(10.0, "the account check").seconds)
     evidence.record_targets(settings.reports_dir / "allure-results", world)
+
+
+class RunInvariantBroken(AssertionError):
+    """A run-wide invariant did not hold (behave prints it as the after_all hook's error: the run fails)."""
+
+
+def after_all(context):
+    """The run-wide invariants over the whole history, the backend's last stop included (support/checks/run_wide)."""
+    world = getattr(context, "world", None)
+    if world is None:
+        return
+    if world.embedded is not None:
+        world.embedded.stop_backend()  # its last stop is part of the run it is judged on
+    context.observer.stop()
+    settings = world.settings
+    limits = Limits.from_settings(settings)
+    window = world.run_history.window()
+    judged = run_wide.judge(window, limits)
+    reports = settings.reports_dir
+    worker = reports.name if reports.parent.name == "workers" else ""
+    records = run_evidence.record_run(reports, settings.allure_dir, judged, window, limits, worker)
+    broken = [r for r in records if r["status"] == FAIL]
+    for record in records:
+        sys.__stderr__.write(f"RUN-WIDE {record['status'].upper():13} {record['title']}: {record['message']}\n")
+    if broken:
+        raise RunInvariantBroken(f"{len(broken)} run-wide invariant(s) broken: "
+                                 + "; ".join(f"{r['title']} ({r['message']})" for r in broken))
 
 
 def before_tag(context, tag):

@@ -86,7 +86,7 @@ def behave_command(args: argparse.Namespace) -> list[str]:
                "-f", "ibreport.allure_formatter:AllureFormatter", "-o", str(results / "allure-results"),
                "-f", "pretty" if args.verbose else "progress3", "--no-summary",
                "--junit", "--junit-directory", str(results / "junit"),
-               "-D", "AllureFormatter.hide_excluded=true"]
+               "-D", "AllureFormatter.hide_excluded=true", "-D", f"allure_results={results / 'allure-results'}"]
     for key, value in userdata.items():
         if value is not None:
             command += ["-D", f"{key}={value}"]
@@ -220,6 +220,8 @@ def junit_outcomes(junit_dir: Path) -> dict[str, int]:
 
     outcomes: Counter[str] = Counter()
     for path in sorted(Path(junit_dir).glob("TESTS-*.xml")):
+        if path.name == INVARIANTS_JUNIT:
+            continue  # the run-wide invariants are counted apart (invariants_line)
         try:
             root = ElementTree.fromstring(xml_safe(path.read_text(encoding="utf-8", errors="replace")))
         except (OSError, ElementTree.ParseError):
@@ -228,6 +230,43 @@ def junit_outcomes(junit_dir: Path) -> dict[str, int]:
             status = case.get("status") or ("failed" if case.find("failure") is not None else "passed")
             outcomes[{"error": "failed", "failure": "failed"}.get(status, status)] += 1
     return dict(outcomes)
+
+
+#: The JUnit file of the run-wide invariants (support/run_evidence.py), not a feature's.
+INVARIANTS_JUNIT = "TESTS-run_invariants.xml"
+
+
+def invariant_outcomes(junit_dir: Path) -> tuple[dict[str, int], list[str]]:
+    """The run-wide invariants by outcome (``passed``, ``failed``, ``skipped`` = not exercised) and the names of
+    those that failed, from their JUnit file(s)."""
+    from collections import Counter
+    from xml.etree import ElementTree
+
+    from ibreport.results import xml_safe
+
+    outcomes: Counter[str] = Counter()
+    failed: list[str] = []
+    path = Path(junit_dir) / INVARIANTS_JUNIT
+    try:
+        root = ElementTree.fromstring(xml_safe(path.read_text(encoding="utf-8", errors="replace")))
+    except (OSError, ElementTree.ParseError):
+        return {}, []
+    for case in root.iter("testcase"):
+        status = case.get("status") or "passed"
+        outcomes[status] += 1
+        if status == "failed":
+            failed.append(case.get("name", ""))
+    return dict(outcomes), failed
+
+
+def invariants_line(junit_dir: Path) -> str:
+    """The run-wide invariants' own line ('' when the run judged none: it never got that far)."""
+    counts, failed = invariant_outcomes(junit_dir)
+    if not counts:
+        return ""
+    return (f"ib-resilience: run-wide invariants: {counts.get('passed', 0)} held, {counts.get('failed', 0)} broken"
+            + (f" ({'; '.join(failed)})" if failed else "")
+            + f", {counts.get('skipped', 0)} not exercised")
 
 
 def summary_line(level: str, junit_dir: Path, elapsed_s: float, code: int, workers: int = 1, shard: str = "") -> str:
@@ -300,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
               "partial results kept", file=sys.stderr, flush=True)
     if stopped_by is None:
         _remember_durations(args.reports_dir)
+    if code == 0 and invariant_outcomes(args.reports_dir / "junit")[1]:
+        code = 1
+    line = invariants_line(args.reports_dir / "junit")
+    if line:
+        print(line, flush=True)
     print(summary_line(args.level, args.reports_dir / "junit", elapsed_s, code), flush=True)
     if args.report:
         from ibreport.summary import render_reports
@@ -400,7 +444,7 @@ def _main_parallel(args: argparse.Namespace, argv: list[str]) -> int:
     properties |= {"run.workers": str(len(plan))} | ({"run.shard": shard} if shard else {})
     write_allure_metadata(results, properties)
     code = _combined_code(codes)
-    if code == 0 and junit_outcomes(reports / "junit").get("failed"):
+    if code == 0 and (junit_outcomes(reports / "junit").get("failed") or invariant_outcomes(reports / "junit")[1]):
         code = 1
     reported = parallel.reported_keys(results)
     missing = [s for s in mine if s.key not in reported]
@@ -414,6 +458,9 @@ def _main_parallel(args: argparse.Namespace, argv: list[str]) -> int:
               "partial results kept", file=sys.stderr, flush=True)
     else:
         _remember_durations(reports)
+    line = invariants_line(reports / "junit")
+    if line:
+        print(line, flush=True)
     print(summary_line(args.level, reports / "junit", elapsed_s, code, workers=len(plan), shard=shard), flush=True)
     from ibreport.summary import record_run, render_reports
     run_argv = parallel.strip_options(argv)
@@ -450,6 +497,7 @@ def _worker_command(args: argparse.Namespace, folder: Path, locations: Path, res
     command = behave_command(own)
     command[command.index(str(ROOT / "features"))] = f"@{locations}"
     command[command.index("-o") + 1] = str(results)
+    command[command.index(f"allure_results={folder / 'allure-results'}")] = f"allure_results={results}"
     return command
 
 

@@ -145,6 +145,7 @@ class Connection:
     client_id: int | None = None
     api_mono: float | None = None
     rejected: bool = False
+    reject_code: int | str | None = None
     closed_mono: float | None = None
     close_reason: str = ""
     closed_by: str = ""
@@ -159,6 +160,11 @@ class Connection:
     def accepted(self) -> bool:
         """Its API session started (a client ID was accepted)."""
         return self.api_mono is not None and not self.rejected
+
+    @property
+    def duplicate_id(self) -> bool:
+        """Its client ID was refused as already in use (IB error 326)."""
+        return self.rejected and self.reject_code == 326
 
     def table_row(self) -> dict[str, Any]:
         """The control API's connection-table shape (what the claims read)."""
@@ -185,7 +191,9 @@ class _ConnectionBuilder:
         if kind == "start_api":
             self.row = replace(self.row, client_id=raw.get("client_id"), api_mono=mono)
         elif kind == "reject" or (source == "proxy" and kind == "response" and raw.get("error_code") == 326):
-            self.row = replace(self.row, client_id=raw.get("client_id", self.row.client_id), rejected=True)
+            code = raw.get("code", raw.get("error_code"))
+            self.row = replace(self.row, client_id=raw.get("client_id", self.row.client_id), api_mono=mono,
+                               rejected=True, reject_code=code)
         elif kind == "request":
             expects = bool(raw.get("answered", True)) and not raw.get("reason") and "cancel" not in str(raw.get("type", "")).lower()
             self.requests.append(Request(float(raw.get("read_mono") or mono), str(raw.get("type", "")),

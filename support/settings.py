@@ -126,11 +126,17 @@ class Settings:
     squatter_client_id_base: int = 900   # IDs the suite's own probes use
     ib_library: str = "ib_insync"        # the IB client of the suite's driver and the embedded backend: or ib_async
     reports_dir: Path = ROOT / "reports"
+    allure_results: str = ""             # where the Allure results go ('': reports_dir/allure-results)
     symbols: tuple[str, ...] = ("AAPL", "MSFT", "IBM", "SPY", "GOOGL", "AMZN", "NVDA", "TSLA",
                                 "META", "JPM", "XOM", "KO", "INTC", "QQQ")  # real symbols, rotated
     thresholds: Thresholds = field(default_factory=Thresholds)
     profile: TargetProfile = field(default_factory=TargetProfile)
     tuning: EmbeddedTuning = field(default_factory=EmbeddedTuning)
+
+    @property
+    def allure_dir(self) -> Path:
+        """Where this run's Allure results go (a worker's go to the run's shared folder)."""
+        return Path(self.allure_results) if self.allure_results else self.reports_dir / "allure-results"
 
     @property
     def strict_pacing_rules(self) -> dict[str, object]:

@@ -18,6 +18,7 @@ class Limits:
         connect: how recently a connection's API session began for it to count as still opening, not pooled.
         pool_limit: the most IB connections the backend may hold at once (the target profile's).
         preferred_client_id: the client ID the backend must try first.
+        client_id_max: the highest it may use (0: what its ``/ib/config`` reports).
         probe_client_ids_from: the suite's own probes use client IDs from here up (below it, the suite's own
             connections are squatters: they hold IDs the backend would use).
     """
@@ -32,6 +33,7 @@ class Limits:
     score_min: float = 75.0
     pool_limit: int = 5
     preferred_client_id: int = 1
+    client_id_max: int = 0
     probe_client_ids_from: int = 900
 
     @classmethod
@@ -43,7 +45,8 @@ class Limits:
                    silent_detection=s.bound("silent-detection"), recovery=s.bound("recovery"),
                    connect=s.bound_of(s.thresholds.api_response_s, "a connection still opening"),
                    score_min=s.thresholds.score_min, pool_limit=s.profile.pool_limit,
-                   preferred_client_id=s.preferred_client_id, probe_client_ids_from=s.squatter_client_id_base)
+                   preferred_client_id=s.preferred_client_id, client_id_max=s.profile.client_id_max,
+                   probe_client_ids_from=s.squatter_client_id_base)
 
     def to_json(self) -> dict[str, Any]:
         """As JSON values (written with a history, so it can be judged again)."""

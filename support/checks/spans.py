@@ -51,6 +51,13 @@ def outages(window: HistoryWindow) -> Spans:
                   if f.fault.outage(PROBE) and not f.fault.one_shot)
 
 
+def answers_lost(window: HistoryWindow) -> Spans:
+    """While the fault proxy dropped the gateway's answers on their way to the backend (an answer the gateway
+    wrote then never reached its client, who is still waiting)."""
+    return merged((f.applied_mono, _until(f.healed_mono, window)) for f in window.faults
+                  if f.fault.dropped_answers() is not None and not f.fault.one_shot)
+
+
 def faults(window: HistoryWindow) -> Spans:
     """While any fault was on (a one-shot fault at its moment)."""
     return merged((f.applied_mono, _until(f.healed_mono, window)) for f in window.faults)

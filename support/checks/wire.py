@@ -7,9 +7,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from support.checks.limits import Limits
 from support.drivers.api import ApiResponse
-from support.run_history import DATA_REQUESTS, VALIDATION_REQUEST, IbEvent
-from support.verdict import Verdict
+from support.run_history import DATA_REQUESTS, VALIDATION_REQUEST, HistoryWindow, IbEvent
+from support.verdict import Verdict, Violation
 
 
 def _tail(events: Sequence[IbEvent], n: int = 12) -> str:
@@ -225,3 +226,36 @@ def validated_connections_kept(events: Sequence[IbEvent], calls: Iterable[ApiRes
     if thrown:
         return Verdict.failed("\n".join(thrown[:10]) + f"\nIB events:\n  {_tail(events)}")
     return Verdict.passed(f"{checked} validations answered, every validated connection kept")
+
+
+# ----------------------------------------------------------------------------- over a whole history
+
+
+def one_caller_at_a_time(window: HistoryWindow, limits: Limits) -> Verdict:
+    """No connection carries the requests of two callers at once, validations included: a validation never
+    arrives on a connection while an earlier request on it is unanswered, and no request arrives while a
+    validation on it is (one caller awaits its validation before anything else, and never validates twice at
+    once). Requests of one read arrived together, before any answer to them. Data requests pipelined by one
+    caller are left to the scenario claim that forbids them."""
+    violations, judged = [], 0
+    for conn in window.backend_connections():
+        requests = sorted(conn.requests, key=lambda r: r.arrived_mono)
+        for index, later in enumerate(requests):
+            judged += later.validation
+            for earlier in requests[max(0, index - 50):index]:
+                if earlier.answered_mono is None or not (earlier.validation or later.validation):
+                    continue
+                if earlier.arrived_mono <= later.arrived_mono < earlier.answered_mono:
+                    violations.append(Violation(later.arrived_mono,
+                                                f"{conn.describe()}: {later.type} arrived at "
+                                                f"{window.rel(later.arrived_mono):.3f} s while {earlier.type} from "
+                                                f"{window.rel(earlier.arrived_mono):.3f} s was unanswered (until "
+                                                f"{window.rel(earlier.answered_mono):.3f} s): two callers at once"))
+                    break
+    if violations:
+        shared = len({v.text.split(":")[0] for v in violations})
+        return Verdict.failed(f"{len(violations)} request(s) overlapping another caller's on {shared} connection(s)",
+                              violations, judged)
+    if not judged:
+        return Verdict.unexercised("no validation reached the gateway")
+    return Verdict.passed(f"{judged} validations, none overlapping another request on its connection", judged)

@@ -59,6 +59,7 @@ class FaultDriver:
     def __post_init__(self) -> None:
         self._saved_rules: dict | None = None
         self._active: dict[str, FaultWindow] = {}
+        self._auto: list[FaultWindow] = []
         self._timers: list[threading.Timer] = []
         self._lock = threading.Lock()
 
@@ -170,6 +171,8 @@ class FaultDriver:
             self.timeline.append(window)
             if ends is None:
                 self._active[f"{plane}/{fault.name}"] = window
+            elif ends > now:
+                self._auto.append(window)  # ends by itself later, unless healed first
         if self.on_change is not None:
             self.on_change(None, window)
         return window
@@ -188,6 +191,19 @@ class FaultDriver:
                 self.timeline[self.timeline.index(window)] = healed
         if self.on_change is not None:
             self.on_change(window, healed)
+
+    def _end_early(self) -> None:
+        """Faults planned to end by themselves later (a restart) ended now: everything was healed."""
+        now = time.monotonic()
+        with self._lock:
+            ending, self._auto = [w for w in self._auto if w.healed_mono is not None and w.healed_mono > now], []
+        for window in ending:
+            healed = FaultWindow(window.label, window.plane, window.fault, window.applied_mono, now)
+            with self._lock:
+                if window in self.timeline:
+                    self.timeline[self.timeline.index(window)] = healed
+            if self.on_change is not None:
+                self.on_change(window, healed)
 
     def _schedule_heal(self, window: FaultWindow, after_s: float) -> None:
         timer = threading.Timer(after_s, lambda: self.heal(window))
@@ -215,6 +231,7 @@ class FaultDriver:
                 errors.append(f"gateway rules not restored: {exc}")
         for window in list(self._active.values()):
             self._mark_healed(window)
+        self._end_early()
         if errors:
             raise RuntimeError("healing failed: " + "; ".join(errors))
 
