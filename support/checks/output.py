@@ -20,13 +20,13 @@ def _traceback_text(lines: tuple[OutputLine, ...], index: int) -> str:
 def nothing_complained(window: HistoryWindow, limits: Limits) -> Verdict:
     """No CLI run printed a warning, an un-awaited coroutine or a traceback (the contract: "in every path"), and
     the backend never printed an un-awaited coroutine, a destroyed pending task, a closed loop or any
-    ``RuntimeWarning``, at any time; nor a traceback while nothing disturbed it (a fault, the suite changing its
-    pool, its start or stop, and the recovery bound after each: a backend may log the trouble it meets)."""
+    ``RuntimeWarning``, at any time; nor a traceback outside trouble (a fault and the recovery bound after it, the
+    suite changing its pool, the backend stopping: a backend may log the trouble it meets)."""
     violations: list[Violation] = []
     for run in window.cli_runs:
         for line in complaint_lines(run.output, WARNING_PATTERNS)[:3]:
             violations.append(Violation(run.finished_mono, f"$ {' '.join(run.argv)} printed: {line[:200]}"))
-    excused = spans.widened(spans.disturbances(window, limits), after_s=limits.recovery.seconds)
+    excused = spans.trouble(window, limits)
     coroutine_lines = traceback_lines = 0
     for index, line in enumerate(window.output):
         if any(p.search(line.text) for p in COROUTINE_PATTERNS):

@@ -143,9 +143,9 @@ def idle_connections_collected(window: HistoryWindow, limits: Limits) -> Verdict
 def validated_connections_kept(window: HistoryWindow, limits: Limits) -> Verdict:
     """No connection the gateway answered within the validation bound is then thrown away as failed: a close by
     the backend within the validation bound (and 2 s) of a validation that was answered in time, with nothing
-    sent after the answer, while nothing disturbed the pool or IB and the connection was not idle past the idle
-    timeout (the collector's legitimate close)."""
-    excused = spans.widened(spans.disturbances(window, limits), after_s=limits.recovery.seconds)
+    sent after the answer, outside trouble (a fault and the recovery bound after it, a change the suite asked of
+    the pool, the backend stopping) and not idle past the idle timeout (the collector's legitimate close)."""
+    excused = spans.trouble(window, limits)
     violations, judged = [], 0
     for conn in window.backend_connections():
         if conn.closed_by != "client" or conn.closed_mono is None:

@@ -58,6 +58,18 @@ def answers_lost(window: HistoryWindow) -> Spans:
                   if f.fault.dropped_answers() is not None and not f.fault.one_shot)
 
 
+def answer_delays(window: HistoryWindow) -> list[tuple[float, float, float]]:
+    """When the fault proxy delivered the gateway's answers late, and by how much: ``(start, end, seconds)`` of
+    each downstream latency (with its jitter); a client got an answer written then that much later."""
+    return [(f.applied_mono, _until(f.healed_mono, window), (f.fault.latency_ms + f.fault.jitter_ms) / 1000.0)
+            for f in window.faults if f.fault.shaping_slot == "latency" and f.fault.shapes("downstream")]
+
+
+def delay_at(delays: list[tuple[float, float, float]], mono: float) -> float:
+    """The longest of ``delays`` (from :func:`answer_delays`) on at ``mono`` (0 when none)."""
+    return max((seconds for start, end, seconds in delays if start <= mono <= end), default=0.0)
+
+
 def faults(window: HistoryWindow) -> Spans:
     """While any fault was on (a one-shot fault at its moment)."""
     return merged((f.applied_mono, _until(f.healed_mono, window)) for f in window.faults)
@@ -113,6 +125,19 @@ def squatters(window: HistoryWindow, limits: Limits) -> Spans:
     """While the suite itself held a client ID the backend could use (a squatter; its probes use IDs far above)."""
     return merged((c.opened_mono, _until(c.closed_mono, window)) for c in window.connections
                   if c.own and c.client_id is not None and c.client_id < limits.probe_client_ids_from)
+
+
+def stopping(window: HistoryWindow) -> Spans:
+    """While the backend was told to stop and until it ended (its closes and last words are expected)."""
+    return merged((life.stopping_mono, _until(life.ended_mono, window)) for life in window.lives
+                  if life.stopping_mono is not None)
+
+
+def trouble(window: HistoryWindow, limits: Limits) -> Spans:
+    """When a backend may rightly close connections or log what went wrong: a fault and the recovery bound after
+    it, a change the suite asked of the pool, the backend stopping."""
+    return merged([*widened(faults(window), after_s=limits.recovery.seconds), *pool_changes(window),
+                   *stopping(window)])
 
 
 def disturbances(window: HistoryWindow, limits: Limits) -> Spans:

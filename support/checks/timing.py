@@ -111,7 +111,7 @@ def stays_responsive(window: HistoryWindow, limits: Limits) -> Verdict:
     """The backend's liveness: every sample of its service health (no IB involved, a few a second, all run
     long) taken while it served and no heavy load was on answered 200 within the API bound. An event loop
     frozen by a load or a blocking call fails here, whichever scenario caused it, and between scenarios."""
-    serving = spans.serving(window, after_ready_s=1.0)
+    serving = spans.serving(window)
     heavy = spans.heavy_load(window, limits)
     bound = limits.api_response
     slow: list[ApiResponse] = []

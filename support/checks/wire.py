@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from support.checks import spans
 from support.checks.limits import Limits
 from support.drivers.api import ApiResponse
 from support.run_history import DATA_REQUESTS, VALIDATION_REQUEST, HistoryWindow, IbEvent
@@ -235,9 +236,11 @@ def one_caller_at_a_time(window: HistoryWindow, limits: Limits) -> Verdict:
     """No connection carries the requests of two callers at once, validations included: a validation never
     arrives on a connection while an earlier request on it is unanswered, and no request arrives while a
     validation on it is (one caller awaits its validation before anything else, and never validates twice at
-    once). Requests of one read arrived together, before any answer to them. Data requests pipelined by one
-    caller are left to the scenario claim that forbids them."""
+    once). Requests of one read arrived together, before any answer to them; an answer the fault proxy held back
+    reached the client that much later. Data requests pipelined by one caller are left to the scenario claim that
+    forbids them."""
     violations, judged = [], 0
+    delays = spans.answer_delays(window)
     for conn in window.backend_connections():
         requests = sorted(conn.requests, key=lambda r: r.arrived_mono)
         for index, later in enumerate(requests):
@@ -245,12 +248,13 @@ def one_caller_at_a_time(window: HistoryWindow, limits: Limits) -> Verdict:
             for earlier in requests[max(0, index - 50):index]:
                 if earlier.answered_mono is None or not (earlier.validation or later.validation):
                     continue
-                if earlier.arrived_mono <= later.arrived_mono < earlier.answered_mono:
+                received = earlier.answered_mono + spans.delay_at(delays, earlier.answered_mono)
+                if earlier.arrived_mono <= later.arrived_mono < received:
                     violations.append(Violation(later.arrived_mono,
                                                 f"{conn.describe()}: {later.type} arrived at "
                                                 f"{window.rel(later.arrived_mono):.3f} s while {earlier.type} from "
                                                 f"{window.rel(earlier.arrived_mono):.3f} s was unanswered (until "
-                                                f"{window.rel(earlier.answered_mono):.3f} s): two callers at once"))
+                                                f"{window.rel(received):.3f} s): two callers at once"))
                     break
     if violations:
         shared = len({v.text.split(":")[0] for v in violations})

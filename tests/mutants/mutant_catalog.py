@@ -916,3 +916,145 @@ NEMESIS_MUTANTS: tuple[Mutant, ...] = (
            _reconnect_loop_leaks_timed_out_socket),
 )
 BY_NAME.update({m.name: m for m in NEMESIS_MUTANTS})
+
+
+# ----------------------------------------------------------------------------- bugs only the run-wide invariants see
+#
+# Each of these passes every scenario it runs under: it shows between scenarios, in a background task, or in a
+# request no scenario judges. ``tests/mutants/test_run_wide_mutants.py`` shows each killed by its run-wide
+# invariant (support/checks/run_wide.py) and by no other invariant.
+
+
+def _first_start() -> bool:
+    """Whether this server process is the run's first start of the backend (the suite gives every start its own
+    data folder, numbered from 1)."""
+    import os
+    import sys
+
+    return "serve" in sys.argv and os.environ.get("REFBACKEND_DATA_DIR", "").endswith("backend-data-1")
+
+
+def _warning_at_first_start() -> None:
+    from ibtargets.refbackend import service
+    original = service.Backend.start
+
+    async def warm_caches():
+        return None
+
+    async def start(self):
+        if _first_start():
+            warm_caches()  # called, never awaited, while the backend starts: before any scenario begins
+        return await original(self)
+    service.Backend.start = start
+
+
+def _health_check_discards_validated() -> None:
+    import asyncio
+
+    from ibtargets.refbackend import pool
+    original = pool.ConnectionPool.release
+
+    async def check(self, conn):
+        await asyncio.sleep(0.05)
+        if conn.closed or conn.in_use:
+            return
+        conn.in_use = True
+        result = await self.validate(conn)
+        conn.in_use = False
+        if result.ok:
+            self._discard(conn, "validation_failed")  # KTRDR's: a prompt answer taken for a failure
+        self._notify()
+
+    def release(self, conn):
+        original(self, conn)
+        if not conn.closed:  # a health check of every connection given back, a moment later
+            asyncio.ensure_future(check(self, conn))
+    pool.ConnectionPool.release = release
+
+
+def _health_check_on_busy_connection() -> None:
+    import asyncio
+
+    from ibtargets.refbackend import pool
+    original_check, original_acquire, original_release = (pool.ConnectionPool.run_health_check,
+                                                          pool.ConnectionPool.acquire, pool.ConnectionPool.release)
+
+    async def check(conn, timeout_s):
+        try:
+            await asyncio.wait_for(conn.ib.reqCurrentTimeAsync(), timeout_s)
+        except Exception:  # the check's own outcome is ignored; only its timing is the bug
+            pass
+
+    async def acquire(self):
+        conn = await original_acquire(self)
+        conn.__dict__["_handed_out"] = time.monotonic()   # validated and handed to its caller
+        return conn
+
+    def release(self, conn):
+        conn.__dict__["_handed_out"] = None
+        return original_release(self, conn)
+
+    def run_health_check(self):
+        original_check(self)
+        now = time.monotonic()
+        for conn in list(self._connections.values()):
+            handed = conn.__dict__.get("_handed_out")
+            # It checks a connection a caller has held for a while, forgetting that the caller still holds it.
+            if handed is not None and now - handed > 0.2 and conn.is_connected():
+                asyncio.ensure_future(check(conn, self.settings.validation_timeout_s))
+    pool.ConnectionPool.run_health_check = run_health_check
+    pool.ConnectionPool.acquire = acquire
+    pool.ConnectionPool.release = release
+
+
+def _loop_frozen_after_first_start() -> None:
+    import asyncio
+
+    from ibtargets.refbackend import api
+    original = api.create_app
+
+    def create_app(settings, backend=None):
+        app = original(settings, backend)
+        if _first_start():
+            seen = {"health": 0}
+
+            @app.middleware("http")
+            async def rebuild_index_once(request, call_next):
+                if request.url.path == "/api/v1/health":
+                    seen["health"] += 1
+                    if seen["health"] == 2:  # once the backend is up and first asked how it is
+                        asyncio.get_running_loop().call_soon(time.sleep, 6.0)  # a synchronous rebuild: the loop stops
+                return await call_next(request)
+        return app
+    api.create_app = create_app
+
+
+@dataclass(frozen=True)
+class InvariantKill:
+    """A seeded bug no scenario sees: the run-wide invariant that must kill it (and the only one)."""
+
+    mutant: Mutant
+    invariant: str
+    scenarios: tuple[str, ...]    # the scenarios the proof runs: every one passes against the bug
+    also: tuple[str, ...] = ()    # other invariants that may see the same bug
+
+
+#: Bugs only the run-wide invariants see, each with the invariant that must kill it.
+RUN_WIDE_MUTANTS: tuple[InvariantKill, ...] = (
+    InvariantKill(Mutant("warning_at_first_start", "an un-awaited coroutine printed when the backend first starts, "
+                         "before any scenario", "@basic", (), _warning_at_first_start), "output",
+                  ("The backend reports IB healthy when the gateway answers",)),
+    InvariantKill(Mutant("health_check_discards_validated", "a health check of every connection given back that "
+                         "discards it although its validation was answered at once", "@basic", (), _health_check_discards_validated),
+                  "validated_kept", ("The backend reports IB healthy when the gateway answers",
+                                     "The IB configuration reports the address and the client IDs in use")),
+    InvariantKill(Mutant("health_check_on_busy_connection", "a health check that validates connections a caller "
+                         "holds", "@basic", (), _health_check_on_busy_connection), "one_caller",
+                  ("Concurrent requests never share a connection", "The gateway goes silent during an asynchronous load")),
+    InvariantKill(Mutant("loop_frozen_after_first_start", "a background task that blocks the event loop for 6 s "
+                         "once, as the first start begins to serve", "@basic", (), _loop_frozen_after_first_start),
+                  "liveness", ("The backend reports IB healthy when the gateway answers",
+                               "The IB configuration reports the address and the client IDs in use"),
+                  also=("bounds",)),
+)
+BY_NAME.update({k.mutant.name: k.mutant for k in RUN_WIDE_MUTANTS})

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,14 @@ class Outcome:
 
 @dataclass(frozen=True)
 class SpecRun:
-    """One behave run: outcomes by scenario name, exit code, wall time."""
+    """One behave run: outcomes by scenario name, exit code, wall time, and the run-wide invariants' statuses."""
 
     outcomes: dict[str, Outcome]
     exit_code: int
     elapsed_s: float
     output: str
+    invariants: dict[str, str] = field(default_factory=dict)   # key → pass / fail / not exercised
+    invariant_messages: dict[str, str] = field(default_factory=dict)
 
 
 def mutant_command(mutant: str) -> str:
@@ -59,7 +61,19 @@ def run_spec(out_dir: Path, names: Iterable[str] = (), tags: str | None = None, 
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
     elapsed_s = time.monotonic() - started
     outcomes = read_outcomes(result_file) if result_file.exists() else {}
-    return SpecRun(outcomes, done.returncode, elapsed_s, done.stdout[-6000:] + done.stderr[-4000:])
+    invariants = _read_invariants(out_dir)
+    return SpecRun(outcomes, done.returncode, elapsed_s, done.stdout[-6000:] + done.stderr[-4000:],
+                   {r["key"]: r["status"] for r in invariants},
+                   {r["key"]: r["message"] + "".join(f"\n  {v['at_s']} s {v['text']}" for v in r["violations"][:5])
+                    for r in invariants})
+
+
+def _read_invariants(out_dir: Path) -> list[dict[str, Any]]:
+    """The run-wide invariants' records the run wrote (support/run_evidence.py), empty when it wrote none."""
+    try:
+        return json.loads((out_dir / "run-invariants.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
 
 
 def read_outcomes(result_file: Path) -> dict[str, Outcome]:
