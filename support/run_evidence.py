@@ -31,7 +31,7 @@ def invariant_records(judged: Sequence[Judged], window: HistoryWindow, worker: s
              "status": j.verdict.status, "message": j.verdict.message, "exercised": j.verdict.exercised,
              "violations": [{"at_s": round(v.at_mono - window.start_mono, 3), "text": v.text}
                             for v in j.verdict.violations[:200]],
-             "violation_count": len(j.verdict.violations)} for j in judged]
+             "violation_count": len(j.verdict.violations), "figures": j.figures} for j in judged]
 
 
 def _name(record: dict[str, Any]) -> str:

@@ -1,10 +1,9 @@
 """The run-wide invariants: what must hold over the whole run, between and around scenarios too, at every level.
 
 Each is one checker of this library applied to the whole history, from the first backend start to the last stop;
-each is its own test case in JUnit and Allure and part of the run's exit code. They come from the contract
-(``docs/contract`` of the user: ``shared/contract.md``) and the seed, never from what the reference backend does,
-and each knows the fault windows, the suite's own changes and the backend's restarts, so an expected failure is
-never blamed.
+each is its own test case in JUnit and Allure and part of the run's exit code. They come from the contract and the
+seed (each names its source), never from what the reference backend does, and each knows the fault windows, the
+suite's own changes and the backend's restarts, so an expected failure is never blamed.
 """
 
 from __future__ import annotations
@@ -63,15 +62,26 @@ INVARIANTS: tuple[Invariant, ...] = (
 BY_KEY = {invariant.key: invariant for invariant in INVARIANTS}
 
 
+#: What a report shows next to a verdict: figures measured over the same history, by invariant key.
+FIGURES: dict[str, Callable[[HistoryWindow, Limits], dict[str, list[float]]]] = {
+    "reports_fall": lambda w, lim: {"detection_s": [round(t, 3) for t in reports.detection_times(w, lim)]},
+    "reports_recover": lambda w, lim: {"recovery_s": [round(t, 3) for t in reports.recovery_times(w, lim)]},
+    "liveness": lambda w, lim: {"sample_s": sorted(round(s.elapsed_s, 3) for s in w.samples)[-5:]},
+}
+
+
 @dataclass(frozen=True)
 class Judged:
-    """One invariant's verdict over a run."""
+    """One invariant's verdict over a run, and the figures a report shows beside it."""
 
     invariant: Invariant
     verdict: Verdict
+    figures: dict[str, list[float]]
 
 
 def judge(window: HistoryWindow, limits: Limits, keys: tuple[str, ...] | None = None) -> list[Judged]:
     """Every run-wide invariant (or those of ``keys``) over ``window``."""
     chosen = INVARIANTS if keys is None else tuple(BY_KEY[k] for k in keys)
-    return [Judged(invariant, invariant.check(window, limits)) for invariant in chosen]
+    return [Judged(invariant, invariant.check(window, limits),
+                   FIGURES[invariant.key](window, limits) if invariant.key in FIGURES else {})
+            for invariant in chosen]
