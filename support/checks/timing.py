@@ -83,8 +83,8 @@ def requests_bounded(window: HistoryWindow, limits: Limits) -> Verdict:
     for response in window.exchanges:
         if not any(s <= response.started_mono and response.finished_mono <= e for s, e in serving):
             continue  # asked while the backend was starting or stopping (or it stopped meanwhile)
-        if spans.inside(heavy, response.started_mono):
-            continue
+        if spans.overlaps(heavy, response.started_mono, response.finished_mono):
+            continue  # it met a burst above the pool: callers may wait for a free connection
         judged += 1
         bound = limits.api_response
         if response.path == "/data/load" and _load_reached_ib(window, response):
