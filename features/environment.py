@@ -157,6 +157,7 @@ def before_step(context, step):
     world = context.world
     if step.step_type == "when" and not world.seen.acting:
         world.seen.acting = True
+        world.seen.acting_mono = time.monotonic()
         world.seen.acting_from = len(world.seen.responses)
         world.seen.output_from = world.backend_output.position()
         if world.history.source:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from support import bars, contract
-from support.checks import timing, wire
+from support.checks import pool, timing, wire
 from support.contract import (
     FINISHED,
     Cleanup,
@@ -32,7 +32,7 @@ from support.contract import (
 from support.drivers.api import ApiDriver, ApiResponse
 from support.drivers.ib import LiveAccountError
 from support.timeline import Window
-from support.verdict import ClaimFailed, ComplaintFound, Verdict, holds, require, require_within
+from support.verdict import FAIL, ClaimFailed, ComplaintFound, Verdict, holds, require, require_within
 from support.waiting import Bound, eventually
 from support.world import Shutdown, World
 
@@ -375,8 +375,9 @@ def handoffs_validated(world: World) -> None:
 
 
 def validated_connections_kept(world: World) -> None:
-    """No connection that passed its validation was thrown away."""
-    holds(wire.validated_connections_kept(world.history.events(), world.seen.acted))
+    """No connection that passed its validation was thrown away (the run-wide invariant's checker, over the
+    scenario's window from its first When step)."""
+    holds(pool.validated_connections_kept(world.window(world.seen.acting_mono), world.limits))
 
 
 def failed_validations_never_used(world: World) -> None:
@@ -385,15 +386,17 @@ def failed_validations_never_used(world: World) -> None:
 
 
 def connections_never_shared(world: World) -> None:
-    """No connection carried two requests at the same moment."""
+    """No connection carried two requests at the same moment: no two data requests (wire.connections_never_shared)
+    and no validation beside another request (the run-wide invariant's checker, over the scenario's window)."""
     holds(wire.connections_never_shared(world.history.events()))
+    callers = wire.one_caller_at_a_time(world.window(world.seen.acting_mono), world.limits)
+    require(callers.status != FAIL, callers.detail(world.seen.started_mono))
 
 
 def pool_limit_respected(world: World) -> None:
-    """The gateway never saw more backend connections open at once than the pool allows (and saw at least one)."""
-    peak = wire.peak_concurrent(world.timeline.backend_connections())
-    limit = world.settings.profile.pool_limit
-    require(0 < peak <= limit, f"peak of {peak} backend connections at once; the pool allows {limit} (pool_limit)")
+    """The gateway never saw more backend connections open at once than the pool allows (and saw at least one):
+    the run-wide invariant's checker, over the scenario's window."""
+    holds(pool.pool_limit(world.window(), world.limits))
 
 
 def backend_connections_closed(world: World, within: Bound) -> None:

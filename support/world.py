@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ibtargets.common.control_client import ControlClient
+from support.checks.limits import Limits
 from support.drivers.api import ApiDriver, ApiResponse
 from support.drivers.backend_output import BackendOutput
 from support.drivers.cli import CliDriver, CliRun
@@ -16,7 +17,7 @@ from support.drivers.faults import FaultDriver
 from support.drivers.history import IbHistory, OwnConnections
 from support.drivers.ib import IbDriver
 from support.drivers.processes import ProcessDriver, ProcessNotFound
-from support.run_history import RunHistory
+from support.run_history import HistoryWindow, RunHistory
 from support.settings import Settings
 from support.symbols import SymbolRotation
 from support.targets import EmbeddedTargets, Targets
@@ -32,6 +33,7 @@ class Observations:
     cli_runs: list[CliRun] = field(default_factory=list)
     acting_from: int = 0               # index of the first answer recorded once the When steps began
     acting: bool = False               # a When step has begun
+    acting_mono: float | None = None   # when it began
     output_from: int = 0               # position in the backend's output where the scenario (then its When) began
     history_positions: dict[str, int] = field(default_factory=dict)  # the IB history's records at the start
     operation_id: str = ""             # the asynchronous operation the scenario started
@@ -144,6 +146,16 @@ class World:
             self.sut = ProcessDriver(targets.backend_pid, targets.backend_ib_port) if targets.backend_pid else None
         except ProcessNotFound:
             self.sut = None
+
+    @property
+    def limits(self) -> Limits:
+        """The bounds and facts the checkers judge by (:class:`support.checks.limits.Limits`)."""
+        return Limits.from_settings(self.settings)
+
+    def window(self, since_mono: float | None = None) -> HistoryWindow:
+        """The run's history from ``since_mono`` (default: the scenario's start) until now, read up to now."""
+        self.run_history.sync()
+        return self.run_history.window(self.seen.started_mono if since_mono is None else since_mono)
 
     @property
     def timeline(self) -> Timeline:

@@ -146,6 +146,7 @@ def validated_connections_kept(window: HistoryWindow, limits: Limits) -> Verdict
     sent after the answer, outside trouble (a fault and the recovery bound after it, a change the suite asked of
     the pool, the backend stopping) and not idle past the idle timeout (the collector's legitimate close)."""
     excused = spans.trouble(window, limits)
+    delays = spans.answer_delays(window)
     violations, judged = [], 0
     for conn in window.backend_connections():
         if conn.closed_by != "client" or conn.closed_mono is None:
@@ -155,8 +156,11 @@ def validated_connections_kept(window: HistoryWindow, limits: Limits) -> Verdict
         if not validations:
             continue
         last = validations[-1]
-        if last.answered_mono is None or last.answered_mono - last.arrived_mono > limits.validation.seconds:
+        if last.answered_mono is None or spans.inside(spans.answers_lost(window), last.answered_mono):
             continue  # a validation that failed: discarding the connection is right
+        received = last.answered_mono + spans.delay_at(delays, last.answered_mono)
+        if received - last.arrived_mono > limits.validation.seconds:
+            continue  # the answer reached the backend too late (the proxy held it back): a failed validation
         if any(r.arrived_mono > last.answered_mono for r in before if r is not last):
             continue  # it was used after the answer: a later close is not a discard of this validation
         if conn.closed_mono - last.arrived_mono > limits.validation.seconds + 2.0:

@@ -133,10 +133,17 @@ def stopping(window: HistoryWindow) -> Spans:
                   if life.stopping_mono is not None)
 
 
+def disruptions(window: HistoryWindow) -> Spans:
+    """While a fault that interrupts service was on (the fault catalogue's :meth:`Fault.disrupting`; a one-shot
+    fault at its moment). A slow but timely gateway is not one: slow is not dead."""
+    return merged((f.applied_mono, _until(f.healed_mono, window)) for f in window.faults
+                  if f.fault.disrupting(PROBE))
+
+
 def trouble(window: HistoryWindow, limits: Limits) -> Spans:
-    """When a backend may rightly close connections or log what went wrong: a fault and the recovery bound after
-    it, a change the suite asked of the pool, the backend stopping."""
-    return merged([*widened(faults(window), after_s=limits.recovery.seconds), *pool_changes(window),
+    """When a backend may rightly close connections or log what went wrong: a disruption and the recovery bound
+    after it, a change the suite asked of the pool, the backend stopping."""
+    return merged([*widened(disruptions(window), after_s=limits.recovery.seconds), *pool_changes(window),
                    *stopping(window)])
 
 

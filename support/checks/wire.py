@@ -98,20 +98,6 @@ def connections_never_shared(events: Sequence[IbEvent]) -> Verdict:
     return Verdict.passed(f"{total} requests on {len(spans)} connections, never two at once on one")
 
 
-def peak_concurrent(connections: Iterable[dict[str, Any]]) -> int:
-    """Largest number of the given connections open at the same moment."""
-    edges = []
-    for c in connections:
-        edges.append((float(c["connected_mono"]), 1))
-        if c.get("disconnected_mono") is not None:
-            edges.append((float(c["disconnected_mono"]), -1))
-    peak = level = 0
-    for _, step in sorted(edges, key=lambda edge: (edge[0], edge[1])):
-        level += step
-        peak = max(peak, level)
-    return peak
-
-
 def accepted_client_ids(events: Sequence[IbEvent]) -> list[int]:
     """Client IDs the gateway accepted (startApi not followed by a rejection), in order."""
     rejected = {e.conn_id for e in events if e.kind == "rejected"}
@@ -203,30 +189,6 @@ def in_flight_longer_than(events: Sequence[IbEvent], request_type: str, min_s: f
         return Verdict.unexercised(f"no {request_type} was in flight at IB for {min_s:.1f} s (longest {longest:.1f} s, "
                               f"{len(asked)} received); the scenario proved nothing\n  {_tail(events)}")
     return Verdict.passed(f"a {request_type} was in flight for {longest:.1f} s")
-
-
-def validated_connections_kept(events: Sequence[IbEvent], calls: Iterable[ApiResponse]) -> Verdict:
-    """No connection that answered its validation during a call was closed during that call unused.
-
-    A healthy connection must be handed out, not thrown away (a backend that mistakes a prompt answer
-    for a timeout opens a new connection for every request).
-    """
-    thrown, checked = [], 0
-    for call in calls:
-        window = [e for e in events if call.started_mono <= e.mono <= call.finished_mono]
-        for answer in (e for e in window if e.kind == "response" and e.type == VALIDATION_REQUEST):
-            checked += 1
-            later = [e for e in window if e.conn_id == answer.conn_id and e.mono >= answer.mono]
-            used = any(e.kind == "request" and e.type in DATA_REQUESTS for e in later)
-            closed = next((e for e in later if e.kind == "disconnect"), None)
-            if closed is not None and not used:
-                thrown.append(f"{call.method} {call.path}: connection {answer.conn_id} answered its validation at "
-                              f"{answer.mono:.3f} and was closed unused at {closed.mono:.3f}")
-    if not checked:
-        return Verdict.unexercised(f"no validation was answered during the calls; nothing to check\n  {_tail(events)}")
-    if thrown:
-        return Verdict.failed("\n".join(thrown[:10]) + f"\nIB events:\n  {_tail(events)}")
-    return Verdict.passed(f"{checked} validations answered, every validated connection kept")
 
 
 # ----------------------------------------------------------------------------- over a whole history

@@ -61,12 +61,6 @@ def test_client_ids_accepted_and_rejected_in_order():
     assert wire.rejected_client_ids(events) == [1]
 
 
-def test_peak_concurrent_connections():
-    table = [{"connected_mono": 0.0, "disconnected_mono": 5.0}, {"connected_mono": 1.0, "disconnected_mono": 2.0},
-             {"connected_mono": 2.0, "disconnected_mono": None}, {"connected_mono": 1.5, "disconnected_mono": 1.8}]
-    assert wire.peak_concurrent(table) == 3
-
-
 def test_backoff_after_pacing_error():
     error = IbEvent("error", 2.0, 1, 1, code=162, req_id=4)
     hasty = [req(1.9, 1, "reqHistoricalData", 4), error, req(2.2, 1, "reqHistoricalData", 5)]
