@@ -185,11 +185,14 @@ def _junit_file_durations(path: Path) -> dict[str, tuple[float, bool]]:
 
 
 def allure_scenario_results(results_dir: Path) -> Iterator[tuple[dict, str]]:
-    """Each scenario result of an Allure results folder with its ``location`` label ('' when it has none)."""
+    """Each scenario result of an Allure results folder with its ``location`` label ('' when it has none); the
+    run-wide invariants' results (support/run_evidence.py) are no scenarios and are left out."""
     for path in sorted(Path(results_dir).glob("*-result.json")):
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
+            continue
+        if any(label.get("name") == "tag" and label.get("value") == "run_wide" for label in raw.get("labels") or []):
             continue
         yield raw, next((str(label.get("value")) for label in raw.get("labels") or []
                          if label.get("name") == "location"), "")
@@ -358,11 +361,8 @@ def reported_keys(results_dir: Path) -> set[str]:
 def outcome_counts(results_dir: Path) -> Counter[str]:
     """Scenarios per Allure status in a results folder."""
     counts: Counter[str] = Counter()
-    for path in Path(results_dir).glob("*-result.json"):
-        try:
-            counts[str(json.loads(path.read_text(encoding="utf-8")).get("status") or "unknown")] += 1
-        except (OSError, ValueError):
-            continue
+    for raw, _ in allure_scenario_results(results_dir):
+        counts[str(raw.get("status") or "unknown")] += 1
     return counts
 
 
