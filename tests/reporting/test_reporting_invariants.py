@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
 
 from reporting_helpers import SEED_ROWS, ResultsDir, checks_by_name, every_invariant, record, section, table_rows
 
@@ -18,6 +20,7 @@ from ibreport.results import (
     junit_counts,
     load_results,
 )
+from ibresilience import merge
 from support import run_evidence
 from support.checks.run_wide import BY_KEY, INVARIANTS
 
@@ -196,3 +199,46 @@ def test_a_broken_invariant_has_its_own_allure_category(results):
     assert shown(raw["status"], details["message"], details["trace"]) == INVARIANT_CATEGORY
     traceback = "Traceback (most recent call last):\n  File \"x.py\", line 1\nKeyError: 'x'"
     assert shown("failed", "KeyError: 'x'", traceback) == "Unclassified failures (no category prefix)"
+
+
+def _shard(root: Path, index: int, count: int, records: list[dict]) -> Path:
+    """A shard's reports folder as ``ib-resilience run --shard I/N`` leaves it (its behave in ``workers/w1``)."""
+    folder = root / f"s{index}"
+    shard = ResultsDir(folder / "allure-results")
+    shard.scenario(f"scenario of shard {index}", labels={"location": f"features/demo.feature:{index}"})
+    shard.judged(records)
+    reporting.write_properties(shard.path / "environment.properties", {"run.shard": f"{index}/{count}",
+                                                                       "run.level": "basic"})
+    reporting.record_run(shard.path, "basic", 10.0 * index, 1 if any(r["status"] == "fail" for r in records) else 0,
+                         ["--level", "basic", "--shard", f"{index}/{count}"])
+    return folder
+
+
+def test_merge_keeps_each_shards_invariants_and_the_report_combines_them(tmp_path, capsys):
+    one = _shard(tmp_path, 1, 2, every_invariant("w1", reports_fall={"figures": {"detection_s": [3.0]}}))
+    two = _shard(tmp_path, 2, 2, every_invariant("w1", reports_fall={
+        "status": "fail", "message": "1 of 3 said IB was fine", "violations": [(12.0, "score 100 in an outage")],
+        "figures": {"detection_s": [1.0]}}))
+    out = tmp_path / "merged"
+    assert merge.main(["--merge", str(one), str(two), "--out", str(out), "--no-html"]) == 1
+    printed = capsys.readouterr().out
+    assert "merged 2 scenario result(s) from 2 folder(s)" in printed
+    assert "run-wide invariants: 21 held, 1 broken (" in printed and "(shard 2/2)" in printed
+    records = json.loads((out / run_evidence.INVARIANTS_FILE).read_text())
+    assert len(records) == 2 * len(INVARIANTS)
+    assert {r["worker"] for r in records} == {"shard 1/2", "shard 2/2"}
+    names = [json.loads(p.read_text())["name"] for p in (out / "allure-results").glob("*-result.json")]
+    invariant_names = [n for n in names if n.endswith("/2)")]
+    assert len(invariant_names) == len(set(invariant_names)) == 2 * len(INVARIANTS)
+    suite = ElementTree.parse(out / "junit" / run_evidence.JUNIT_FILE).getroot()
+    cases = [case.get("name") for case in suite.iter("testcase")]
+    assert len(cases) == len(set(cases)) == 2 * len(INVARIANTS) and suite.get("failures") == "1"
+    run = load_results(out / "allure-results")
+    assert run.total == 2 and len(run.invariants) == 2 * len(INVARIANTS)
+    fall = run.invariant("reports_fall")
+    assert fall.status == "fail" and sorted(fall.figures("detection_s")) == [1.0, 3.0]
+    (text,) = [p.read_text() for p in out.glob("resilience_test_report_*.md")]
+    row = table_rows(text)["Resilience score (under faults)"]
+    assert "❌ fail" in row and "shard 1/2: reports_fall: pass as recorded; shard 2/2: 1 of 3 said IB was fine" in row
+    assert "at 12.00 s (shard 2/2): score 100 in an outage" in row
+    assert "**Overall Result:** ❌ FAILED" in text and "broken in shard 2/2" in text
