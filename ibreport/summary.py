@@ -18,8 +18,10 @@ from typing import Any, TypeVar
 from ibreport.results import (
     FAIL,
     FAILURE_KINDS,
+    INVARIANTS_FILE,
     KINDS,
     NOT_EXERCISED,
+    NOT_JUDGED,
     PASS,
     Category,
     Check,
@@ -39,7 +41,7 @@ T = TypeVar("T")
 ALLURE_CLI = ROOT / "node_modules" / ".bin" / "allure"
 #: Bound on one ``allure generate`` (Java start-up included).
 ALLURE_TIMEOUT_S = 180.0
-VERDICT_MARK = {PASS: "✅", FAIL: "❌", NOT_EXERCISED: "➖"}
+VERDICT_MARK = {PASS: "✅", FAIL: "❌", NOT_EXERCISED: "➖", NOT_JUDGED: "⚠️"}
 
 
 # ------------------------------------------------------------------------------------------- Allure metadata
@@ -225,10 +227,22 @@ def _shown(path: Path) -> str:
 
 
 def overall_passed(run: RunResults, return_code: int | None, checks: list[Check]) -> bool:
-    """PASSED only if scenarios ran, none failed or broke, behave exited 0 and no critical check failed."""
+    """PASSED only if scenarios ran, none failed or broke, behave exited 0, no critical check failed, and the run
+    judged its run-wide invariants (every worker of it) and none broke."""
     counts = run.counts
     return (run.total > 0 and counts["failed"] == 0 and counts["broken"] == 0 and return_code in (0, None)
-            and all(c.verdict != FAIL for c in checks))
+            and all(c.verdict != FAIL for c in checks) and bool(run.invariants) and not run.broken_invariants
+            and not unjudged_workers(run))
+
+
+def unjudged_workers(run: RunResults) -> list[str]:
+    """The workers of a ``--workers N`` run (``run.workers`` in its properties) that filed no invariant: their
+    behave ended before ``after_all``."""
+    count = run.properties.get("run.workers", "")
+    judged = {i.worker for i in run.invariants}
+    if not count.isdigit() or int(count) < 2 or not judged:
+        return []
+    return [f"w{k}" for k in range(1, int(count) + 1) if f"w{k}" not in judged]
 
 
 def markdown_report(run: RunResults, level: str, elapsed_s: float, return_code: int | None,
@@ -253,16 +267,19 @@ def markdown_report(run: RunResults, level: str, elapsed_s: float, return_code: 
               f"**Execution Time:** {elapsed_s:.2f} seconds  ",
               f"**Return Code:** {'not recorded' if return_code is None else return_code}", "",
               "### Test Statistics", ""]
-    lines += _statistics(run, junit)
+    lines += _statistics(run, junit) + [_invariant_line(run)]
     lines += ["", "### Critical Checks", "", "| Check | Requirement | Observed | Verdict |", "|---|---|---|---|"]
     lines += [f"| {c.name} | {_cell(c.requirement)} | {_cell(c.observed)} | {VERDICT_MARK[c.verdict]} {c.verdict} |"
               for c in checks]
+    lines += ["", "### Run-wide invariants", ""] + _invariants(run)
     lines += ["", "### Results by Feature", "", "| Feature | Phase | Passed | Failed | Errors | Skipped |",
               "|---|---|---|---|---|---|"]
     lines += _by_feature(run)
     lines += ["", "### Failure Categories", ""] + (_category_table(run) or ["None."])
     lines += ["", "### Failed Scenarios", ""]
-    lines += _failures(run, rerun_base(run_argv, level, run.properties)) or ["None."]
+    base = rerun_base(run_argv, level, run.properties)
+    lines += _failures(run, base) or ["None."]
+    lines += _broken_invariants(run, base)
     lines += _error_details(run, return_code)
     lines += ["", "## Recommendations", ""] + _recommendations(run, level, passed, checks)
     lines += ["", "## Evidence", ""] + _evidence(run.directory.parent, html_index, single_index, html_error)
@@ -329,6 +346,16 @@ def _statistics(run: RunResults, junit: Mapping[str, int]) -> list[str]:
         out.append(f"- **Unknown:** {c['unknown']} ❌")
     out.append(f"- **Success Rate:** {rate}")
     return out + _junit_line(run, junit) + _skip_reasons(skips)
+
+
+def _invariant_line(run: RunResults) -> str:
+    """The run-wide invariants' totals, apart from the scenarios' (each one under "Run-wide invariants")."""
+    combined = run.combined_invariants
+    if not combined:
+        return "- **Run-wide invariants:** not judged ⚠️ (the run ended before they were judged)"
+    counts = {status: sum(c.status == status for c in combined) for status in (PASS, FAIL, NOT_EXERCISED)}
+    return (f"- **Run-wide invariants:** {counts[PASS]} held, {counts[FAIL]} broken {'❌' if counts[FAIL] else '✅'}, "
+            f"{counts[NOT_EXERCISED]} not exercised (counted apart from the scenarios)")
 
 
 def _junit_line(run: RunResults, junit: Mapping[str, int]) -> list[str]:
@@ -485,6 +512,93 @@ def _failures(run: RunResults, base_argv: Sequence[str]) -> list[str]:
     return out
 
 
+#: How many violations of one invariant (per worker) the Markdown quotes; the rest are in ``run-invariants.json``.
+SHOWN_VIOLATIONS = 5
+INVARIANTS_INTRO = ("Judged once, when the run ended, over the whole run's history (between and around scenarios "
+                    "too, at every level): the run's own verdicts, shown as the run gave them. Times are seconds "
+                    "from the start of the history that was judged (each worker's own).")
+
+
+def _invariants(run: RunResults) -> list[str]:
+    """Each run-wide invariant: its verdict, its message and its first violations with their times (per worker
+    when several judged it); or why there are none."""
+    combined = run.combined_invariants
+    if not combined:
+        return [f"⚠️ **Not judged:** the run ended before its run-wide invariants were judged (no result filed under "
+                f"\"Run-wide invariants\", no `{INVARIANTS_FILE}`); nothing the backend did between scenarios was "
+                "checked."]
+    counts = {status: sum(c.status == status for c in combined) for status in (PASS, FAIL, NOT_EXERCISED)}
+    out = [INVARIANTS_INTRO, "",
+           f"**{len(combined)} invariant(s):** {counts[PASS]} held ✅, {counts[FAIL]} broken "
+           f"{'❌' if counts[FAIL] else '✅'}, {counts[NOT_EXERCISED]} not exercised", ""]
+    missing = unjudged_workers(run)
+    if missing:
+        out += [f"⚠️ **Not judged by worker(s) {', '.join(missing)}:** their run ended before its run-wide "
+                "invariants were judged, so their part of the run was never checked.", ""]
+    for invariant in combined:
+        mark = VERDICT_MARK[invariant.status]
+        single = len(invariant.parts) == 1 and not invariant.parts[0].worker
+        head = f"- {mark} **{_cell(invariant.title)}** (`{invariant.key}`) — {invariant.status}"
+        if single:
+            out.append(f"{head}: {invariant.parts[0].message}")
+            out += _violation_lines(invariant.parts[0].violations, invariant.parts[0].violation_count, "  ")
+            continue
+        out.append(head)
+        for part in invariant.parts:
+            out.append(f"  - {VERDICT_MARK[part.status]} {part.worker or 'run'} — {part.status}: {part.message}")
+            out += _violation_lines(part.violations, part.violation_count, "    ")
+    return out
+
+
+def _violation_lines(violations: Sequence[Any], count: int, indent: str) -> list[str]:
+    """The first violations, each with its time, and how many more there are."""
+    out = [f"{indent}- at {v.at_s:.2f} s: {_cell(v.text)}" for v in violations[:SHOWN_VIOLATIONS]]
+    more = max(count, len(violations)) - min(len(violations), SHOWN_VIOLATIONS)
+    if more > 0:
+        out.append(f"{indent}- … {more} more violation(s) (every one in `{INVARIANTS_FILE}`)")
+    return out
+
+
+def _record_file(run: RunResults, worker: str) -> str:
+    """Where the record of an invariant judged by ``worker`` is (the worker's folder, else the reports folder)."""
+    reports = run.directory.parent
+    own = reports / "workers" / worker / INVARIANTS_FILE
+    return _shown(own if worker and own.is_file() else reports / INVARIANTS_FILE)
+
+
+def _broken_invariants(run: RunResults, base_argv: Sequence[str]) -> list[str]:
+    """Each broken run-wide invariant as a failure, like a failed scenario: what was required, where it broke,
+    what it means, the evidence and how to judge it again."""
+    broken = run.broken_invariants
+    if not broken:
+        return []
+    out = ["", "### Broken Run-wide Invariants", ""]
+    for index, invariant in enumerate(broken, 1):
+        parts = [p for p in invariant.parts if p.status == FAIL]
+        where = ", ".join(p.worker for p in parts if p.worker)
+        files = sorted({_record_file(run, p.worker) for p in parts})
+        evidence = [f"- at {v.at_s:.2f} s{f' ({worker})' if worker else ''}  {v.text}"
+                    for worker, v in invariant.violations[:SHOWN_VIOLATIONS * 2]]
+        shown = min(len(invariant.violations), SHOWN_VIOLATIONS * 2)
+        if invariant.violation_count > shown:
+            evidence.append(f"… {invariant.violation_count - shown} more")
+        out += [f"#### {index}. Run-wide invariant: {invariant.title}", "",
+                f"- **Status:** failed (broken{f' in {where}' if where else ''}); **category:** Run-wide invariant "
+                f"broken · `{invariant.key}`",
+                f"- **Requirement:** {invariant.source}",
+                "- **What this means:** the run's history, judged as a whole when the run ended, breaks this "
+                "invariant: the backend did it somewhere in the run (between scenarios too), even where every "
+                "scenario's own claim held",
+                f"- **Evidence:** every violation and the figures in {', '.join(f'`{f}`' for f in files)}; the "
+                f"whole history in `{_shown(run.directory.parent / 'history.json.gz')}` (judge it again); Allure: "
+                f"\"Run-wide invariants\" → {', '.join(p.name for p in parts)}",
+                f"- **Re-run:** `ib-resilience run {shlex.join(base_argv)}` (the whole level: the invariant is "
+                "judged over the whole run)", "",
+                "```", "\n".join([p.message if not p.worker else f"{p.worker}: {p.message}" for p in parts]
+                                 + evidence).replace("```", "'''"), "```", ""]
+    return out
+
+
 #: Advice per capability for claims that were judged and failed (the seed's "If Tests Fail", made specific).
 CAPABILITY_ADVICE = {
     "validation": "validate every connection (`isConnected()` + `reqCurrentTime()` under a 3 s timeout) before "
@@ -531,10 +645,7 @@ def _recommendations(run: RunResults, level: str, passed: bool, checks: list[Che
         return _passed_advice(run, level, checks)
     out = ["### Tests Failed ❌", "", "**DO NOT DEPLOY** until these are fixed, then re-run this level:", ""]
     out += [f"- {line}" for line in _failure_advice(run, checks)]
-    healthy = next((c for c in checks if c.name == "Resilience score (healthy)"), None)
-    if healthy is not None and "infrastructure trouble" in healthy.observed:
-        out.append("- **Low resilience score (< 65) with the gateway up**: infrastructure trouble — check the "
-                   "gateway, its API settings and the network before the code.")
+    out += [f"- {line}" for line in _invariant_advice(run)]
     if run.total == 0:
         out.append("- No scenario ran: check the `--name`/`--level` selection and the console output.")
     return out
@@ -546,8 +657,9 @@ def _passed_advice(run: RunResults, level: str, checks: list[Check]) -> list[str
     skipped = f" {len(run.capability_skips)} scenario(s) were skipped for a missing capability (listed above)." \
         if run.capability_skips else ""
     return ["### Tests Passed ✅", "",
-            f"1. No scenario failed and no critical check failed at the **{level}** level "
-            f"({run.counts['passed']} scenario(s) passed).{skipped}",
+            f"1. No scenario failed, no run-wide invariant broke and no critical check failed at the **{level}** "
+            f"level ({run.counts['passed']} scenario(s) passed, {sum(c.status == PASS for c in run.combined_invariants)}"
+            f" invariant(s) held).{skipped}",
             "2. " + (f"Not exercised at this level: {', '.join(idle)}; a higher level covers them."
                      if idle else "Every critical check was exercised."),
             "3. Enable monitoring: `ib-resilience monitor --api-base-url <API> --threshold 75 --interval 60` "
@@ -556,6 +668,32 @@ def _passed_advice(run: RunResults, level: str, checks: list[Check]) -> list[str
                      "level before major deployments." if level == "basic" else
                      "Run the exhaustive level before major deployments." if level == "standard" else
                      "Re-run this level before major deployments.")]
+
+
+#: The advice for a broken run-wide invariant: the capability whose advice applies (``CAPABILITY_ADVICE``).
+INVARIANT_CAPABILITY = {"bounds": "api", "liveness": "api", "reports_fall": "score", "reports_recover": "score",
+                        "validated_kept": "validation", "one_caller": "pool", "idle": "gc", "pool_limit": "pool",
+                        "client_ids": "client_ids", "cancels": "cli"}
+NOT_JUDGED_ADVICE = ("**The run-wide invariants were not judged**{who}: the run ended before `after_all` (stopped, "
+                     "timed out, or its set-up broke), so nothing the backend did between scenarios was checked — "
+                     "fix that and re-run the level.")
+
+
+def _invariant_advice(run: RunResults) -> list[str]:
+    """Per broken invariant: where to look and what the backend must do; and a word when none were judged."""
+    out = []
+    for invariant in run.broken_invariants:
+        where = ", ".join(p.worker for p in invariant.parts if p.status == FAIL and p.worker)
+        advice = ASYNC_ADVICE if invariant.key == "output" else \
+            CAPABILITY_ADVICE.get(INVARIANT_CAPABILITY.get(invariant.key, ""), OTHER_ADVICE)
+        out.append(f"**Run-wide invariant broken — {invariant.title}**{f' ({where})' if where else ''}: "
+                   f"{invariant.violation_count} violation(s), listed under Broken Run-wide Invariants with their "
+                   "times; a scenario passing does not clear them (they were judged over the whole run). " + advice)
+    if not run.invariants:
+        out.append(NOT_JUDGED_ADVICE.format(who=""))
+    elif unjudged_workers(run):
+        out.append(NOT_JUDGED_ADVICE.format(who=f" by {', '.join(unjudged_workers(run))}"))
+    return out
 
 
 def _failure_advice(run: RunResults, checks: list[Check]) -> list[str]:
@@ -634,5 +772,7 @@ def _evidence(reports_dir: Path, html_index: Path | None, single_index: Path | N
     where = _shown(reports_dir)
     out += ["- Allure results (per-scenario evidence: API exchanges, CLI transcripts, IB history, fault timeline, "
             f"backend log, resource plots): `{where}/allure-results/`",
-            f"- JUnit: `{where}/junit/`; target logs: `{where}/logs/`"]
+            f"- Run-wide invariants: `{where}/{INVARIANTS_FILE}` (each worker's in `{where}/workers/wK/`), the "
+            f"whole history they were judged on in `history.json.gz` beside it",
+            f"- JUnit: `{where}/junit/` (the invariants in `TESTS-run_invariants.xml`); target logs: `{where}/logs/`"]
     return out

@@ -5,7 +5,10 @@ an ``allure-results`` folder itself. Allure merges result folders natively (ever
 and attachment has a unique file name), so the scenario files are copied side by side; the run's own files are
 merged: ``environment.properties`` (a value the shards disagree on, such as their ports, is kept per shard),
 JUnit (one testsuite per feature), the level, the wall time (the slowest shard, since shards run side by side)
-and the exit code (the first shard's failure). The folders are only read.
+and the exit code (the first shard's failure). The run-wide invariants each shard judged (its Allure results under
+"Run-wide invariants" with their ``run-invariants.json`` records) are kept as that shard's verdicts, named after
+it (``… (shard 2/3)``): in the Allure results, in ``run-invariants.json`` and in ``junit/TESTS-run_invariants.xml``
+of the output; the report combines them (failed if any shard's failed). The folders are only read.
 """
 
 from __future__ import annotations
@@ -69,12 +72,13 @@ def merge(folders: list[Path], out: Path, level: str | None = None) -> tuple[str
     for stale in results_out.iterdir():
         if stale.is_file():
             stale.unlink()
-    records, documents, copied = [], [], 0
-    for folder in folders:
+    records, documents, judged, copied = [], [], [], 0
+    for index, folder in enumerate(folders, 1):
         results = _results_of(folder)
         copied += parallel.copy_results(results, results_out)
         records.append(read_run_record(results) or {})
         documents.append(read_properties(results / "environment.properties"))
+        judged += _shard_invariants(results, results_out, documents[-1].get("run.shard", ""), index)
     parallel.merge_junit([_junit_of(folder) for folder in folders], out / "junit")
     levels = {str(r.get("level")) for r in records if r.get("level")} | \
         {d["run.level"] for d in documents if d.get("run.level")}
@@ -87,12 +91,59 @@ def merge(folders: list[Path], out: Path, level: str | None = None) -> tuple[str
     properties["run.shards"] = ", ".join(s or "whole" for s in shards)
     write_allure_metadata(results_out, properties)
     elapsed = max([float(r.get("elapsed_s") or 0.0) for r in records] or [0.0])
+    _write_invariants(out, judged, elapsed)
     codes = [r.get("return_code") for r in records]
     code = next((c for c in codes if c not in (0, None)), 0 if any(c == 0 for c in codes) else None)
     argv = next((list(r["argv"]) for r in records if r.get("argv")), ["--level", level])
     _warn_missing_shards(shards)
     _warn_duplicates(results_out)
-    return level, elapsed, code, parallel.strip_options(argv, (*parallel.RUN_MECHANICS, "--reports-dir")), copied
+    scenarios = copied - len(judged)  # the invariants' results are not scenarios
+    return level, elapsed, code, parallel.strip_options(argv, (*parallel.RUN_MECHANICS, "--reports-dir")), scenarios
+
+
+def _shard_invariants(results: Path, results_out: Path, shard: str, index: int) -> list[dict]:
+    """One shard's run-wide invariants as records named after the shard (``shard 2/3``, or ``shard 2/3 w1`` when
+    several of its workers judged; ``run 2`` for a whole run), their copied Allure results renamed alike so that
+    no two shards' verdicts share a name or an Allure history."""
+    import json
+
+    from ibreport.results import load_invariants, record_name
+    from support.checks.run_wide import INVARIANTS
+    from support.run_evidence import FEATURE
+
+    order = {invariant.key: index for index, invariant in enumerate(INVARIANTS)}
+    judged = sorted(load_invariants(results), key=lambda item: (order.get(item[1].key, len(order)), item[1].worker))
+    label = f"shard {shard}" if shard else f"run {index}"
+    several = len({invariant.worker for _, invariant in judged}) > 1
+    out = []
+    for path, invariant in judged:
+        worker = f"{label} {invariant.worker}" if several and invariant.worker else label
+        copy = results_out / path.name
+        try:
+            raw = json.loads(copy.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        name = record_name(invariant.title, worker)
+        raw.update(name=name, fullName=f"{FEATURE}: {name}", historyId=f"run-invariant-{invariant.key}-{worker}")
+        copy.write_text(json.dumps(raw), encoding="utf-8")
+        out.append(invariant.to_record(worker))
+    return out
+
+
+def _write_invariants(out: Path, records: list[dict], elapsed_s: float) -> None:
+    """The shards' invariants: ``run-invariants.json`` and ``junit/TESTS-run_invariants.xml`` of the output (none
+    when no shard judged any: the merged report then says they were not judged)."""
+    import json
+
+    from support.run_evidence import INVARIANTS_FILE, JUNIT_FILE, write_junit
+
+    path = out / INVARIANTS_FILE
+    if not records:
+        path.unlink(missing_ok=True)
+        (out / "junit" / JUNIT_FILE).unlink(missing_ok=True)
+        return
+    path.write_text(json.dumps(records, indent=2), encoding="utf-8")
+    write_junit(out / "junit", records, elapsed_s)
 
 
 def _warn_duplicates(results: Path) -> None:
@@ -136,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     """Merge the shards' results, render the reports; exit 0 only if every shard passed."""
     from ibreport.summary import render_reports
     from ibresilience import parallel
-    from ibresilience.runner import junit_outcomes, summary_line
+    from ibresilience.runner import invariants_line, junit_outcomes, summary_line
 
     args = build_parser().parse_args(argv)
     try:
@@ -153,5 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = parallel.outcome_counts(args.out / "allure-results")
     failed = junit_outcomes(args.out / "junit").get("failed", 0) + outcomes["failed"] + outcomes["broken"]
     result = 0 if code in (0, None) and not failed and count else 1
+    line = invariants_line(args.out / "junit")
+    if line:
+        print(line, flush=True)
     print(summary_line(level, args.out / "junit", elapsed, result), flush=True)
     return result

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from reporting_helpers import run_bounded
+from reporting_helpers import ResultsDir, run_bounded
 
 from ibreport.summary import ALLURE_CLI
 from support.settings import ROOT, EmbeddedTuning, Settings
@@ -51,6 +51,12 @@ class RealRun:
         found = sorted(self.reports_dir.glob("resilience_test_report_*.md"))
         assert len(found) == 1, f"expected one Markdown summary in {self.reports_dir}, found {found}"
         return found[0]
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> ResultsDir:
+    """An empty Allure results folder in a reports folder, for hand-made results."""
+    return ResultsDir(tmp_path / "reports" / "allure-results")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The Markdown summary and its critical checks, from hand-made Allure result files (no processes)."""
+"""The Markdown summary, categories, labels and plots, from hand-made Allure result files and small behave runs."""
 
 from __future__ import annotations
 
@@ -7,22 +7,21 @@ import json
 import os
 import re
 import sys
-import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from behave.parser import parse_file
-from reporting_helpers import run_bounded
+from reporting_helpers import checks_by_name, every_invariant, run_bounded
 
 from ibreport import summary as reporting
 from ibreport.allure_formatter import feature_epic, scenario_labels
 from ibreport.results import (
     FAILURE_KINDS,
+    INVARIANT_CATEGORY,
     allure_categories,
     capability_of,
     categorise,
-    critical_checks,
     junit_counts,
     kind_of,
     load_results,
@@ -37,87 +36,12 @@ from support.plots import resources_figure, resources_png, y_range
 from support.settings import ROOT
 from support.waiting import Bound, eventually
 
-HEALTHY = {"overall_resilience_score": 100.0, "connection_pool_health": {"healthy_connections": 2, "total_connections": 2}}
-
-
-class ResultsDir:
-    """Writes Allure result files the way allure-behave does (result JSON + attachment files)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        path.mkdir(parents=True, exist_ok=True)
-        self.clock_ms = 1_700_000_000_000
-
-    def _attach(self, name: str, body: str, kind: str, extension: str) -> dict:
-        source = f"{uuid.uuid4()}-attachment.{extension}"
-        (self.path / source).write_text(body)
-        return {"name": name, "source": source, "type": kind}
-
-    def scenario(self, name: str, status: str = "passed", feature: str = "A feature", message: str = "",
-                 failing_step: str = "", exchanges: list | None = None, faults: list | None = None,
-                 cli: str = "", samples: list | None = None, labels: dict | None = None, tags: tuple = (),
-                 per_step: bool = False) -> None:
-        """One scenario result; ``per_step`` spreads the API exchanges and CLI runs over its steps (and a nested
-        step) the way ``after_step`` attaches them, the last exchange on the scenario as recorded outside steps."""
-        attachments = []
-        steps = [{"name": "Given the backend is serving requests through a healthy gateway", "status": "passed"}]
-        if per_step and exchanges:
-            parts = [exchanges[:1], exchanges[1:-1], exchanges[-1:]]
-            steps[0]["attachments"] = [self._attach("API exchanges", json.dumps(parts[0]), "application/json", "json")]
-            nested = {"name": "a nested step", "status": "passed",
-                      "attachments": [self._attach("API exchanges", json.dumps(parts[1]), "application/json", "json")]}
-            steps.append({"name": "When clients ask", "status": "passed", "steps": [nested]})
-            attachments.append(self._attach("API exchanges (outside steps)", json.dumps(parts[2]),
-                                            "application/json", "json"))
-        elif exchanges is not None:
-            attachments.append(self._attach("API exchanges", json.dumps(exchanges), "application/json", "json"))
-        if faults:
-            attachments.append(self._attach("Fault timeline", json.dumps(faults), "application/json", "json"))
-        if cli and per_step:
-            for run in cli.split("\n\n"):
-                steps.append({"name": "When the operator runs a command", "status": "passed",
-                              "attachments": [self._attach("CLI transcripts", run, "text/plain", "txt")]})
-        elif cli:
-            attachments.append(self._attach("CLI transcripts", cli, "text/plain", "txt"))
-        if samples:
-            attachments.append(self._attach("Backend resource samples", json.dumps(samples), "application/json", "json"))
-        if failing_step:
-            steps.append({"name": failing_step, "status": status, "statusDetails": {"message": message}})
-        self.clock_ms += 1000
-        result = {"name": name, "status": status, "steps": steps, "attachments": attachments,
-                  "start": self.clock_ms, "stop": self.clock_ms + 500,
-                  "labels": [{"name": "feature", "value": feature},
-                             *({"name": k, "value": v} for k, v in (labels or {}).items()),
-                             *({"name": "tag", "value": t} for t in tags)]}
-        if message:
-            result["statusDetails"] = {"message": message}
-        (self.path / f"{uuid.uuid4()}-result.json").write_text(json.dumps(result))
-
-
-def exchange(path: str, started_s: float, elapsed_s: float, status: int | None, data: dict | None) -> dict:
-    return {"method": "GET", "path": path, "started_s": started_s, "elapsed_s": elapsed_s, "status": status,
-            "body": None if status is None else {"success": 200 <= status < 300, "data": data}}
-
-
-def fault(kind: str, applied_s: float, healed_s: float | None, **attributes) -> dict:
-    return {"fault": kind, "plane": "proxy", "definition": {"kind": kind, "attributes": attributes},
-            "applied_s": applied_s, "healed_s": healed_s}
-
-
-@pytest.fixture
-def results(tmp_path: Path) -> ResultsDir:
-    return ResultsDir(tmp_path / "reports" / "allure-results")
-
 
 def real_message(call) -> str:
     """The message a real claim raises, as Allure records it (``Type: message``)."""
     with pytest.raises(AssertionError) as raised:
         call()
     return f"{type(raised.value).__name__}: {raised.value}"
-
-
-def checks_by_name(results: ResultsDir) -> dict:
-    return {c.name: c for c in critical_checks(load_results(results.path))}
 
 
 def test_counts_failures_and_categories_in_the_markdown(results):
@@ -154,7 +78,8 @@ def test_counts_failures_and_categories_in_the_markdown(results):
 
 
 def test_all_passing_run_is_passed_and_says_what_next(results):
-    results.scenario("a", exchanges=[exchange("/ib/resilience", 0.1, 0.05, 200, HEALTHY)])
+    results.scenario("a")
+    results.judged(every_invariant())
     text = reporting.markdown_report(load_results(results.path), "basic", 3.0, 0, {}, dt.datetime.now())
     assert "**Overall Result:** ✅ PASSED" in text and "--level standard" in text and "ib-resilience monitor" in text
 
@@ -164,80 +89,20 @@ def test_nothing_ran_is_a_failure(results):
     assert "**Overall Result:** ❌ FAILED" in text and "No scenario result was recorded" in text
 
 
-def test_a_coroutine_warning_in_a_cli_transcript_fails_the_run_even_if_scenarios_passed(results):
-    results.scenario("cli", cli="$ refbackend ib test  (exit 0, 0.7 s)\n"
-                                "sys:1: RuntimeWarning: coroutine 'acquire_ib_connection' was never awaited\n")
-    run = load_results(results.path)
-    check = checks_by_name(results)["Async/coroutine errors"]
-    assert check.verdict == "fail" and "acquire_ib_connection" in check.observed
-    assert "❌ FAILED" in reporting.markdown_report(run, "basic", 1.0, 0, {}, dt.datetime.now())
-
-
-@pytest.mark.parametrize("per_step", [False, True], ids=["on the scenario", "on its steps"])
-def test_clean_cli_transcripts_are_counted(results, per_step):
-    results.scenario("cli", cli="$ refbackend ib test  (exit 0, 0.7 s)\nIB OK\n\n$ refbackend ib status  (exit 0, 0.5 s)\n",
-                     per_step=per_step)
-    check = checks_by_name(results)["Async/coroutine errors"]
-    assert check.verdict == "pass" and "2 CLI run(s) of 1 scenario(s)" in check.observed
-
-
-@pytest.mark.parametrize("per_step", [False, True], ids=["on the scenario", "on its steps"])
-def test_silent_detection_and_recovery_times_come_from_the_exchanges(results, per_step):
-    results.scenario("silence then recovery", faults=[fault("silent", 1.0, 6.0)], per_step=per_step, exchanges=[
-        exchange("/ib/health", 0.2, 0.1, 200, {"healthy": True}),            # before the fault
-        exchange("/ib/health", 1.5, 0.1, 200, {"healthy": True}),            # not noticed yet
-        exchange("/ib/health", 2.0, 2.5, 503, {"healthy": False}),           # noticed: 2.0 + 2.5 - 1.0 = 3.5 s
-        exchange("/ib/symbols/discover", 6.5, 0.3, 200, {"symbol_info": {"symbol": "AAPL"}}),  # back: 0.8 s
-    ])
-    checks = checks_by_name(results)
-    assert len(load_results(results.path).scenarios[0].attached("API exchanges")) == (3 if per_step else 1)
-    assert checks["Silent-connection detection"].verdict == "pass"
-    assert "max 3.50 s" in checks["Silent-connection detection"].observed
-    assert checks["Recovery time"].verdict == "pass" and "max 0.80 s" in checks["Recovery time"].observed
-
-
-def test_slow_detection_and_no_recovery_fail(results):
-    results.scenario("hang", "failed", message="AssertionError: the failure took 31.00 s > 5.0 s",
-                     faults=[fault("silent", 0.0, 40.0)], exchanges=[
-                         exchange("/ib/symbols/discover", 0.5, 31.0, None, None),
-                         exchange("/ib/health", 41.0, 0.1, 503, {"healthy": False})])
-    checks = checks_by_name(results)
-    assert checks["Silent-connection detection"].verdict == "fail" and "31.50" in checks["Silent-connection detection"].observed
-    assert checks["Recovery time"].verdict == "fail" and "not back after silent" in checks["Recovery time"].observed
-
-
-def test_a_score_that_stays_high_during_an_outage_fails(results):
-    results.scenario("constant score", "failed", message="ConditionTimeout: the resilience score below 75: not true",
-                     faults=[fault("refuse", 1.0, None, keep_existing=False)],
-                     exchanges=[exchange("/ib/resilience", t, 0.05, 200, HEALTHY) for t in (1.2, 3.0, 6.5)])
-    check = checks_by_name(results)["Resilience score (under faults)"]
-    assert check.verdict == "fail" and "stayed 100" in check.observed
-
-
-def test_partial_faults_leave_the_score_alone(results):
-    results.scenario("history unanswered", faults=[fault("unanswered", 0.0, 9.0, request_types=["reqHistoricalData"]),
-                                                   fault("refuse", 0.0, 9.0, keep_existing=True)],
-                     exchanges=[exchange("/ib/resilience", t, 0.05, 200, HEALTHY) for t in (1.0, 6.0, 8.0)])
-    checks = checks_by_name(results)
-    assert checks["Resilience score (under faults)"].verdict == "not exercised"
-    assert checks["Silent-connection detection"].verdict == "not exercised"
-
-
-def test_healthy_score_ignores_scenarios_with_faults_and_empty_pools(results):
-    empty_pool = {"overall_resilience_score": 65.0, "connection_pool_health": {"healthy_connections": 0}}
-    results.scenario("healthy", exchanges=[exchange("/ib/resilience", 0.1, 0.05, 200, HEALTHY),
-                                           exchange("/ib/resilience", 0.3, 0.05, 200, empty_pool)])
-    results.scenario("faulted", faults=[fault("silent", 0.0, 1.0)],
-                     exchanges=[exchange("/ib/resilience", 0.5, 0.05, 200, {**HEALTHY, "overall_resilience_score": 30})])
-    check = checks_by_name(results)["Resilience score (healthy)"]
-    assert check.verdict == "pass" and "min 100, max 100 over 1 report" in check.observed
-
-
-def test_leak_check_reads_the_resource_samples(results):
-    samples = [{"t_s": i * 0.2, "rss_mb": 50 + i, "open_fds": 10, "threads": 3, "ib_connections": 2} for i in range(8)]
-    results.scenario("flat?", samples=samples)
+def test_leaks_is_the_outcome_of_the_stability_scenarios_with_their_resource_figures(results):
+    samples = [{"t_s": i * 0.2, "rss_mb": 50 + i, "open_fds": 10, "threads": 3, "ib_connections": 9} for i in range(8)]
+    results.scenario("sampled, not about leaks", samples=samples, tags=("api",))
+    assert checks_by_name(results)["Leaks"].verdict == "not exercised"  # only the stability scenarios count
+    reporting.write_properties(results.path / "environment.properties", {"profile.pool_limit": "5"})
+    results.scenario("flat?", samples=samples, tags=("stability", "leaks"))
     check = checks_by_name(results)["Leaks"]
-    assert "RSS +6.0 MB" in check.observed and check.verdict == "pass"  # the scenario's own limits judge growth
+    # A peak of 9 connections over a pool of 5 is shown, never judged here: the scenario's own claims passed.
+    assert check.verdict == "pass" and "flat?: RSS +6.0 MB" in check.observed and "peak 9 IB connection(s) (pool 5)" \
+        in check.observed
+    results.scenario("grows", "failed", message="AssertionError: RSS grew by 31 MB", failing_step="Then RSS is flat",
+                     tags=("stability",))
+    check = checks_by_name(results)["Leaks"]
+    assert check.verdict == "fail" and "failed: grows" in check.observed
 
 
 def test_each_failure_kind_from_status_step_and_message():
@@ -279,7 +144,8 @@ def test_every_feature_names_a_capability_by_its_tags():
 
 def test_allure_categories_match_the_formatter_prefix_and_nothing_else():
     categories = allure_categories()
-    assert [c["name"] for c in categories[:-1]] == [k.name for k in FAILURE_KINDS]
+    assert [c["name"] for c in categories[:-2]] == [k.name for k in FAILURE_KINDS]
+    assert categories[-2]["name"] == INVARIANT_CATEGORY
     for kind in FAILURE_KINDS:
         assert re.fullmatch(r"[a-z ]+", kind.token), kind.token  # nothing Java's regex would read differently
         category = categorise(kind.statuses[0], "AssertionError: whatever", "Then x", "then", ["cli"])
