@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = args.reports_dir / "allure-results"
     results.mkdir(parents=True, exist_ok=True)
-    for stale in [*results.glob("*"), *(args.reports_dir / "junit").glob("TESTS-*.xml")]:
+    for stale in [*results.glob("*"), *(args.reports_dir / "junit").glob("TESTS-*.xml"), *_run_evidence(args.reports_dir)]:
         if stale.is_file():
             stale.unlink()
     command = behave_command(args)
@@ -478,16 +478,23 @@ def _clean(reports: Path, worker_dirs: list[Path]) -> None:
     """Remove the last run's results (merged and per worker); each worker's server logs are kept."""
     from ibresilience.parallel import WORKERS_DIR
 
-    stale = [*(reports / "allure-results").glob("*"), *(reports / "junit").glob("TESTS-*.xml")]
+    stale = [*(reports / "allure-results").glob("*"), *(reports / "junit").glob("TESTS-*.xml"), *_run_evidence(reports)]
     for folder in (reports / WORKERS_DIR).glob("w*"):
         stale += [*(folder / "allure-results").glob("*"), *(folder / "junit").glob("TESTS-*.xml"),
-                  folder / "behave.log", folder / "locations.txt"]
+                  folder / "behave.log", folder / "locations.txt", *_run_evidence(folder)]
     for path in stale:
         if path.is_file():
             path.unlink()
     (reports / "allure-results").mkdir(parents=True, exist_ok=True)
     for folder in worker_dirs:
         folder.mkdir(parents=True, exist_ok=True)
+
+
+def _run_evidence(reports: Path) -> list[Path]:
+    """The last run's whole-run evidence in a reports folder (its run-wide verdicts and its history)."""
+    from support.run_evidence import HISTORY_FILE, INVARIANTS_FILE
+
+    return [reports / INVARIANTS_FILE, reports / HISTORY_FILE]
 
 
 def _worker_command(args: argparse.Namespace, folder: Path, locations: Path, results: Path) -> list[str]:

@@ -35,14 +35,30 @@ def _reports(window: HistoryWindow) -> list[ApiResponse]:
     return [r for r in window.exchanges if r.path in SELF_REPORTS and r.status is not None]
 
 
+#: A self-report asked this soon after an outage began measures how long the backend took to notice it.
+PROMPT_S = 1.0
+
+
 def fall_during_outages(window: HistoryWindow, limits: Limits) -> Verdict:
     """While the gateway is silent or gone for every connection, every self-report that asked after the outage
     began and arrived from the detection bound on, before it ended, says IB is in trouble (score below the
-    healthy minimum, health 503): a constant score or a health that never asks IB fails here."""
+    healthy minimum, health 503): a constant score or a health that never asks IB fails here. And a self-report
+    asked right as the outage began (within a second) answers within the detection bound: the backend noticed in
+    time, not only eventually."""
     violations, judged, outages_judged = [], 0, 0
     reports = _reports(window)
+    bound = limits.silent_detection.seconds
     for start, end in spans.outages(window):
-        due = start + limits.silent_detection.seconds
+        due = start + bound
+        prompt = [r for r in reports if start <= r.started_mono <= start + min(PROMPT_S, bound / 2)
+                  and r.finished_mono <= end]
+        for response in prompt[:1]:
+            if response.finished_mono > due:
+                judged += 1
+                violations.append(Violation(response.finished_mono,
+                                            f"{_said(response, limits)} asked {response.started_mono - start:.2f} s "
+                                            f"into an outage arrived {response.finished_mono - start:.2f} s into it, "
+                                            f"past {limits.silent_detection}: {response.describe()[:200]}"))
         inside = [r for r in reports if r.started_mono >= start and due <= r.finished_mono <= end]
         outages_judged += bool(inside)
         for response in inside:
@@ -56,8 +72,8 @@ def fall_during_outages(window: HistoryWindow, limits: Limits) -> Verdict:
                                             f"outage ({window.rel(start):.1f} s – {window.rel(end):.1f} s), past "
                                             f"{limits.silent_detection}: {response.describe()[:200]}"))
     if violations:
-        return Verdict.failed(f"{len(violations)} of {judged} self-report(s) said IB was fine during an outage",
-                              violations, judged)
+        return Verdict.failed(f"{len(violations)} of {judged} self-report(s) during an outage said IB was fine, or "
+                              "noticed it only past the detection bound", violations, judged)
     if not judged:
         return Verdict.unexercised("no self-report arrived inside an outage after the detection bound")
     return Verdict.passed(f"{judged} self-report(s) in {outages_judged} outage(s), each saying IB was in trouble",

@@ -140,6 +140,11 @@ def test_the_score_must_fall_during_an_outage_after_the_detection_bound():
     g.run.add_exchange(score(20.0, 100))            # the constant score
     verdict = reports.fall_during_outages(g.window(), LIMITS)
     assert verdict.status == FAIL and "score 100" in verdict.violations[0].text
+    g = Gateway()                                   # asked at once, noticed only past the bound
+    g.run.fault_changed(None, FaultWindow("silence", "proxy", Silent(), 10.0, 30.0))
+    g.run.add_exchange(answer("/ib/health", 10.1, 6.0, status=503))
+    verdict = reports.fall_during_outages(g.window(), LIMITS)
+    assert verdict.status == FAIL and "arrived 6.10 s into it" in verdict.violations[0].text
     g = Gateway()                                   # a silence that spares the probe is no outage
     g.run.fault_changed(None, FaultWindow("unanswered", "gateway", Unanswered(request_types=("reqHistoricalData",)),
                                           10.0, 30.0))
