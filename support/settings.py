@@ -43,6 +43,8 @@ class Thresholds:
     shutdown_s: float = 10.0           # SIGTERM → every IB connection closed (no seed figure: the recovery bound)
     trouble_detection_s: float = 5.0   # the gateway gone, restarting or cut off from IB is noticed (the seed's
                                        # 5 s for a silent gateway, held for every outage)
+    normal_load_callers: float = 5.0   # the contract's 5 pooled API connections: more callers at once is a stress,
+                                       # not the normal load the API bound is promised under
 
 
 #: The bounds a scenario names, by meaning ("within the recovery bound") → the threshold that sets them.

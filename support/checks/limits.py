@@ -17,6 +17,7 @@ class Limits:
         load: a data load that really receives bars from IB (the contract's one exception to the API bound).
         connect: how recently a connection's API session began for it to count as still opening, not pooled.
         pool_limit: the most IB connections the backend may hold at once (the target profile's).
+        normal_load_callers: more API callers at once than this (or than the pool) is a stress, not normal load.
         preferred_client_id: the client ID the backend must try first.
         client_id_max: the highest it may use (0: what its ``/ib/config`` reports).
         probe_client_ids_from: the suite's own probes use client IDs from here up (below it, the suite's own
@@ -33,6 +34,7 @@ class Limits:
     score_min: float = 75.0
     pool_limit: int = 5
     preferred_client_id: int = 1
+    normal_load_callers: int = 5
     client_id_max: int = 0
     probe_client_ids_from: int = 900
 
@@ -45,6 +47,7 @@ class Limits:
                    silent_detection=s.bound("silent-detection"), recovery=s.bound("recovery"),
                    connect=s.bound_of(s.thresholds.api_response_s, "a connection still opening"),
                    score_min=s.thresholds.score_min, pool_limit=s.profile.pool_limit,
+                   normal_load_callers=int(s.thresholds.normal_load_callers),
                    preferred_client_id=s.preferred_client_id, client_id_max=s.profile.client_id_max,
                    probe_client_ids_from=s.squatter_client_id_base)
 

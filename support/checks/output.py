@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from support.checks import spans
 from support.checks.limits import Limits
 from support.drivers.complaints import COROUTINE_PATTERNS, TRACEBACK_PATTERN, WARNING_PATTERNS, complaint_lines
@@ -17,38 +19,57 @@ def _traceback_text(lines: tuple[OutputLine, ...], index: int) -> str:
     return lines[index].text.strip()
 
 
+#: The second line Python prints under an un-awaited coroutine: part of the same warning, not another one.
+_TRACEMALLOC_HINT = "Enable tracemalloc to get the object allocation traceback"
+#: What makes two printings of one complaint differ: times, addresses, numbers of connections or requests.
+_VARYING = re.compile(r"^\d{4}-\d\d-\d\d[ T][\d:.,]+\s*|0x[0-9a-f]+|(?<![:\w])\d+\b")
+
+
+def _kind(text: str) -> str:
+    """A complaint without what varies between its printings (log time, addresses, IDs), to count repeats."""
+    return _VARYING.sub("#", text.strip())[:200]
+
+
+def _short(text: str) -> str:
+    """A complaint's telling part: from the warning's name on (the file and line stay in the violation)."""
+    for marker in ("RuntimeWarning: ", "Traceback", "Task was destroyed", "Event loop is closed"):
+        if marker in text:
+            return text[text.index(marker):][:110]
+    return text[:110]
+
+
 def nothing_complained(window: HistoryWindow, limits: Limits) -> Verdict:
     """No CLI run printed a warning, an un-awaited coroutine or a traceback (the contract: "in every path"), and
     the backend never printed an un-awaited coroutine, a destroyed pending task, a closed loop or any
-    ``RuntimeWarning``, at any time; nor a traceback outside trouble (a fault and the recovery bound after it, the
-    suite changing its pool, the backend stopping: a backend may log the trouble it meets)."""
-    violations: list[Violation] = []
-    for run in window.cli_runs:
-        for line in complaint_lines(run.output, WARNING_PATTERNS)[:3]:
-            violations.append(Violation(run.finished_mono, f"$ {' '.join(run.argv)} printed: {line[:200]}"))
+    ``RuntimeWarning``, at any time; nor a traceback outside trouble (a disruption and the recovery bound after
+    it, the suite changing its pool, the backend stopping: a backend may log the trouble it meets).
+
+    Each distinct complaint is one violation (at its first printing) with how often it was printed."""
     excused = spans.trouble(window, limits)
-    coroutine_lines = traceback_lines = 0
+    found: dict[str, list] = {}   # kind → [first time, text, count]
+
+    def note(at: float, text: str) -> None:
+        entry = found.setdefault(_kind(text), [at, text, 0])
+        entry[2] += 1
+
+    for run in window.cli_runs:
+        for line in complaint_lines(run.output, WARNING_PATTERNS):
+            if _TRACEMALLOC_HINT not in line:
+                note(run.finished_mono, f"$ {' '.join(run.argv[-4:])} printed: {line[:200]}")
     for index, line in enumerate(window.output):
+        if _TRACEMALLOC_HINT in line.text:
+            continue
         if any(p.search(line.text) for p in COROUTINE_PATTERNS):
-            coroutine_lines += 1
-            if coroutine_lines <= 20:
-                violations.append(Violation(line.mono, f"the backend printed: {line.text.strip()[:240]}"))
+            note(line.mono, f"the backend printed: {line.text.strip()[:240]}")
         elif TRACEBACK_PATTERN.search(line.text) and not spans.overlaps(excused, line.after_mono, line.mono):
-            traceback_lines += 1
-            if traceback_lines <= 10:
-                violations.append(Violation(line.mono, f"the backend printed, nothing disturbing it: "
-                                                       f"{_traceback_text(window.output, index)}"))
+            note(line.mono, f"the backend printed, outside trouble: {_traceback_text(window.output, index)}")
     judged = len(window.cli_runs) + (1 if window.output else 0)
-    if violations:
-        counts = []
-        if coroutine_lines:
-            counts.append(f"{coroutine_lines} coroutine/RuntimeWarning line(s) from the backend")
-        if traceback_lines:
-            counts.append(f"{traceback_lines} traceback(s) from the backend outside trouble")
-        cli = sum(1 for v in violations if v.text.startswith("$ "))
-        if cli:
-            counts.append(f"{cli} complaint line(s) in {len(window.cli_runs)} CLI run(s)")
-        return Verdict.failed("; ".join(counts), violations, judged)
+    if found:
+        ranked = sorted(found.values(), key=lambda e: -e[2])
+        violations = [Violation(at, f"{count} × {text}" if count > 1 else text) for at, text, count in ranked]
+        total = sum(count for _, _, count in ranked)
+        top = "; ".join(f"{count} × {_short(text)}" for _, text, count in ranked[:3])
+        return Verdict.failed(f"{total} complaint(s) of {len(found)} kind(s): {top}", violations, judged)
     if not judged:
         return Verdict.unexercised("no CLI command ran and the backend's output was not visible")
     seen = f"{len(window.cli_runs)} CLI run(s)"

@@ -94,15 +94,17 @@ def not_serving(window: HistoryWindow) -> Spans:
 
 
 def heavy_load(window: HistoryWindow, limits: Limits) -> Spans:
-    """While the suite had more API requests outstanding at once than the pool has connections (a burst, a
-    stress: more than normal load), and the API bound after, while the queue drains."""
+    """While the suite had more API requests outstanding at once than normal load allows (more than the pool's
+    connections, or than the contract's 5 API connections: a burst, a stress), and the API bound after, while the
+    queue drains."""
+    normal = min(limits.pool_limit, limits.normal_load_callers)
     edges = sorted([(r.started_mono, 1) for r in window.exchanges] + [(r.finished_mono, -1) for r in window.exchanges])
     spans, level, began = [], 0, None
     for at, step in edges:
         level += step
-        if level > limits.pool_limit and began is None:
+        if level > normal and began is None:
             began = at
-        elif level <= limits.pool_limit and began is not None:
+        elif level <= normal and began is not None:
             spans.append((began, at))
             began = None
     if began is not None:

@@ -129,7 +129,10 @@ def stays_responsive(window: HistoryWindow, limits: Limits) -> Verdict:
     if not slow:
         longest = max((s.elapsed_s for s in window.samples), default=0.0)
         return Verdict.passed(f"{judged} samples, each answered within {bound} (longest {longest:.2f} s)", judged)
-    stretches = spans.merged((s.started_mono, s.finished_mono) for s in slow)
+    # One freeze shows as several slow samples, each cut at the sampler's patience: samples less than a second
+    # apart belong to one stretch.
+    stretches = [(start, end - 1.0) for start, end in spans.merged((s.started_mono, s.finished_mono + 1.0)
+                                                                    for s in slow)]
     violations = [Violation(start, f"unresponsive from {window.rel(start):.1f} s to {window.rel(end):.1f} s "
                                    f"({end - start:.1f} s): "
                                    + "; ".join(s.describe()[:120] for s in slow if start <= s.started_mono <= end)[:400])
