@@ -1,9 +1,9 @@
-"""One scenario's timeline: every API exchange, CLI run, fault window and IB event, on the suite's monotonic clock.
+"""One scenario's timeline: its window of the run's one history, with the window queries the claims ask.
 
-The records stay with the drivers that make them (the API driver's transcript, the CLI driver's transcripts, the
-fault driver's windows, the gateway's and proxy's history); :class:`Timeline` is the one place that reads them
-together and answers window queries ("the closes the gateway saw while this request ran"), so no claim
-stitches holders together with monotonic arithmetic of its own.
+Every API exchange, CLI run and fault window comes from the run's history (:mod:`support.run_history`), from the
+scenario's start until now; what IB saw comes through the history driver (since the scenario's first When step).
+:class:`Timeline` answers window queries ("the closes the gateway saw while this request ran"), so no claim
+stitches records together with monotonic arithmetic of its own.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 
 from support.drivers.api import ApiResponse
 from support.drivers.cli import CliRun
-from support.drivers.faults import FaultDriver, FaultWindow
+from support.drivers.faults import FaultWindow
 from support.drivers.history import IbEvent, IbHistory
+from support.run_history import HistoryWindow
 
 
 @dataclass(frozen=True)
@@ -44,31 +45,28 @@ class Timeline:
 
     Args:
         started_mono: when the scenario began.
-        exchanges: the API exchanges recorded by the steps (``Observations.responses``).
-        runs: the CLI runs recorded by the steps.
-        faults: the fault driver (its windows).
-        history: the IB history (what the gateway and the proxy saw).
+        window: the run's history from then until now.
+        history: the IB history driver (what the gateway and the proxy saw, since the first When step).
     """
 
-    def __init__(self, started_mono: float, exchanges: list[ApiResponse], runs: list[CliRun], faults: FaultDriver,
-                 history: IbHistory):
+    def __init__(self, started_mono: float, window: HistoryWindow, history: IbHistory):
         self.started_mono = started_mono
-        self._exchanges, self._runs, self._faults, self._history = exchanges, runs, faults, history
+        self._window, self._history = window, history
 
     # ------------------------------------------------------------------------ what the clients saw
 
     def exchanges(self, path: str | None = None, within: Window | None = None) -> list[ApiResponse]:
         """API exchanges, optionally only those to ``path`` (``/health``) that started inside ``within``."""
-        return [r for r in self._exchanges if (path is None or r.path == path)
+        return [r for r in self._window.exchanges if (path is None or r.path == path)
                 and (within is None or within.holds(r.started_mono))]
 
     def runs(self) -> list[CliRun]:
         """CLI runs, in order."""
-        return list(self._runs)
+        return list(self._window.cli_runs)
 
     def fault_windows(self) -> list[FaultWindow]:
         """Faults applied in the scenario, in order."""
-        return list(self._faults.timeline)
+        return [f for f in self._window.faults if f.applied_mono >= self.started_mono]
 
     def trouble_began(self, now_mono: float) -> float | None:
         """When the latest fault began, if it is still on at ``now_mono`` or acted once (a reset): the start of a

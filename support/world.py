@@ -160,7 +160,7 @@ class World:
     @property
     def timeline(self) -> Timeline:
         """The scenario's records, read together (:class:`support.timeline.Timeline`)."""
-        return Timeline(self.seen.started_mono, self.seen.responses, self.seen.cli_runs, self.faults, self.history)
+        return Timeline(self.seen.started_mono, self.window(), self.history)
 
     def restart_backend(self, defaults: bool = False) -> None:
         """Restart the embedded backend (KTRDR's default timings if ``defaults``) and rebind."""
