@@ -295,6 +295,23 @@ def test_the_judge_takes_every_family_from_the_checkers_and_only_failures_fail_t
     assert "conn 4 (client 1)" in result.explain("cleanup")
 
 
+def test_a_client_id_choice_a_fault_confused_is_excused_and_only_that():
+    """A handshake a fault cut reads to the client library as a refused ID: the backend moves on to the next ID
+    while the gateway saw the lower one free. Excused during the fault and the recovery bound after it only."""
+    def client_ids(*accepted_at: float):
+        run = history()
+        fault(run, Restart(down_s=2.0), 20.0, 22.0)
+        fault(run, Silent(), 18.0, 26.0)
+        for n, at in enumerate(accepted_at):
+            conn(run, n + 1, 2, at, closed=at + 1.0)              # ID 2 while ID 1 is free at the gateway
+        return judge.judge(window(run), _run_of(run), LIMITS)["client_ids"]
+    assert client_ids(24.0).status == PASS                        # during the silence
+    assert client_ids(34.0).status == PASS                        # within the recovery bound after it
+    assert client_ids(60.0).status == FAIL                        # 34 s after every fault: broken
+    both = client_ids(24.0, 60.0)
+    assert both.status == FAIL and len(both.violations) == 1 and "1 violation(s) during a fault" in both.message
+
+
 def test_a_written_history_reads_back_to_the_same_verdicts(tmp_path):
     run = _failing_history()
     nemesis = _run_of(run)
