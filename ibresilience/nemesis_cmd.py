@@ -1,15 +1,17 @@
-"""``ib-resilience nemesis``: seeded fault schedules against the embedded (or managed) targets, verdicts over the
-whole history, a written schedule for every run, and shrinking of a failure to a minimal schedule.
+"""``ib-resilience nemesis``: seeded fault schedules against the embedded (or managed) targets, recorded into one
+run history and judged by the checkers of ``support/checks``, a written schedule and history for every run, and
+shrinking of a failure to a minimal schedule.
 
 Examples::
 
     ib-resilience nemesis --minutes 5 --seed 7                 # one schedule
     ib-resilience nemesis --minutes 5 --seed 1 --seeds 10      # seeds 1..10, every one run
     ib-resilience nemesis --minutes 3 --seed 1 --hunt-minutes 10   # seeds 1, 2, … until one fails or 10 min pass
-    ib-resilience nemesis --replay reports/nemesis/…/schedule.json
+    ib-resilience nemesis --replay reports/nemesis/…/schedule.json  # (or a run's history.json)
+    ib-resilience nemesis --judge reports/nemesis/…/seed-7     # judge a written history again, nothing rerun
 
-Exit status: 0 every invariant held in every run; 1 a run failed (its seed, schedule file and, unless
-``--no-shrink``, the minimal schedule are printed and written to the report); 2 bad options or a target
+Exit status: 0 no verdict failed in any run (pass or not exercised); 1 a run failed (its seed, schedule file and,
+unless ``--no-shrink``, the minimal schedule are printed and written to the report); 2 bad options or a target
 that did not come up; 130/143 interrupted.
 """
 
@@ -25,8 +27,9 @@ from pathlib import Path
 from ibtargets.common.control_server import OneLineArgumentParser
 from support.settings import Settings, SettingsError
 
-DESCRIPTION = ("Seeded fault schedules over both planes against the embedded (or managed) targets, invariants "
-               "over the whole history, a schedule file per run, shrinking of a failure to a minimal schedule.")
+DESCRIPTION = ("Seeded fault schedules over both planes against the embedded (or managed) targets, the checkers of "
+               "support/checks over each run's history, a schedule and a history file per run, shrinking of a failure "
+               "to a minimal schedule.")
 EPILOG = "\n".join(__doc__.split("\n\n", 1)[1].splitlines()).strip()
 
 
@@ -38,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, default=1, help="how many consecutive seeds to run (default 1)")
     parser.add_argument("--hunt-minutes", type=float, default=0.0,
                         help="run consecutive seeds until one fails or this many minutes have passed")
-    parser.add_argument("--replay", type=Path, help="run the schedule in this file (written by an earlier run)")
+    parser.add_argument("--replay", type=Path,
+                        help="run the schedule in this file (a schedule.json, or a run's history.json)")
+    parser.add_argument("--judge", type=Path, metavar="RUN_DIR",
+                        help="judge a run's written history (RUN_DIR/history.json) again and print the verdicts; "
+                             "nothing is started or rerun")
     parser.add_argument("--no-shrink", action="store_true", help="do not shrink a failing schedule")
     parser.add_argument("--shrink-runs", type=int, default=40, help="most reruns spent shrinking (default 40)")
     parser.add_argument("--shrink-minutes", type=float, default=60.0, help="most minutes spent shrinking (default 60)")
@@ -57,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--minutes must be > 0, --seeds and --shrink-tries ≥ 1, --shrink-runs and --hunt-minutes ≥ 0")
     if args.replay is not None and not args.replay.is_file():
         parser.error(f"--replay: no such file: {args.replay}")
+    if args.judge is not None:
+        return _judge(args.judge)
     defines = {}
     for pair in args.defines:
         name, sep, value = pair.partition("=")
@@ -93,12 +102,43 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
+def _judge(folder: Path) -> int:
+    """The verdicts of a written run, taken again (exit 0 none failed, 1 one failed, 2 no such history)."""
+    from support.nemesis.runner import HISTORY_FILE, judge_again
+
+    try:
+        result = judge_again(folder)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"ib-resilience nemesis: --judge: cannot read {Path(folder) / HISTORY_FILE}: {exc}", file=sys.stderr)
+        return 2
+    say(("PASS" if result.ok else "FAIL") + f" seed {result.schedule.seed} judged again from {folder}\n"
+        + result.summary())
+    for family in result.failed:
+        say(result.explain(family))
+    return 0 if result.ok else 1
+
+
+def _schedule_of(path: Path):
+    """The schedule of a schedule file, or of a run's written history."""
+    import json
+
+    from support.nemesis.record import read_history
+    from support.nemesis.schedule import Schedule
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict) and "nemesis" in data:
+        return read_history(path)[1].schedule
+    return Schedule.from_json(data)
+
+
 def _run(args: argparse.Namespace, settings: Settings, out: Path) -> int:
     from ibtargets.common.ibclient import use as use_ib_library
     from support.nemesis import report
     from support.nemesis.runner import RunError, run_schedule
-    from support.nemesis.schedule import Schedule, generate
+    from support.nemesis.schedule import generate
     from support.nemesis.shrink import shrink
+    from support.observer import Observer
+    from support.run_history import RunHistory
     from support.targets import EmbeddedTargets
     from support.world import World
 
@@ -106,16 +146,28 @@ def _run(args: argparse.Namespace, settings: Settings, out: Path) -> int:
     for name in ("ib_insync", "ib_async"):  # the squatters' and the oracle's own IB chatter (326, pacing) is noise
         logging.getLogger(name).setLevel(logging.CRITICAL)
     out.mkdir(parents=True, exist_ok=True)
-    embedded = EmbeddedTargets(settings, out / "logs")
-    world = None
+    if args.replay is not None:
+        try:
+            replayed = _schedule_of(args.replay)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"ib-resilience nemesis: --replay: {args.replay} holds no schedule: {exc}", file=sys.stderr)
+            return 2
+    history = RunHistory()  # the whole command's one history; each run judges its own window of it
+    embedded = EmbeddedTargets(settings, out / "logs", history)
+    world = observer = None
     started = time.monotonic()
     runs, shrunk, found_after_s = [], None, None
     try:
-        world = World(settings, embedded.start(), embedded)
+        targets = embedded.start()
+        world = World(settings, targets, embedded, run_history=history)
+        live = world
+        observer = Observer(history, Path(targets.backend_log) if targets.backend_log else None,
+                            lambda: live.targets.api_base_url, settings.bound("API response", extra_s=5.0).seconds
+                            ).start()
         world.ib.ensure_paper_account(settings.squatter_client_id_base,
                                        settings.bound_of(10.0, "the account check").seconds)
         if args.replay is not None:
-            schedules = iter([Schedule.read(args.replay)])
+            schedules = iter([replayed])
         else:
             count = 10_000 if args.hunt_minutes else args.seeds
             schedules = (generate(seed, args.minutes * 60.0) for seed in range(args.seed, args.seed + count))
@@ -125,7 +177,8 @@ def _run(args: argparse.Namespace, settings: Settings, out: Path) -> int:
                 break
             folder = out / (f"replay-seed-{schedule.seed}" if args.replay else f"seed-{schedule.seed}")
             say(f"seed {schedule.seed}: {len(schedule.faults)} fault(s) over {schedule.duration_s:.0f} s → {folder}")
-            result = run_schedule(world, schedule, folder, fresh_backend=bool(runs), log=say)  # the first: just started
+            result = run_schedule(world, schedule, folder, fresh_backend=bool(runs), log=say,  # the first: just started
+                                  observer=observer)
             runs.append(result)
             say(("PASS" if result.ok else "FAIL") + f" seed {schedule.seed} in {result.elapsed_s:.0f} s "
                 f"({(time.monotonic() - started) / 60:.1f} min since the start)\n{result.summary()}")
@@ -139,7 +192,7 @@ def _run(args: argparse.Namespace, settings: Settings, out: Path) -> int:
         if failing is not None and not args.no_shrink:
             say(f"shrinking seed {failing.schedule.seed} ({len(failing.schedule.faults)} faults) while it still "
                 f"fails {', '.join(failing.failed)} …")
-            shrunk = shrink(failing, lambda s, label: run_schedule(world, s, failing.out_dir / label),
+            shrunk = shrink(failing, lambda s, label: run_schedule(world, s, failing.out_dir / label, observer=observer),
                             max_runs=args.shrink_runs, budget_s=args.shrink_minutes * 60.0, log=say,
                             tries=args.shrink_tries)
             minimal = shrunk.minimal
@@ -155,6 +208,9 @@ def _run(args: argparse.Namespace, settings: Settings, out: Path) -> int:
                 world.faults.heal_all()
             except Exception as exc:  # the servers are stopped next anyway
                 print(f"ib-resilience nemesis: healing at the end failed: {exc}", file=sys.stderr)
+        if observer is not None:
+            observer.stop()
+        if world is not None:
             world.close()
         embedded.stop()
         if runs:

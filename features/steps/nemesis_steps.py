@@ -1,4 +1,4 @@
-"""Steps of the nemesis: one seeded fault schedule run, then one invariant family judged per step."""
+"""Steps of the nemesis: one seeded fault schedule run, then its verdicts claimed, one family per step."""
 
 from behave import given, then
 
@@ -7,7 +7,7 @@ from support.nemesis import spec
 
 @given("the nemesis has run the fault schedule of seed {seed:d} for {minutes:g} minutes")
 def step_nemesis_ran(context, seed, minutes):
-    context.world.seen.nemesis = spec.run_once(context.world, seed, minutes)
+    context.world.seen.nemesis = spec.run_once(context.world, seed, minutes, getattr(context, "observer", None))
 
 
 @then("every request of the run was answered within its bound")
@@ -17,7 +17,7 @@ def step_bounds(context):
 
 @then("the score fell below healthy in every outage and was healthy again after every heal")
 def step_score(context):
-    spec.holds(context.world.seen.nemesis, "score")
+    spec.holds(context.world.seen.nemesis, "reports_fall", "reports_recover")
 
 
 @then("the backend never held more IB connections at once than its pool allows")

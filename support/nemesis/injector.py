@@ -1,8 +1,12 @@
 """The nemesis: applies a schedule's faults on both planes at their planned times, and heals every one.
 
-It never asserts. It records when each fault was really on (:class:`FaultRecord`); its "final generator"
-heals everything — the proxy's and the simulator's faults, the simulator's rules, the squatted client IDs —
-whatever happened, so no verdict is ever taken with a fault on.
+It never asserts. A fault of a plane becomes a :class:`~support.drivers.faults.FaultWindow` of the run's history
+(a one-shot fault's window ends where it begins); a squatter is one of the suite's own connections (the IB driver's,
+which the history marks as its own); a cleanup is an API exchange or a CLI run the drivers record; the simulator's
+strict pacing rules are a declared span (``gateway_rules``). Only which planned fault each of them was, and what was
+done, is the nemesis's own (:class:`~support.nemesis.record.FaultNote`). Its "final generator" heals everything —
+the proxy's and the simulator's faults, the simulator's rules, the squatted client IDs — whatever happened, so no
+verdict is ever taken with a fault on.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from ibtargets.common.faults import (
     Silent,
     Unanswered,
 )
+from support.drivers.faults import FaultWindow
 from support.drivers.ib import IbDriver
-from support.nemesis.record import FaultRecord, History
+from support.nemesis.record import FaultNote, RunNotes
 from support.nemesis.schedule import FaultSpec, Schedule
 from support.nemesis.workload import Client
+from support.run_history import RunHistory, Span
 
 #: The simulator's rules while a ``pacing`` fault is on: a third historical request for one contract within
 #: 5 s is refused with error 162 (the rules of the standard pacing scenario).
@@ -62,19 +68,20 @@ class Nemesis:
     Args:
         gateway_control, proxy_control: control URLs of the simulator and the proxy.
         ib: the suite's IB driver (squatters).
-        client: the recording client (cleanup calls).
-        history: where fault windows go.
+        client: the workload's client (its drivers record the cleanup calls).
+        history: the run's history (fault windows, the rules' span).
+        notes: the nemesis's own facts (planned versus applied).
         preferred_client_id: the backend's first client ID (squatters take IDs above it).
     """
 
-    def __init__(self, gateway_control: str, proxy_control: str, ib: IbDriver, client: Client, history: History,
-                 preferred_client_id: int):
+    def __init__(self, gateway_control: str, proxy_control: str, ib: IbDriver, client: Client, history: RunHistory,
+                 notes: RunNotes, preferred_client_id: int):
         self.gateway = ControlClient(gateway_control)
         self.proxy = ControlClient(proxy_control)
-        self.ib, self.client, self.history = ib, client, history
+        self.ib, self.client, self.history, self.notes = ib, client, history, notes
         self.preferred_client_id = preferred_client_id
         self.stop = threading.Event()
-        self._open: dict[int, tuple[FaultSpec, float, str]] = {}   # fault id → (spec, applied, note)
+        self._open: dict[int, FaultWindow | Span | None] = {}      # fault id → its window, span, or None (squatter)
         self._squatted: dict[int, int] = {}                         # fault id → client ID held
         self._saved_rules: dict[str, Any] | None = None
         self._helpers: list[threading.Thread] = []
@@ -103,38 +110,46 @@ class Nemesis:
     def _apply(self, spec: FaultSpec) -> None:
         name = f"nemesis-{spec.id}-{spec.kind}"
         started = time.monotonic()
-        note = ""
         try:
             if spec.kind in PLANE_FAULTS:
                 fault = PLANE_FAULTS[spec.kind](name, spec)
                 self._plane(fault.plane).apply(fault)
+                applied = time.monotonic()
+                # The schedule's window, not the value's: a notice (one push) lasts until IB is said to be back.
+                opened = FaultWindow(f"nemesis #{spec.id} {spec.label()}", fault.plane, fault, applied,
+                                     applied if spec.one_shot else None)
+                self.history.fault_changed(None, opened)
             elif spec.kind == "pacing":
                 if self._saved_rules is None:
                     current = self.gateway.config()
                     self._saved_rules = {k: current[k] for k in STRICT_PACING if k in current}
                 self.gateway.update_config(**STRICT_PACING)
+                opened = self.history.open_span("gateway_rules", f"nemesis #{spec.id} {spec.label()}")
             elif spec.kind == "squatter":
                 self._spawn(lambda: self._squat(spec), key=spec.id)  # a squatter's connect never delays the schedule
                 return
             elif spec.kind == "cleanup":
                 self._cleanup(spec)
                 return
+            else:
+                raise ValueError(f"the nemesis cannot apply a fault of kind {spec.kind!r}")
         except (ControlError, ConnectionError, TimeoutError) as exc:
-            self.history.add_fault(FaultRecord(spec, started, started, error=str(exc)[:300]))
-            self.history.note(f"fault {spec.describe()} not applied: {exc}")
+            self.notes.fault(FaultNote(spec.id, started, started, error=str(exc)[:300]))
+            self.notes.note(f"fault {spec.describe()} not applied: {exc}")
             return
-        applied = time.monotonic()
-        if spec.one_shot:
-            self.history.add_fault(FaultRecord(spec, applied, applied, note=note))
-        else:
+        applied = opened.applied_mono if isinstance(opened, FaultWindow) else opened.start_mono
+        self.notes.fault(FaultNote(spec.id, applied, applied if spec.one_shot else None))
+        if not spec.one_shot:
             with self._lock:
-                self._open[spec.id] = (spec, applied, note)
+                self._open[spec.id] = opened
 
     def _heal(self, spec: FaultSpec) -> None:
+        if spec.kind == "squatter":
+            self._join(spec.id)  # its connect may still be under way (bounded)
         with self._lock:
-            entry = self._open.pop(spec.id, None)
-        if entry is None:
-            return
+            if spec.id not in self._open:
+                return
+            opened = self._open.pop(spec.id)
         name = f"nemesis-{spec.id}-{spec.kind}"
         error = ""
         try:
@@ -145,14 +160,23 @@ class Nemesis:
             elif spec.kind == "pacing":
                 self._restore_rules()
             elif spec.kind == "squatter":
-                self._join(spec.id)
                 client_id = self._squatted.pop(spec.id, None)
                 if client_id is not None:
                     self.ib.release(client_id)
         except (ControlError, ConnectionError, TimeoutError) as exc:
             error = f"heal failed: {exc}"[:300]
-            self.history.note(f"fault {spec.describe()}: {error}")
-        self.history.add_fault(FaultRecord(entry[0], entry[1], time.monotonic(), error=error, note=entry[2]))
+            self.notes.note(f"fault {spec.describe()}: {error}")
+        self._healed(spec.id, opened, time.monotonic(), error)
+
+    def _healed(self, fault_id: int, opened: FaultWindow | Span | None, now: float, error: str = "",
+                suffix: str = "") -> None:
+        """Close a fault's window (or span) in the history, and its note."""
+        if isinstance(opened, FaultWindow):
+            self.history.fault_changed(opened, FaultWindow(opened.label, opened.plane, opened.fault,
+                                                           opened.applied_mono, now))
+        elif isinstance(opened, Span):
+            self.history.close_span(opened, end_mono=now)
+        self.notes.healed(fault_id, now, error, suffix)
 
     def _plane(self, plane: str) -> ControlClient:
         """The control client of ``plane`` (``gateway`` or ``proxy``)."""
@@ -170,22 +194,27 @@ class Nemesis:
                              if i not in held)
             self.ib.squat(client_id, timeout_s=3.0)
         except (ControlError, ConnectionError, TimeoutError) as exc:
-            self.history.add_fault(FaultRecord(spec, started, started, error=f"no client ID squatted: {exc}"[:300]))
-            self.history.note(f"fault {spec.describe()} not applied: {exc}")
+            self.notes.fault(FaultNote(spec.id, started, started, error=f"no client ID squatted: {exc}"[:300]))
+            self.notes.note(f"fault {spec.describe()} not applied: {exc}")
             return
         with self._lock:
             self._squatted[spec.id] = client_id
-            self._open[spec.id] = (spec, time.monotonic(), f"client ID {client_id}")
+            self._open[spec.id] = None
+        self.notes.fault(FaultNote(spec.id, time.monotonic(), note=f"client ID {client_id}"))
 
     def _cleanup(self, spec: FaultSpec) -> None:
         """A cleanup call, as the backend's operators make it: the API's, or the CLI's ``ib cleanup``. The CLI
         runs on a helper thread so a slow command never delays the schedule."""
         def call() -> None:
             if spec.params.get("via") == "cli":
-                op = self.client.command("nemesis", ["ib", "cleanup"], fault_id=spec.id)
+                run = self.client.command(["ib", "cleanup"])
+                outcome = "timed out" if run.timed_out else f"exit {run.exit_code}"
+                self.notes.fault(FaultNote(spec.id, run.started_mono, run.finished_mono, note=f"ib cleanup → {outcome}"))
             else:
-                op, _ = self.client.call("nemesis", "cleanup", self.client.api.cleanup, fault_id=spec.id)
-            self.history.add_fault(FaultRecord(spec, op.start, op.end, note=f"{op.kind} → {op.status}"))
+                response = self.client.api.cleanup()
+                outcome = f"HTTP {response.status}" if response.status is not None else (response.error or "no answer")
+                self.notes.fault(FaultNote(spec.id, response.started_mono, response.finished_mono,
+                                           note=f"POST /ib/cleanup → {outcome}"))
         if spec.params.get("via") == "cli":
             self._spawn(call)
         else:
@@ -227,10 +256,10 @@ class Nemesis:
             except Exception as exc:  # one failure must not keep another plane faulted
                 errors.append(f"{label}: {exc}")
         with self._lock:
-            still_open, self._open = list(self._open.values()), {}
+            still_open, self._open = list(self._open.items()), {}
         self._squatted.clear()
-        for spec, applied, note in still_open:
-            self.history.add_fault(FaultRecord(spec, applied, now, note=note + " (healed at the end)"))
+        for fault_id, opened in still_open:
+            self._healed(fault_id, opened, now, suffix=" (healed at the end)")
         return errors
 
     def close(self) -> None:

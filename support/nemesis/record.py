@@ -1,8 +1,12 @@
-"""One history per nemesis run: every client operation, every fault window, and what IB saw, on one clock.
+"""What only the nemesis knows about a run, beside the run's one history.
 
-Everything is stamped with ``time.monotonic()`` (system-wide on Linux, the clock the simulator and the proxy
-record with), so a request, the fault that was active during it and the gateway's view of the same moment
-line up without translation. The nemesis and the workload only append; the checkers only read.
+Everything a run observes — the API exchanges and CLI runs of its workload and of its cleanups, the fault windows of
+both planes, what the gateway and the proxy saw, the squatters (the suite's own connections), the backend's output
+and lives — goes into the world's :class:`~support.run_history.RunHistory`; the run's evidence is its window
+(:meth:`~support.run_history.RunHistory.window`). :class:`NemesisRun` holds the rest: the schedule, when each planned
+fault was really applied and healed and what was done (:class:`FaultNote`), the final heal, the final cache reads
+and the notes. :func:`write_history` and :func:`read_history` keep both, with the limits they were judged by, in one
+``history.json``, so a run can be judged and drawn again without rerunning it.
 """
 
 from __future__ import annotations
@@ -10,240 +14,165 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from support.checks.cache import CacheRead
+from support.checks.limits import Limits
 from support.nemesis.schedule import FaultSpec, Schedule
+from support.run_history import HistoryWindow
+
+#: ``history.json`` format version (2: the run's history window plus the nemesis's own facts).
+FORMAT = 2
 
 
 @dataclass(frozen=True)
-class Op:
-    """One operation a client made, from invocation to completion.
+class FaultNote:
+    """When a planned fault was really on, and what was done.
 
     Args:
-        process: who made it: ``api-1``, ``cli``, ``sampler``, ``nemesis``, ``final``.
-        kind: what: ``discover``, ``discover_cached``, ``load_sync``, ``load_async``, ``operation``, ``status``,
-            ``health``, ``resilience``, ``config``, ``symbols``, ``discovered``, ``data_read``, ``cleanup``,
-            ``cli:<command>`` …
-        start, end: monotonic times of the invocation and of the answer (or of giving up).
-        ok: the answer was a success.
-        status: the HTTP status or the CLI's exit code (None: no answer at all).
-        timed_out: the client stopped waiting.
-        detail: what the checkers need: ``score``, ``error_code``, ``operation_id``, ``fetched_bars``, ``output``…
+        fault_id: the schedule's fault (:attr:`FaultSpec.id`).
+        applied_mono: when it took effect (a cleanup: when its call began).
+        healed_mono: when it was healed (a one-shot fault: when it acted; a cleanup: its answer; None: never
+            healed by the schedule, the final heal did it).
+        error: it could not be applied (e.g. no client ID free for a squatter).
+        note: what was really done (the client ID a squatter took, a cleanup's outcome).
     """
 
-    process: str
-    kind: str
-    start: float
-    end: float
-    ok: bool
-    status: int | None = None
-    timed_out: bool = False
-    detail: dict[str, Any] = field(default_factory=dict)
+    fault_id: int
+    applied_mono: float
+    healed_mono: float | None = None
+    error: str = ""
+    note: str = ""
 
-    @property
-    def elapsed_s(self) -> float:
-        """Seconds from invocation to answer."""
-        return self.end - self.start
+    def to_json(self) -> dict[str, Any]:
+        """As JSON values."""
+        return {"fault_id": self.fault_id, "applied_mono": self.applied_mono, "healed_mono": self.healed_mono,
+                "error": self.error, "note": self.note}
 
-    @property
-    def cli(self) -> bool:
-        """A command of the backend's CLI (not an HTTP call)."""
-        return self.kind.startswith("cli:")
-
-    def describe(self, origin: float = 0.0) -> str:
-        """``12.31 s api-2 discover → 503 IB-SILENT in 3.02 s``."""
-        outcome = "timed out" if self.timed_out else (f"exit {self.status}" if self.cli else
-                                                      (f"HTTP {self.status}" if self.status is not None else "no answer"))
-        code = self.detail.get("error_code") or ""
-        score = f" score {self.detail['score']:g}" if isinstance(self.detail.get("score"), (int, float)) else ""
-        return (f"{self.start - origin:7.2f} s {self.process} {self.kind} → {outcome}"
-                f"{' ' + code if code else ''}{score} in {self.elapsed_s:.2f} s")
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> FaultNote:
+        """A note written by :meth:`to_json`."""
+        return FaultNote(int(data["fault_id"]), float(data["applied_mono"]),
+                         None if data.get("healed_mono") is None else float(data["healed_mono"]),
+                         str(data.get("error") or ""), str(data.get("note") or ""))
 
 
 @dataclass(frozen=True)
-class FaultRecord:
-    """When a planned fault was really on (``healed`` None: never healed by the schedule; the run's end
-    healed it)."""
+class NemesisRun:
+    """The nemesis's own facts about one run (its history is the run history's window ``[origin, finished]``).
 
-    spec: FaultSpec
-    applied: float
-    healed: float | None
-    error: str = ""           # the nemesis could not apply it (e.g. no client ID free for a squatter)
-    note: str = ""            # what was really done (e.g. the client ID a squatter took)
+    Args:
+        schedule: what was planned.
+        origin_mono: the schedule's second 0.
+        finished_mono: when the run's history ends (the workload stopped, the final reads made).
+        final_heal_mono: when the final generator healed everything (0: it never ran).
+        faults: planned versus applied, one note per fault acted on.
+        cache: the final reads (:func:`support.checks.cache.cached_bars_true`).
+        reads_mono: when the final reads were made.
+        notes: what the run wants the report to say.
+    """
 
-    @property
-    def until(self) -> float:
-        """The heal time, or the apply time for a one-shot fault."""
-        if self.spec.one_shot:
-            return self.applied
-        return self.healed if self.healed is not None else float("inf")
-
-
-class History:
-    """The run's history. Thread-safe appends; read it after the run."""
-
-    def __init__(self, schedule: Schedule):
-        self.schedule = schedule
-        self.origin = 0.0                 # monotonic time of the schedule's second 0
-        self.finished = 0.0               # when the history stops (observation end)
-        self.final_heal = 0.0             # when the nemesis healed everything
-        self.ops: list[Op] = []
-        self.faults: list[FaultRecord] = []
-        self.gateway_events: list[dict[str, Any]] = []
-        self.proxy_events: list[dict[str, Any]] = []
-        self.own_ports: set[int] = set()  # the suite's own IB connections (squatters, oracle), left out
-        self.backend_output = ""
-        self.cache: list[dict[str, Any]] = []   # final reads: cached bars vs what IB serves, per series
-        self.notes: list[str] = []
-        self.settings: dict[str, Any] = {}      # the bounds the checkers judged by
-        self._lock = threading.Lock()
-
-    # ------------------------------------------------------------------ appends
-
-    def add_op(self, op: Op) -> Op:
-        """Record one client operation."""
-        with self._lock:
-            self.ops.append(op)
-        return op
-
-    def add_fault(self, record: FaultRecord) -> None:
-        """Record a fault window (once it is healed, or when the run ends)."""
-        with self._lock:
-            self.faults.append(record)
-
-    def add_ib_events(self, source: str, events: Iterable[dict[str, Any]]) -> None:
-        """Append raw events of the simulator's (``gateway``) or the proxy's (``proxy``) record."""
-        with self._lock:
-            (self.gateway_events if source == "gateway" else self.proxy_events).extend(events)
-
-    def note(self, text: str) -> None:
-        """Something the run wants the report to say (e.g. a fault it could not apply)."""
-        with self._lock:
-            self.notes.append(f"{time.monotonic() - self.origin:7.2f} s {text}")
-
-    # ------------------------------------------------------------------ views
+    schedule: Schedule
+    origin_mono: float
+    finished_mono: float
+    final_heal_mono: float = 0.0
+    faults: tuple[FaultNote, ...] = ()
+    cache: tuple[CacheRead, ...] = ()
+    reads_mono: float = 0.0
+    notes: tuple[str, ...] = ()
 
     def rel(self, mono: float) -> float:
         """Seconds since the schedule's start."""
-        return mono - self.origin
+        return mono - self.origin_mono
 
-    def resilience_reads(self) -> list[Op]:
-        """Resilience reports that carried a score."""
-        return [op for op in self.ops if op.kind == "resilience" and isinstance(op.detail.get("score"), (int, float))]
+    def spec(self, fault_id: int) -> FaultSpec | None:
+        """The planned fault of a note."""
+        return next((f for f in self.schedule.faults if f.id == fault_id), None)
 
-    def own_conn_ids(self) -> set[int]:
-        """The simulator's connection IDs of the suite's own connections."""
-        out = set()
-        for event in self.gateway_events:
-            if event.get("kind") == "connect" and _port(event.get("peer", "")) in self.own_ports:
-                out.add(int(event.get("conn_id") or 0))
-        return out
-
-    def backend_connections(self) -> list[Connection]:
-        """The backend's IB connections the simulator accepted (its API session started), with what each
-        carried; the suite's own and those refused with 326 left out."""
-        own = self.own_conn_ids()
-        conns: dict[int, Connection] = {}
-        rejected: set[int] = set()
-        for e in self.gateway_events:
-            conn_id = int(e.get("conn_id") or 0)
-            if not conn_id or conn_id in own:
-                continue
-            kind = e.get("kind")
-            if kind == "start_api":
-                conns[conn_id] = Connection(conn_id, e.get("client_id"), float(e["mono"]))
-            elif kind == "reject":
-                rejected.add(conn_id)
-            elif conn_id in conns:
-                conn = conns[conn_id]
-                if kind == "request":
-                    conn.requests.append((float(e["mono"]), str(e.get("type", "")), e.get("req_id")))
-                elif kind in ("response", "error_sent"):
-                    conn.answers.append((float(e["mono"]), str(e.get("type", "")), e.get("req_id")))
-                elif kind == "disconnect":
-                    conn.closed = float(e["mono"])
-        return [c for c in conns.values() if c.conn_id not in rejected]
-
-    # ------------------------------------------------------------------ persistence
+    def applied(self) -> list[tuple[FaultSpec, FaultNote]]:
+        """Every planned fault that was acted on, with its note, in the order they were applied."""
+        out = [(self.spec(n.fault_id), n) for n in sorted(self.faults, key=lambda n: n.applied_mono)]
+        return [(spec, note) for spec, note in out if spec is not None]
 
     def to_json(self) -> dict[str, Any]:
-        """Everything, for ``history.json`` (times relative to the schedule's start)."""
-        origin = self.origin
-        return {
-            "schedule": self.schedule.to_json(),
-            "origin_mono": origin, "finished_s": self.rel(self.finished), "final_heal_s": self.rel(self.final_heal),
-            "settings": self.settings,
-            "faults": [{**f.spec.to_json(), "applied_s": round(f.applied - origin, 3),
-                        "healed_s": None if f.healed is None else round(f.healed - origin, 3),
-                        "error": f.error, "note": f.note} for f in self.faults],
-            "ops": [{**asdict(op), "start_s": round(op.start - origin, 3), "end_s": round(op.end - origin, 3)}
-                    for op in self.ops],
-            "notes": self.notes,
-            "cache": self.cache,
-            "backend_output": self.backend_output[-400_000:],
-            "own_ports": sorted(self.own_ports),
-            "gateway_events": self.gateway_events,
-            "proxy_events": self.proxy_events,
-        }
-
-    def write(self, path: Path) -> Path:
-        """Write :meth:`to_json` to ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), default=str), encoding="utf-8")
-        return path
+        """As JSON values."""
+        return {"schedule": self.schedule.to_json(), "origin_mono": self.origin_mono,
+                "finished_mono": self.finished_mono, "final_heal_mono": self.final_heal_mono,
+                "faults": [n.to_json() for n in self.faults], "cache": [r.to_json() for r in self.cache],
+                "reads_mono": self.reads_mono, "notes": list(self.notes)}
 
     @staticmethod
-    def read(path: Path) -> History:
-        """A history written by :meth:`write` (to judge or draw it again without rerunning anything)."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        history = History(Schedule.from_json(data["schedule"]))
-        origin = history.origin = float(data["origin_mono"])
-        history.finished, history.final_heal = origin + data["finished_s"], origin + data["final_heal_s"]
-        history.settings = dict(data.get("settings") or {})
-        for f in data["faults"]:
-            healed = f.get("healed_s")
-            history.faults.append(FaultRecord(FaultSpec.from_json(f), origin + f["applied_s"],
-                                              None if healed is None else origin + healed, f.get("error", ""),
-                                              f.get("note", "")))
-        history.ops = [Op(o["process"], o["kind"], o["start"], o["end"], o["ok"], o["status"], o["timed_out"],
-                          o["detail"]) for o in data["ops"]]
-        history.gateway_events, history.proxy_events = data["gateway_events"], data.get("proxy_events", [])
-        history.own_ports, history.cache = set(data.get("own_ports", [])), data.get("cache", [])
-        history.notes = list(data.get("notes", []))
-        history.backend_output = str(data.get("backend_output", ""))
-        return history
+    def from_json(data: Mapping[str, Any]) -> NemesisRun:
+        """A run written by :meth:`to_json`."""
+        return NemesisRun(Schedule.from_json(data["schedule"]), float(data["origin_mono"]),
+                          float(data["finished_mono"]), float(data.get("final_heal_mono") or 0.0),
+                          tuple(FaultNote.from_json(n) for n in data.get("faults", [])),
+                          tuple(CacheRead.from_json(r) for r in data.get("cache", [])),
+                          float(data.get("reads_mono") or 0.0), tuple(data.get("notes", [])))
 
 
 @dataclass
-class Connection:
-    """One backend connection as the simulator saw it."""
+class RunNotes:
+    """The nemesis's facts as a run makes them (thread-safe appends); :meth:`frozen` gives the :class:`NemesisRun`."""
 
-    conn_id: int
-    client_id: int | None
-    opened: float
-    closed: float | None = None
-    requests: list[tuple[float, str, Any]] = field(default_factory=list)
-    answers: list[tuple[float, str, Any]] = field(default_factory=list)
+    schedule: Schedule
+    origin_mono: float = 0.0
+    final_heal_mono: float = 0.0
+    faults: list[FaultNote] = field(default_factory=list)
+    cache: list[CacheRead] = field(default_factory=list)
+    reads_mono: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
-    def open_at(self, mono: float) -> bool:
-        """Whether the connection was open at ``mono``."""
-        return self.opened <= mono and (self.closed is None or self.closed > mono)
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def fault(self, note: FaultNote) -> None:
+        """A planned fault was acted on (or could not be)."""
+        with self._lock:
+            self.faults.append(note)
+
+    def healed(self, fault_id: int, healed_mono: float, error: str = "", suffix: str = "") -> None:
+        """A planned fault still open was healed (its note gains the heal time, an error, more text)."""
+        with self._lock:
+            for index in range(len(self.faults) - 1, -1, -1):
+                note = self.faults[index]
+                if note.fault_id == fault_id and note.healed_mono is None:
+                    self.faults[index] = replace(note, healed_mono=healed_mono, error=note.error or error,
+                                                 note=note.note + suffix)
+                    return
+
+    def note(self, text: str) -> None:
+        """Something the run wants the report to say, stamped with seconds since the schedule's start."""
+        with self._lock:
+            self.notes.append(f"{time.monotonic() - self.origin_mono:7.2f} s {text}" if self.origin_mono else text)
+
+    def frozen(self, finished_mono: float) -> NemesisRun:
+        """The run's facts, its history ending at ``finished_mono``."""
+        with self._lock:
+            return NemesisRun(self.schedule, self.origin_mono, finished_mono, self.final_heal_mono,
+                              tuple(self.faults), tuple(self.cache), self.reads_mono, tuple(self.notes))
 
 
-def _port(peer: Any) -> int:
-    try:
-        return int(str(peer).rsplit(":", 1)[-1])
-    except ValueError:
-        return 0
+def write_history(path: Path, window: HistoryWindow, run: NemesisRun, limits: Limits) -> Path:
+    """``history.json``: the run's window of the run history, the nemesis's facts and the limits it was judged by."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"format": FORMAT, "limits": limits.to_json(), "nemesis": run.to_json(),
+                                "history": window.to_json()}, default=str), encoding="utf-8")
+    return path
 
 
-def op_counts(history: History) -> dict[str, int]:
-    """How many operations of each kind the run made (for the report)."""
-    counts: dict[str, int] = {}
-    for op in history.ops:
-        counts[op.kind] = counts.get(op.kind, 0) + 1
-    return dict(sorted(counts.items()))
+def read_history(path: Path) -> tuple[HistoryWindow, NemesisRun, Limits]:
+    """What :func:`write_history` wrote.
+
+    Raises:
+        ValueError: not a nemesis history of this format.
+    """
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or data.get("format") != FORMAT or "nemesis" not in data:
+        raise ValueError(f"{path}: not a nemesis history of format {FORMAT}")
+    return (HistoryWindow.from_json(data["history"]), NemesisRun.from_json(data["nemesis"]),
+            Limits.from_json(data["limits"]))

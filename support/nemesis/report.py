@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from support.nemesis.record import op_counts
+from support.nemesis import judge
+from support.verdict import FAIL, NOT_EXERCISED
 
 if TYPE_CHECKING:
     from support.nemesis.outcome import RunResult
@@ -22,27 +23,47 @@ def _schedule_table(schedule) -> list[str]:
     return lines
 
 
+def _request_counts(result: RunResult) -> dict[str, int]:
+    """How many exchanges and CLI runs of each kind the run made."""
+    from support.nemesis.plot import request_kind
+
+    counts: dict[str, int] = {}
+    for request in (*result.window.exchanges, *result.window.cli_runs):
+        kind = request_kind(request)
+        counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+_SHOWN = {FAIL: "**FAIL**", NOT_EXERCISED: "not exercised"}
+
+
 def run_markdown(result: RunResult) -> str:
     """The report of one run: verdicts, violations, the schedule, how to replay it."""
-    h = result.history
-    status = "every invariant held" if result.ok else f"FAILED: {', '.join(result.failed)}"
+    run, window = result.run, result.window
+    status = "no verdict failed" if result.ok else f"FAILED: {', '.join(result.failed)}"
+    requests = len(window.exchanges) + len(window.cli_runs)
     lines = [f"# Nemesis run, seed {result.schedule.seed}", "",
              f"{result.schedule.duration_s:.0f} s schedule, {len(result.schedule.faults)} fault(s), "
-             f"{len(h.ops)} operations; {status}." + (f" {result.schedule.note}." if result.schedule.note else ""), "",
-             f"Replay: `ib-resilience nemesis --replay {result.out_dir / 'schedule.json'}`", "",
-             "![timeline](timeline.png)", "", "## Invariants", "", "| invariant | verdict | |", "|---|---|---|"]
-    for v in result.verdicts.values():
-        lines.append(f"| {v.family} | {'pass' if v.ok else '**FAIL**'} | {v.summary} |")
-    for v in result.verdicts.values():
-        if not v.ok:
-            lines += ["", f"### {v.family}", "", "```", v.message(h.origin, limit=20), "```"]
+             f"{requests} requests and commands; {status}."
+             + (f" {result.schedule.note}." if result.schedule.note else ""), "",
+             f"Replay: `ib-resilience nemesis --replay {result.out_dir / 'schedule.json'}`; judge the written history "
+             f"again: `ib-resilience nemesis --judge {result.out_dir}`", "",
+             "![timeline](timeline.png)", "", "## Verdicts (support/checks over the run's history)", "",
+             "| family | requirement | verdict | |", "|---|---|---|---|"]
+    for family, v in result.verdicts.items():
+        lines.append(f"| {family} | {judge.title(family)} | {_SHOWN.get(v.status, 'pass')} | {v.message} |")
+    for family, v in result.verdicts.items():
+        if v.status == FAIL:
+            lines += ["", f"### {family}", "", "```", v.detail(run.origin_mono, limit=20), "```"]
     lines += ["", "## Schedule", ""] + _schedule_table(result.schedule)
-    applied = [f for f in h.faults if f.error or f.note]
-    if applied:
-        lines += ["", "Fault notes:", ""] + [f"- #{f.spec.id} {f.spec.label()}: {f.error or f.note}" for f in applied]
-    if h.notes:
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in h.notes[:40]]
-    lines += ["", "## Operations", "", ", ".join(f"{k} {n}" for k, n in op_counts(h).items()), ""]
+    noted = [(spec, note) for spec, note in run.applied() if note.error or note.note]
+    if noted:
+        lines += ["", "Fault notes (planned versus applied):", ""]
+        lines += [f"- #{spec.id} {spec.label()} at {run.rel(note.applied_mono):.1f} s: {note.error or note.note}"
+                  for spec, note in noted]
+    if run.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in run.notes[:40]]
+    lines += ["", "## Requests", "", ", ".join(f"{k} {n}" for k, n in _request_counts(result).items()), ""]
     return "\n".join(lines)
 
 
@@ -64,9 +85,9 @@ def hunt_markdown(runs: Sequence[RunResult], shrunk: ShrinkResult | None, elapse
                   f"{', '.join(m.failed)}.", "", f"Schedule file: `{m.out_dir / 'schedule.json'}` "
                   f"(`ib-resilience nemesis --replay {m.out_dir / 'schedule.json'}`)", "",
                   f"![minimal timeline]({m.out_dir / 'timeline.png'})", ""] + _schedule_table(m.schedule)
-        for v in m.verdicts.values():
-            if not v.ok:
-                lines += ["", "```", v.message(m.history.origin, limit=8), "```"]
+        for family, v in m.verdicts.items():
+            if v.status == FAIL:
+                lines += ["", "```", f"{family}: {v.detail(m.run.origin_mono, limit=8)}", "```"]
         lines += ["", "Shrinking steps:", ""] + [f"- {step}" for step in shrunk.steps]
     return "\n".join(lines) + "\n"
 

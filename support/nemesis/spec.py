@@ -1,4 +1,5 @@
-"""The nemesis as the specification uses it: one run per seed and length per behave process, judged by family."""
+"""The nemesis as the specification uses it: one run per seed and length per behave process, its verdicts (the
+checkers of :mod:`support.checks` over the run's window) claimed by family."""
 
 from __future__ import annotations
 
@@ -8,21 +9,23 @@ from support import evidence
 from support.nemesis.outcome import RunResult
 from support.nemesis.runner import run_schedule
 from support.nemesis.schedule import generate
-from support.verdict import require
+from support.observer import Observer
+from support.verdict import NOT_EXERCISED, require
 from support.world import World
 
 #: Runs already made in this process, by (seed, seconds): every scenario of the feature judges the same history.
 _RUNS: dict[tuple[int, float], RunResult] = {}
 
 
-def run_once(world: World, seed: int, minutes: float) -> RunResult:
-    """The run of ``seed`` for ``minutes`` against the world's targets (made on first use, then remembered);
-    its timeline, schedule and verdicts are attached to the step that asks."""
+def run_once(world: World, seed: int, minutes: float, observer: Observer | None = None) -> RunResult:
+    """The run of ``seed`` for ``minutes`` against the world's targets (made on first use, then remembered), recorded
+    into the world's run history (``observer``: the run's, which reads the backend's output into it); its timeline,
+    schedule and verdicts are attached to the step that asks."""
     key = (seed, round(minutes * 60.0, 3))
     result = _RUNS.get(key)
     if result is None:
         out = Path(world.settings.reports_dir) / "nemesis" / f"spec-seed-{seed}-{minutes:g}min"
-        result = _RUNS[key] = run_schedule(world, generate(seed, minutes * 60.0), out)
+        result = _RUNS[key] = run_schedule(world, generate(seed, minutes * 60.0), out, observer=observer)
     if (result.out_dir / "timeline.png").exists():
         evidence.attach_png("Nemesis timeline", (result.out_dir / "timeline.png").read_bytes())
     evidence.attach_json("Nemesis schedule", result.schedule.to_json())
@@ -30,9 +33,12 @@ def run_once(world: World, seed: int, minutes: float) -> RunResult:
     return result
 
 
-def holds(result: RunResult, family: str) -> None:
-    """The invariant ``family`` held over the whole history (a failed claim with the counterexamples if not)."""
-    verdict = result.verdicts[family]
-    require(verdict.ok, f"seed {result.schedule.seed}: {verdict.message(result.history.origin)}\n"
-                        f"schedule: {result.out_dir / 'schedule.json'} "
-                        f"(ib-resilience nemesis --replay {result.out_dir / 'schedule.json'})")
+def holds(result: RunResult, *families: str) -> None:
+    """Each verdict of ``families`` passed over the run's whole history: a failed claim with the counterexamples if
+    one failed, and if one judged nothing (a claim that judged nothing proved nothing)."""
+    replay = (f"schedule: {result.out_dir / 'schedule.json'} "
+              f"(ib-resilience nemesis --replay {result.out_dir / 'schedule.json'})")
+    for family in families:
+        verdict = result.verdicts[family]
+        shown = "not exercised in this schedule: " if verdict.status == NOT_EXERCISED else ""
+        require(verdict.ok, f"seed {result.schedule.seed}: {shown}{result.explain(family)}\n{replay}")

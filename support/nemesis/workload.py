@@ -1,8 +1,9 @@
-"""The client: a seeded, mixed workload through the backend's own doors (API and CLI), recorded as operations.
+"""The client: a seeded, mixed workload through the backend's own doors (API and CLI), every exchange and command
+recorded by the drivers into the run's history.
 
 Each worker draws its operations from its own generator seeded by the schedule's seed, so a replay asks for
 the same things in the same order (their timing follows the system's answers). The workload never asserts
-and never injects a fault; it only records what it asked and what came back.
+and never injects a fault; its drivers record what it asked and what came back.
 
 How many clients use IB at once stays below the pool's limit (two API workers, the CLI worker and the
 resilience sampler): the contract lets a backend make callers wait for a free connection, so a workload
@@ -18,10 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from support.bars import LOADS
-from support.contract import FINISHED, Cleanup, DataLoad, Discovery, Operation, ResilienceReport
-from support.drivers.api import ApiDriver, ApiResponse
-from support.drivers.cli import CliDriver
-from support.nemesis.record import History, Op
+from support.contract import FINISHED, DataLoad, Operation
+from support.drivers.api import ApiDriver
+from support.drivers.cli import CliDriver, CliRun
+from support.nemesis.record import RunNotes
 
 #: Symbols the simulator knows (contract details and bars). Loads use the first four, the ranges of
 #: :data:`support.bars.LOADS`, so the final read can be compared with what IB serves for the same range.
@@ -51,56 +52,32 @@ class Pace:
 
 
 class Client:
-    """Makes API calls and CLI commands and records each as an :class:`Op` in the history."""
+    """The workload's doors to the backend: an API driver and a CLI driver that record every exchange and every
+    command into the run's history; the client itself keeps nothing.
 
-    def __init__(self, api: ApiDriver, cli: CliDriver, history: History, pace: Pace):
-        self.api, self.cli, self.history, self.pace = api, cli, history, pace
+    Args:
+        notes: where a worker's own trouble is noted (the run's facts).
+    """
 
-    def call(self, process: str, kind: str, call: Callable[[], ApiResponse], **detail: object) -> tuple[Op, ApiResponse]:
-        """One HTTP call, recorded."""
-        response = call()
-        info = {**detail, "error_code": response.error_code, "path": response.path}
-        if not response.ok and response.error_message:
-            info["error"] = response.error_message[:300]
-        if kind == "resilience" and (report := ResilienceReport.of(response)).score is not None:
-            info["score"], info["pool_total"] = report.score, report.pool_total
-        if kind in ("discover", "discover_cached"):
-            info["found"] = Discovery.of(response).symbol_info is not None
-        if kind in ("load_sync", "load_async"):
-            load = DataLoad.of(response)
-            info.update(load_status=load.status, fetched_bars=load.fetched_bars, operation_id=load.operation_id)
-        if kind == "cleanup":
-            info["connections_closed"] = Cleanup.of(response).connections_closed
-        op = Op(process, kind, response.started_mono, response.finished_mono, response.ok, response.status,
-                response.timed_out, info)
-        return self.history.add_op(op), response
+    def __init__(self, api: ApiDriver, cli: CliDriver, notes: RunNotes, pace: Pace):
+        self.api, self.cli, self.notes, self.pace = api, cli, notes, pace
 
-    def command(self, process: str, args: Sequence[str], **detail: object) -> Op:
-        """One CLI command to its end (bounded), recorded with its transcript."""
-        run = self.cli.run(list(args), timeout_s=self.pace.cli_timeout_s)
-        op = Op(process, "cli:" + " ".join(args[:2]), run.started_mono, run.finished_mono,
-                run.exit_code == 0 and not run.timed_out, run.exit_code, run.timed_out,
-                {**detail, "argv": list(args), "output": run.output[-4000:]})
-        return self.history.add_op(op)
+    def command(self, args: Sequence[str]) -> CliRun:
+        """One CLI command to its end (bounded); the driver records it."""
+        return self.cli.run(list(args), timeout_s=self.pace.cli_timeout_s)
 
-    def operation_until_done(self, process: str, operation_id: str, started: float, stop: threading.Event,
-                             **detail: object) -> Op:
-        """Poll an asynchronous operation until it ends (bounded by the load patience); record its life as one
-        ``operation`` op (its polls are recorded as ``operation_poll``)."""
+    def operation_until_done(self, operation_id: str, started: float) -> Operation:
+        """Poll an asynchronous operation until it ends (bounded by the load patience; the run's stop does not
+        cut an operation short); every poll is an exchange of the history."""
         deadline = started + self.pace.load_timeout_s
         last = Operation(None, 0.0, 0, None, None)
+        pause = threading.Event()
         while time.monotonic() < deadline:
-            _, response = self.call(process, "operation_poll", lambda: self.api.operation(operation_id))
-            last = Operation.of(response)
+            last = Operation.of(self.api.operation(operation_id))
             if last.status in FINISHED:
                 break
-            # The poll's pacing, bounded by the deadline (the run's stop does not cut an operation short).
-            threading.Event().wait(min(self.pace.operation_poll_s, max(0.0, deadline - time.monotonic())))
-        done = last.status in FINISHED
-        op = Op(process, "operation", started, time.monotonic(), done and last.status == "completed",
-                200 if done else None, not done, {**detail, "operation_id": operation_id, "op_status": last.status,
-                                                  "fetched_bars": last.fetched_bars})
-        return self.history.add_op(op)
+            pause.wait(min(self.pace.operation_poll_s, max(0.0, deadline - time.monotonic())))  # the poll's pacing
+        return last
 
 
 def loads_asked(seed: int) -> list[tuple[str, str]]:
@@ -147,7 +124,7 @@ class Workload:
         try:
             target()
         except Exception as exc:  # a worker's own crash is recorded, never silent
-            self.client.history.note(f"worker {name} stopped: {exc!r}")
+            self.client.notes.note(f"worker {name} stopped: {exc!r}")
 
     # ------------------------------------------------------------------ workers
 
@@ -158,40 +135,39 @@ class Workload:
     def _api_worker(self, number: int) -> None:
         rng = random.Random(self.seed * 1009 + number)
         kinds, weights = zip(*API_MIX, strict=False)
-        process = f"api-{number}"
         while not self.stop.is_set():
-            self.run_api_op(process, rng.choices(kinds, weights)[0], rng)
+            self.run_api_op(rng.choices(kinds, weights)[0], rng)
             if not self._pause(rng, self.pace.think_s):
                 return
 
-    def run_api_op(self, process: str, kind: str, rng: random.Random) -> None:
-        """One API operation of ``kind`` (arguments drawn from ``rng``)."""
-        api, client = self.client.api, self.client
+    def run_api_op(self, kind: str, rng: random.Random) -> None:
+        """One API operation of ``kind`` (arguments drawn from ``rng``; the draws are the same whatever the
+        answers, so a replay asks the same things in the same order)."""
+        api = self.client.api
         symbol = rng.choice(self.symbols)
         if kind == "discover":
-            client.call(process, kind, lambda: api.discover(symbol, force_refresh=True), symbol=symbol)
+            api.discover(symbol, force_refresh=True)
         elif kind == "discover_cached":
-            client.call(process, kind, lambda: api.discover(symbol, force_refresh=False), symbol=symbol)
+            api.discover(symbol, force_refresh=False)
         elif kind in ("load_sync", "load_async"):
             load_symbol, load_kind = rng.choice(LOAD_SYMBOLS), rng.choice(LOAD_KINDS)
             timeframe, first, last, _ = LOADS[load_kind]
             with self._lock:
                 self.loaded.add((load_symbol, load_kind))
             body = {"mode": "full", "start_date": first, "end_date": last}
-            op, response = client.call(process, kind, lambda: api.load_data(
-                load_symbol, timeframe, async_mode=kind == "load_async", timeout_s=self.pace.load_timeout_s
-                if kind == "load_sync" else self.pace.api_timeout_s, **body), symbol=load_symbol, load=load_kind)
-            operation_id = op.detail.get("operation_id")
-            if kind == "load_async" and op.ok and operation_id:
-                client.operation_until_done(process, str(operation_id), op.end, self.stop, symbol=load_symbol,
-                                            load=load_kind)
+            response = api.load_data(load_symbol, timeframe, async_mode=kind == "load_async",
+                                     timeout_s=self.pace.load_timeout_s if kind == "load_sync" else self.pace.api_timeout_s,
+                                     **body)
+            operation_id = DataLoad.of(response).operation_id
+            if kind == "load_async" and response.ok and operation_id:
+                self.client.operation_until_done(str(operation_id), response.finished_mono)
         elif kind == "data_read":
             load_symbol, load_kind = rng.choice(LOAD_SYMBOLS), rng.choice(LOAD_KINDS)
-            client.call(process, kind, lambda: api.cached_data(load_symbol, LOADS[load_kind][0]))
+            api.cached_data(load_symbol, LOADS[load_kind][0])
         else:
             call = {"status": api.ib_status, "health": api.ib_health, "resilience": api.resilience,
                     "config": api.ib_config, "symbols": api.symbols, "discovered": api.discovered}[kind]
-            client.call(process, kind, call)
+            call()
 
     def _cli_worker(self) -> None:
         rng = random.Random(self.seed * 1009 + 97)
@@ -211,12 +187,12 @@ class Workload:
                     self.loaded.add((symbol, "daily"))
                 args = ["data", "load", symbol, "-t", timeframe, "-m", "full", "--start", first, "--end", last,
                         "--no-progress"]
-            self.client.command("cli", args)
+            self.client.command(args)
 
     def _sampler(self) -> None:
         api = self.client.api
         while not self.stop.is_set():
             started = time.monotonic()
-            self.client.call("sampler", "resilience", api.resilience)
+            api.resilience()
             if self.stop.wait(max(0.0, self.pace.sample_every_s - (time.monotonic() - started))):
                 return
