@@ -51,16 +51,20 @@ def client_id_rules(window: HistoryWindow, limits: Limits) -> Verdict:
       a second and no other connection took it a moment later (the preferred ID first, freed IDs used again).
 
     IDs above the backend's range (the profile's ``client_id_max``, else what ``/ib/config`` reports) are never
-    required. A configuration change moves the preferred ID: that life is not judged from it on.
+    required. A configuration change moves the preferred ID: that life is not judged from it on. Nor is a choice
+    made in trouble (a disruption and the recovery bound after it): a handshake a fault cuts reads to the client
+    library as a refused ID ("Peer closed connection. clientId 1 already in use?"), so a backend rightly moves on
+    to the next ID while the gateway saw the lower one free.
     """
     everyone = [c for c in window.connections if c.client_id is not None]
     backend = sorted((c for c in everyone if not c.own), key=_attempt)
     moved = _config_changed(window)
+    trouble = spans.trouble(window, limits)
     top = highest_id(window, limits)
     violations, judged = [], 0
     for index, conn in enumerate(backend):
         at = _attempt(conn)
-        if spans.inside(moved, at):
+        if spans.inside(moved, at) or spans.inside(trouble, at):
             continue
         if conn.duplicate_id:
             judged += 1

@@ -19,21 +19,11 @@ the rest              liveness, validated_kept, one_caller, idle, client_ids, ca
 
 from __future__ import annotations
 
-from support.checks import cache, cleanup, recovery, run_wide, spans
+from support.checks import cache, cleanup, recovery, run_wide
 from support.checks.limits import Limits
 from support.nemesis.record import NemesisRun
 from support.run_history import HistoryWindow
-from support.verdict import FAIL, Verdict
-
-#: Run-wide invariants whose checker does not yet know the trouble a fault makes: their violations at a moment of
-#: trouble (:func:`support.checks.spans.trouble`: a fault and the recovery bound after it, a change the suite asked of
-#: the pool, the backend stopping) are excused here. ``client_ids``: a handshake a fault cuts (a gateway restart, a
-#: proxy that drops the answers) reads to the client library as a refused ID ("Peer closed connection. clientId 1
-#: already in use?"), so a backend rightly moves on to the next ID while the gateway saw the lower one free (seed 6,
-#: 1 minute, on the clean reference: client ID 3 taken during a silence after a restart, ID 1 free). The run-wide
-#: judge in ``after_all`` has no such excuse (a nemesis run inside a behave run can break it there); the checker
-#: should learn it itself (support/checks/client_ids.py), and this list then goes.
-EXCUSED_IN_TROUBLE = ("client_ids",)
+from support.verdict import Verdict
 
 #: The claims only a nemesis run judges: key → title.
 OWN = {
@@ -57,25 +47,7 @@ def title(key: str) -> str:
 def judge(window: HistoryWindow, run: NemesisRun, limits: Limits) -> dict[str, Verdict]:
     """Every family's verdict over the run's window, in :data:`FAMILIES` order."""
     verdicts = {judged.invariant.key: judged.verdict for judged in run_wide.judge(window, limits)}
-    for key in EXCUSED_IN_TROUBLE:
-        verdicts[key] = excuse_trouble(verdicts[key], window, limits)
     verdicts["cleanup"] = cleanup.cleanup_closes_pool(window, limits)
     verdicts["cached_bars"] = cache.cached_bars_true(run.cache, run.reads_mono or window.end_mono)
     verdicts["recovery"] = recovery.served_after_heal(window, limits, run.final_heal_mono or window.end_mono)
     return {key: verdicts[key] for key in FAMILIES}
-
-
-def excuse_trouble(verdict: Verdict, window: HistoryWindow, limits: Limits) -> Verdict:
-    """``verdict`` without its violations at a moment of trouble (:data:`EXCUSED_IN_TROUBLE`); how many were excused
-    is said in its message."""
-    if verdict.status != FAIL:
-        return verdict
-    trouble = spans.trouble(window, limits)
-    kept = [v for v in verdict.violations if not spans.inside(trouble, v.at_mono)]
-    excused = len(verdict.violations) - len(kept)
-    if not excused:
-        return verdict
-    note = f"{excused} violation(s) during a fault or the recovery bound after it excused"
-    if kept:
-        return Verdict.failed(f"{verdict.message} ({note})", kept, verdict.exercised)
-    return Verdict.passed(f"{verdict.exercised} case(s) judged; {note}", verdict.exercised)

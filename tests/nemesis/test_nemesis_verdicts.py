@@ -305,11 +305,11 @@ def test_a_client_id_choice_a_fault_confused_is_excused_and_only_that():
         for n, at in enumerate(accepted_at):
             conn(run, n + 1, 2, at, closed=at + 1.0)              # ID 2 while ID 1 is free at the gateway
         return judge.judge(window(run), _run_of(run), LIMITS)["client_ids"]
-    assert client_ids(24.0).status == PASS                        # during the silence
-    assert client_ids(34.0).status == PASS                        # within the recovery bound after it
+    assert client_ids(24.0).status != FAIL                        # during the silence: not judged
+    assert client_ids(34.0).status != FAIL                        # within the recovery bound after it
     assert client_ids(60.0).status == FAIL                        # 34 s after every fault: broken
     both = client_ids(24.0, 60.0)
-    assert both.status == FAIL and len(both.violations) == 1 and "1 violation(s) during a fault" in both.message
+    assert both.status == FAIL and len(both.violations) == 1
 
 
 def test_a_written_history_reads_back_to_the_same_verdicts(tmp_path):
