@@ -65,6 +65,16 @@ class Verdict:
         return cls(NOT_EXERCISED, message)
 
     @classmethod
+    def over(cls, violations: list[Violation], exercised: int, failed: str, unexercised: str, passed: str) -> Verdict:
+        """A checker's usual end: failed with ``violations`` if any, else not exercised when it judged nothing
+        (``exercised`` 0), else passed."""
+        if violations:
+            return cls.failed(failed, violations, exercised)
+        if not exercised:
+            return cls.unexercised(unexercised)
+        return cls.passed(passed, exercised)
+
+    @classmethod
     def of(cls, ok: bool, message: str) -> Verdict:
         """A plain yes/no verdict of a scenario check."""
         return cls.passed(message) if ok else cls.failed(message)

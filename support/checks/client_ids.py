@@ -91,8 +91,7 @@ def client_id_rules(window: HistoryWindow, limits: Limits) -> Verdict:
             violations.append(Violation(at, f"{conn.describe()} accepted at {window.rel(at):.2f} s while client ID "
                                             f"{free[0]} was free (the preferred ID is {limits.preferred_client_id}; "
                                             "lower free IDs come first)"))
-    if violations:
-        return Verdict.failed(f"{len(violations)} of {judged} client-ID choice(s) broke the rules", violations, judged)
-    if not judged:
-        return Verdict.unexercised("the backend opened no IB connection")
-    return Verdict.passed(f"{judged} client-ID choice(s), each by the rules", judged)
+    return Verdict.over(violations, judged,
+                        f"{len(violations)} of {judged} client-ID choice(s) broke the rules",
+                        "the backend opened no IB connection",
+                        f"{judged} client-ID choice(s), each by the rules")

@@ -46,8 +46,7 @@ def cancels_honoured(window: HistoryWindow, limits: Limits) -> Verdict:
         said = [line.strip() for line in run.output.splitlines() if CANCEL_FAILED.search(line)]
         if said:
             violations.append(Violation(run.finished_mono, f"$ {' '.join(run.argv)} printed after Ctrl-C: {said[0][:200]}"))
-    if violations:
-        return Verdict.failed(f"{len(violations)} problem(s) in {judged} cancel(s)", violations, judged)
-    if not judged:
-        return Verdict.unexercised("nothing was cancelled")
-    return Verdict.passed(f"{judged} cancel(s), each honoured within {bound}", judged)
+    return Verdict.over(violations, judged,
+                        f"{len(violations)} problem(s) in {judged} cancel(s)",
+                        "nothing was cancelled",
+                        f"{judged} cancel(s), each honoured within {bound}")

@@ -27,11 +27,9 @@ def pool_limit(window: HistoryWindow, limits: Limits) -> Verdict:
             ids = sorted(c.client_id for c in open_now.values() if c.client_id is not None)
             violations.append(Violation(at, f"{level} backend connections open at once (client IDs {ids}); "
                                             f"the pool allows {limits.pool_limit}"))
-    if violations:
-        return Verdict.failed(f"peak of {peak} connections open at once > {limits.pool_limit}", violations, len(conns))
-    if not conns:
-        return Verdict.unexercised("the backend opened no IB connection")
-    return Verdict.passed(f"peak of {peak} of {limits.pool_limit} over {len(conns)} connections", len(conns))
+    return Verdict.over(violations, len(conns), f"peak of {peak} connections open at once > {limits.pool_limit}",
+                        "the backend opened no IB connection",
+                        f"peak of {peak} of {limits.pool_limit} over {len(conns)} connections")
 
 
 def pool_size_steps(window: HistoryWindow) -> list[tuple[float, int]]:
@@ -179,9 +177,7 @@ def validated_connections_kept(window: HistoryWindow, limits: Limits) -> Verdict
                                     f"{window.rel(conn.closed_mono):.2f} s"))
     answered = sum(1 for c in window.backend_connections() for r in c.requests
                    if r.validation and r.answered_mono is not None)
-    if violations:
-        return Verdict.failed(f"{len(violations)} validated connection(s) discarded", violations, answered)
-    if not answered:
-        return Verdict.unexercised("no validation was answered")
-    return Verdict.passed(f"{answered} validations answered; no validated connection discarded", answered)
+    return Verdict.over(violations, answered, f"{len(violations)} validated connection(s) discarded",
+                        "no validation was answered",
+                        f"{answered} validations answered; no validated connection discarded")
 

@@ -71,13 +71,11 @@ def fall_during_outages(window: HistoryWindow, limits: Limits) -> Verdict:
                                             f"{_said(response, limits)} {response.finished_mono - start:.1f} s into an "
                                             f"outage ({window.rel(start):.1f} s – {window.rel(end):.1f} s), past "
                                             f"{limits.silent_detection}: {response.describe()[:200]}"))
-    if violations:
-        return Verdict.failed(f"{len(violations)} of {judged} self-report(s) during an outage said IB was fine, or "
-                              "noticed it only past the detection bound", violations, judged)
-    if not judged:
-        return Verdict.unexercised("no self-report arrived inside an outage after the detection bound")
-    return Verdict.passed(f"{judged} self-report(s) in {outages_judged} outage(s), each saying IB was in trouble",
-                          judged)
+    return Verdict.over(violations, judged,
+                        f"{len(violations)} of {judged} self-report(s) during an outage said IB was fine, or "
+                        "noticed it only past the detection bound",
+                        "no self-report arrived inside an outage after the detection bound",
+                        f"{judged} self-report(s) in {outages_judged} outage(s), each saying IB was in trouble")
 
 
 def healthy_when_quiet(window: HistoryWindow, limits: Limits) -> Verdict:
@@ -99,12 +97,11 @@ def healthy_when_quiet(window: HistoryWindow, limits: Limits) -> Verdict:
                 if last is not None else "with nothing disturbing it"
             violations.append(Violation(response.started_mono, f"{_said(response, limits)} {since}: "
                                                                 f"{response.describe()[:200]}"))
-    if violations:
-        return Verdict.failed(f"{len(violations)} of {judged} self-report(s) said IB was in trouble with the gateway "
-                              "healthy and nothing disturbing it", violations, judged)
-    if not judged:
-        return Verdict.unexercised("no self-report with the gateway quiet for the recovery bound")
-    return Verdict.passed(f"{judged} self-report(s) with nothing disturbing the gateway, each saying IB was fine", judged)
+    return Verdict.over(violations, judged,
+                        f"{len(violations)} of {judged} self-report(s) said IB was in trouble with the gateway "
+                        "healthy and nothing disturbing it",
+                        "no self-report with the gateway quiet for the recovery bound",
+                        f"{judged} self-report(s) with nothing disturbing the gateway, each saying IB was fine")
 
 
 def detection_times(window: HistoryWindow, limits: Limits) -> list[float]:

@@ -100,11 +100,10 @@ def requests_bounded(window: HistoryWindow, limits: Limits) -> Verdict:
         if run.timed_out or run.elapsed_s > limits.cli_command.seconds:
             violations.append(Violation(run.started_mono + limits.cli_command.seconds,
                                         f"$ {' '.join(run.argv)} took {run.elapsed_s:.1f} s, past {limits.cli_command}"))
-    if violations:
-        return Verdict.failed(f"{len(violations)} of {judged} request(s) past their bound", violations, judged)
-    if not judged:
-        return Verdict.unexercised("no API request or CLI command while the backend served")
-    return Verdict.passed(f"{judged} request(s) and command(s), each within its bound", judged)
+    return Verdict.over(violations, judged,
+                        f"{len(violations)} of {judged} request(s) past their bound",
+                        "no API request or CLI command while the backend served",
+                        f"{judged} request(s) and command(s), each within its bound")
 
 
 def stays_responsive(window: HistoryWindow, limits: Limits) -> Verdict:
