@@ -151,6 +151,10 @@ class Fault:
         one; a one-shot fault has no "while"."""
         return False
 
+    def cuts_connections(self) -> bool:
+        """Whether applying it closes the open connections (a reset, a restart, a drop, a refusal that cuts)."""
+        return False
+
     # ---- what a target asks of an active fault
 
     def shapes(self, direction: str) -> bool:
@@ -438,6 +442,9 @@ class Restart(Fault):
     def outage(self, probe: str) -> bool:
         return True
 
+    def cuts_connections(self) -> bool:
+        return True
+
     async def on_apply(self, target: GatewayActions) -> None:
         await target.go_down(self, self.down_s)
 
@@ -450,6 +457,9 @@ class DropClients(Fault):
     plane: ClassVar[str] = GATEWAY
     one_shot: ClassVar[bool] = True
     disrupts: ClassVar[bool] = True
+
+    def cuts_connections(self) -> bool:
+        return True
 
     async def on_apply(self, target: GatewayActions) -> None:
         target.drop_clients(self)
@@ -524,6 +534,9 @@ class Reset(Fault):
     one_shot: ClassVar[bool] = True
     disrupts: ClassVar[bool] = True
 
+    def cuts_connections(self) -> bool:
+        return True
+
     async def on_apply(self, target: ProxyActions) -> None:
         target.close_connections(self, "reset fault", reset=True)
 
@@ -543,6 +556,9 @@ class Refuse(Fault):
         return not self.keep_existing
 
     def outage(self, probe: str) -> bool:
+        return not self.keep_existing
+
+    def cuts_connections(self) -> bool:
         return not self.keep_existing
 
     async def on_apply(self, target: ProxyActions) -> None:

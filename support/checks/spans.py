@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from support.checks.limits import Limits
-from support.run_history import HistoryWindow
+from support.run_history import VALIDATION_REQUEST, HistoryWindow
 
 #: The request a backend's validation and health probe send: a fault that spares it spares them.
-PROBE = "reqCurrentTime"
+PROBE = VALIDATION_REQUEST
 Spans = list[tuple[float, float]]
 
 

@@ -19,16 +19,7 @@ from typing import Any
 from ibtargets.common.control_client import ControlClient, ControlError
 from ibtargets.common.faults import (
     GATEWAY,
-    ConnectivityLost,
-    Delay,
-    Fault,
-    Latency,
     PushError,
-    Refuse,
-    Reset,
-    Restart,
-    Silent,
-    Unanswered,
 )
 from support.drivers.faults import FaultWindow
 from support.drivers.ib import IbDriver
@@ -40,26 +31,6 @@ from support.run_history import RunHistory, Span
 #: The simulator's rules while a ``pacing`` fault is on: a third historical request for one contract within
 #: 5 s is refused with error 162 (the rules of the standard pacing scenario).
 STRICT_PACING = {"pacing_enabled": True, "same_contract_max": 3, "same_contract_window_s": 5.0}
-
-
-#: The schedule's kinds that are one fault value on one plane: kind → the fault, built from the spec's parameters.
-#: The fault's type knows its plane (``Fault.plane``), so applying and healing never branch on the kind.
-PLANE_FAULTS: dict[str, Callable[[str, FaultSpec], Fault]] = {
-    "silence": lambda name, spec: Silent(name=name),
-    "unanswered": lambda name, spec: Unanswered(name=name,
-                                                request_types=tuple(spec.params.get("request_types", ["*"]))),
-    "latency": lambda name, spec: Latency(name=name, latency_ms=int(spec.params.get("latency_ms", 300)),
-                                          jitter_ms=int(spec.params.get("jitter_ms", 0)),
-                                          direction=str(spec.params.get("direction", "downstream"))),
-    "slow_validation": lambda name, spec: Delay(name=name, latency_ms=int(spec.params.get("latency_ms", 1000)),
-                                                request_types=("reqCurrentTime",)),
-    "restart": lambda name, spec: Restart(name=name, down_s=max(0.1, spec.duration_s)),
-    "reset": lambda name, spec: Reset(name=name),
-    "refuse": lambda name, spec: Refuse(name=name, keep_existing=bool(spec.params.get("keep_existing", True))),
-    "connectivity_lost": lambda name, spec: ConnectivityLost(name=name,
-                                                             restored_code=int(spec.params.get("restored_code", 1102))),
-    "ib_notice": lambda name, spec: PushError(name=name, code=1100),
-}
 
 
 class Nemesis:
@@ -111,8 +82,8 @@ class Nemesis:
         name = f"nemesis-{spec.id}-{spec.kind}"
         started = time.monotonic()
         try:
-            if spec.kind in PLANE_FAULTS:
-                fault = PLANE_FAULTS[spec.kind](name, spec)
+            if spec.builds_fault:
+                fault = spec.fault(name)
                 self._plane(fault.plane).apply(fault)
                 applied = time.monotonic()
                 # The schedule's window, not the value's: a notice (one push) lasts until IB is said to be back.
@@ -155,8 +126,8 @@ class Nemesis:
         try:
             if spec.kind == "ib_notice":  # a notice is healed by the notice that IB is back
                 self.gateway.apply(PushError(name=name + "-restored", code=int(spec.params.get("restored_code", 1102))))
-            elif spec.kind in PLANE_FAULTS:
-                self._plane(PLANE_FAULTS[spec.kind](name, spec).plane).heal(name)
+            elif spec.builds_fault:
+                self._plane(spec.fault(name).plane).heal(name)
             elif spec.kind == "pacing":
                 self._restore_rules()
             elif spec.kind == "squatter":

@@ -11,13 +11,29 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ibtargets.common.faults import (
+    ConnectivityLost,
+    Delay,
+    Fault,
+    Latency,
+    PushError,
+    Refuse,
+    Reset,
+    Restart,
+    Silent,
+    Unanswered,
+)
+from support.run_history import VALIDATION_REQUEST
+
 GATEWAY = "gateway"
 PROXY = "proxy"
+#: The request a backend's validation sends (a fault that spares it spares the validation).
+PROBE = VALIDATION_REQUEST
 CLIENT = "client"       # faults the nemesis produces as a client of IB or of the API (squatter, cleanup)
 
 #: Schedule file format version (``Schedule.to_json``).
@@ -35,6 +51,10 @@ class Kind:
         duration_s: (shortest, longest) window.
         weight: relative frequency in a generated schedule.
         min_s: the shortest window the shrinker may cut it to.
+        build: the fault value of the catalogue (``ibtargets.common.faults``) a planned fault of this family is,
+            from its name and parameters; None for what the nemesis does as a client (a squatter, a cleanup) or
+            to the simulator's rules (pacing). What a fault does (its plane, whether it is an outage or cuts open
+            connections) is the value's to say, never this family's name.
     """
 
     name: str
@@ -43,6 +63,7 @@ class Kind:
     duration_s: tuple[float, float] = (0.0, 0.0)
     weight: float = 1.0
     min_s: float = 1.0
+    build: Callable[[str, FaultSpec], Fault] | None = None
 
 
 #: Every fault family, with the bounds its start-to-end window is drawn within. Latency stays below what keeps
@@ -50,16 +71,27 @@ class Kind:
 #: answers within the 3 s validation bound); silence, outages and restarts last long enough to cross the
 #: 5 s detection bound sometimes and not always.
 KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("silence", PROXY, duration_s=(2.0, 16.0), weight=1.4, min_s=1.0),
-    Kind("unanswered", GATEWAY, duration_s=(2.0, 14.0), weight=1.0, min_s=1.0),
-    Kind("latency", PROXY, duration_s=(8.0, 45.0), weight=2.0, min_s=2.0),
+    Kind("silence", PROXY, duration_s=(2.0, 16.0), weight=1.4, min_s=1.0,
+         build=lambda name, spec: Silent(name=name)),
+    Kind("unanswered", GATEWAY, duration_s=(2.0, 14.0), weight=1.0, min_s=1.0,
+         build=lambda name, spec: Unanswered(name=name, request_types=tuple(spec.params.get("request_types", ["*"])))),
+    Kind("latency", PROXY, duration_s=(8.0, 45.0), weight=2.0, min_s=2.0,
+         build=lambda name, spec: Latency(name=name, latency_ms=int(spec.params.get("latency_ms", 300)),
+                                          jitter_ms=int(spec.params.get("jitter_ms", 0)),
+                                          direction=str(spec.params.get("direction", "downstream")))),
     # The validation answered late but within its 3 s bound: slow is not dead, and validations are in flight.
-    Kind("slow_validation", GATEWAY, duration_s=(6.0, 30.0), weight=1.0, min_s=1.0),
-    Kind("restart", GATEWAY, duration_s=(1.0, 6.0), weight=1.0, min_s=0.5),
-    Kind("reset", PROXY, one_shot=True, weight=1.3),
-    Kind("refuse", PROXY, duration_s=(1.0, 8.0), weight=0.8, min_s=0.5),
-    Kind("connectivity_lost", GATEWAY, duration_s=(2.0, 12.0), weight=0.8, min_s=1.0),
-    Kind("ib_notice", GATEWAY, duration_s=(1.0, 10.0), weight=0.6, min_s=0.5),
+    Kind("slow_validation", GATEWAY, duration_s=(6.0, 30.0), weight=1.0, min_s=1.0,
+         build=lambda name, spec: Delay(name=name, latency_ms=int(spec.params.get("latency_ms", 1000)),
+                                        request_types=("reqCurrentTime",))),
+    Kind("restart", GATEWAY, duration_s=(1.0, 6.0), weight=1.0, min_s=0.5,
+         build=lambda name, spec: Restart(name=name, down_s=max(0.1, spec.duration_s))),
+    Kind("reset", PROXY, one_shot=True, weight=1.3, build=lambda name, spec: Reset(name=name)),
+    Kind("refuse", PROXY, duration_s=(1.0, 8.0), weight=0.8, min_s=0.5,
+         build=lambda name, spec: Refuse(name=name, keep_existing=bool(spec.params.get("keep_existing", True)))),
+    Kind("connectivity_lost", GATEWAY, duration_s=(2.0, 12.0), weight=0.8, min_s=1.0,
+         build=lambda name, spec: ConnectivityLost(name=name, restored_code=int(spec.params.get("restored_code", 1102)))),
+    Kind("ib_notice", GATEWAY, duration_s=(1.0, 10.0), weight=0.6, min_s=0.5,
+         build=lambda name, spec: PushError(name=name, code=1100)),
     Kind("pacing", GATEWAY, duration_s=(10.0, 40.0), weight=0.6, min_s=2.0),
     Kind("squatter", CLIENT, duration_s=(8.0, 50.0), weight=1.2, min_s=2.0),
     # Cleanups are frequent: each one is a moment the "no client ID held" invariant is judged at.
@@ -108,22 +140,31 @@ class FaultSpec:
         return KINDS[self.kind].one_shot
 
     @property
+    def builds_fault(self) -> bool:
+        """Whether it is a fault value of the catalogue (not a client's act or a change of the simulator's rules)."""
+        return KINDS[self.kind].build is not None
+
+    def fault(self, name: str = "") -> Fault:
+        """The fault value of the catalogue this planned fault is (named ``name``, default its kind and id).
+
+        Raises:
+            ValueError: its family is no fault value (:attr:`builds_fault`).
+        """
+        build = KINDS[self.kind].build
+        if build is None:
+            raise ValueError(f"a {self.kind} is done by the nemesis itself, not a fault value")
+        return build(name or f"nemesis-{self.kind}-{self.id}", self)
+
+    @property
     def outage(self) -> bool:
-        """Whether the contract calls this the gateway being silent or down: no validation round-trip can
-        succeed while it lasts (the score must fall below 75 within 5 s)."""
-        if self.kind in ("silence", "restart", "connectivity_lost"):
-            return True
-        if self.kind == "refuse":
-            return not self.params.get("keep_existing", True)
-        if self.kind == "unanswered":
-            types = self.params.get("request_types", ["*"])
-            return "*" in types or "reqCurrentTime" in types
-        return False
+        """Whether the gateway is silent or down while it lasts: the catalogue's :meth:`Fault.outage` of its fault
+        value (the score must fall below 75 within 5 s)."""
+        return self.builds_fault and self.fault().outage(PROBE)
 
     @property
     def drops_connections(self) -> bool:
-        """Whether it closes the backend's open IB connections (a reset, a restart, a refusal that cuts them)."""
-        return self.kind in ("reset", "restart") or (self.kind == "refuse" and not self.params.get("keep_existing", True))
+        """Whether it closes the backend's open IB connections: the catalogue's :meth:`Fault.cuts_connections`."""
+        return self.builds_fault and self.fault().cuts_connections()
 
     def label(self) -> str:
         """Short text for plots and reports, e.g. ``latency 400 ms`` or ``unanswered reqCurrentTime``."""

@@ -49,6 +49,18 @@ def test_as_configured_a_fault_silences_or_disrupts_only_when_it_spares_no_worki
     assert fault.disrupting(PROBE) is disrupting
 
 
+def test_an_outage_is_a_fault_no_validation_survives_and_a_cut_closes_what_is_open() -> None:
+    """The facts the run-wide invariants and the nemesis ask (issue 21: one fault catalogue)."""
+    outages = {kind for plane in (GATEWAY, PROXY) for kind, cls in fault_kinds(plane).items() if cls().outage(PROBE)}
+    assert outages == {"silent", "unanswered", "connectivity_lost", "restart"}      # refuse keeps open ones by default
+    assert Refuse(keep_existing=False).outage(PROBE) and not Refuse().outage(PROBE)
+    assert not Silent(request_types=("reqHistoricalData",)).outage(PROBE)
+    assert not Unanswered(client_id=3).outage(PROBE)                              # one client is not the gateway
+    cuts = {kind for plane in (GATEWAY, PROXY) for kind, cls in fault_kinds(plane).items() if cls().cuts_connections()}
+    assert cuts == {"restart", "drop_clients", "reset"}
+    assert Refuse(keep_existing=False).cuts_connections()
+
+
 @pytest.mark.parametrize("plane", [GATEWAY, PROXY])
 def test_the_facts_survive_the_control_api_round_trip(plane: str) -> None:
     for cls in fault_kinds(plane).values():
