@@ -59,12 +59,12 @@ def before_all(context):
         targets = embedded.start()
     else:
         targets = external_targets(settings)
-        history.life_began(history.started_mono, history.started_mono,
-                           settings.profile.idle_timeout_s, settings.profile.health_check_interval_s)
+        history.life_began(history.started_mono, history.started_mono, settings.profile.idle_timeout_s,
+                           settings.profile.health_check_interval_s, api_base_url=targets.api_base_url)
     context.world = world = World(settings, targets, embedded, history)
     context.add_cleanup(world.close)
     context.observer = Observer(history, Path(targets.backend_log) if targets.backend_log else None,
-                                lambda: world.targets.api_base_url,
+                                history.serving_url,
                                 settings.bound("API response", extra_s=5.0).seconds,
                                 output_from_end=embedded is None).start()
     context.add_cleanup(context.observer.stop)

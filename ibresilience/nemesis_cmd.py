@@ -160,10 +160,8 @@ def _run(args: argparse.Namespace, settings: Settings, out: Path) -> int:
     try:
         targets = embedded.start()
         world = World(settings, targets, embedded, run_history=history)
-        live = world
         observer = Observer(history, Path(targets.backend_log) if targets.backend_log else None,
-                            lambda: live.targets.api_base_url, settings.bound("API response", extra_s=5.0).seconds
-                            ).start()
+                            history.serving_url, settings.bound("API response", extra_s=5.0).seconds).start()
         world.ib.ensure_paper_account(settings.squatter_client_id_base,
                                        settings.bound_of(10.0, "the account check").seconds)
         if args.replay is not None:

@@ -56,7 +56,8 @@ class Observer:
     Args:
         history: the run's history.
         output: the backend's output file (None: not visible).
-        api_base_url: where the backend's API is now (it may move when the backend restarts).
+        api_base_url: where the backend's API is while it serves ('' while it starts or stops: no sample then; it
+            may move when the backend restarts).
         sample_timeout_s: the sampler's patience (longer than the API bound, so a late answer is measured).
         output_from_end: start reading the output at its current end (an external backend's log with history).
     """

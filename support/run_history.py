@@ -250,6 +250,7 @@ class Life:
     ended_mono: float | None = None
     idle_timeout_s: float = 0.0
     health_interval_s: float = 0.0
+    api_base_url: str = ""
 
     def serving(self, start_mono: float, end_mono: float) -> bool:
         """Whether the backend was ready and not told to stop for all of ``[start_mono, end_mono]``."""
@@ -414,11 +415,19 @@ class RunHistory:
             self.output.extend(lines)
 
     def life_began(self, started_mono: float, ready_mono: float | None, idle_timeout_s: float = 0.0,
-                   health_interval_s: float = 0.0) -> None:
-        """The backend was started at ``started_mono`` and answered at ``ready_mono`` (None: it never did)."""
+                   health_interval_s: float = 0.0, api_base_url: str = "") -> None:
+        """The backend was started at ``started_mono`` and answered at ``ready_mono`` (None: it never did) on
+        ``api_base_url``."""
         with self._lock:
             self.lives.append(Life(started_mono, ready_mono, idle_timeout_s=idle_timeout_s,
-                                   health_interval_s=health_interval_s))
+                                   health_interval_s=health_interval_s, api_base_url=api_base_url))
+
+    def serving_url(self) -> str:
+        """Where the backend's API is while it serves ('' while it is starting, stopping or gone)."""
+        with self._lock:
+            life = self.lives[-1] if self.lives else None
+        return life.api_base_url if life is not None and life.ready_mono is not None and life.stopping_mono is None \
+            else ""
 
     def life_ending(self, stopping_mono: float, ended_mono: float | None) -> None:
         """The backend was told to stop at ``stopping_mono`` and ended at ``ended_mono``."""

@@ -150,14 +150,14 @@ class EmbeddedTargets:
         self.stop_backend()
         self._backend_runs += 1
         launch = self._managed_launch(defaults) if self.settings.managed else self._reference_launch(defaults)
-        started, ready = time.monotonic(), None
+        started, ready, url = time.monotonic(), None, ""
         try:
             targets = self._launch(launch)
-            ready = time.monotonic()
+            ready, url = time.monotonic(), targets.api_base_url
             return targets
         finally:
             if self.history is not None:
-                self.history.life_began(started, ready, *self._timings(defaults))
+                self.history.life_began(started, ready, *self._timings(defaults), api_base_url=url)
 
     def _timings(self, defaults: bool) -> tuple[float, float]:
         """The idle timeout and health interval a start gives the backend, when the suite knows them (0: it

@@ -11,7 +11,7 @@ from support.checks import client_ids, operations, output, pool, reports, run_wi
 from support.checks.limits import Limits
 from support.drivers.cli import CliRun
 from support.drivers.faults import FaultWindow
-from support.run_history import HistoryWindow, OutputLine
+from support.run_history import HistoryWindow, OutputLine, RunHistory
 from support.verdict import FAIL, NOT_EXERCISED, PASS
 
 # ----------------------------------------------------------------------------- output
@@ -217,3 +217,16 @@ def test_every_invariant_is_judged_and_a_recorded_history_gives_the_same_verdict
     assert [j.invariant.key for j in first] == [i.key for i in run_wide.INVARIANTS]
     again = run_wide.judge(HistoryWindow.from_json(window.to_json()), Limits.from_json(LIMITS.to_json()))
     assert [(j.verdict.status, j.verdict.message) for j in again] == [(j.verdict.status, j.verdict.message) for j in first]
+
+
+def test_liveness_samples_only_the_life_that_serves():
+    """The sampler asks where the backend serves now: nowhere while it starts or stops (a sample of the old address
+    after a restart would read as a crash)."""
+    run = RunHistory(started_mono=0.0)
+    assert run.serving_url() == ""
+    run.life_began(0.0, 0.5, api_base_url="http://127.0.0.1:1")
+    assert run.serving_url() == "http://127.0.0.1:1"
+    run.life_ending(5.0, 5.5)
+    assert run.serving_url() == ""
+    run.life_began(6.0, None)                     # started, not answering yet
+    assert run.serving_url() == ""
