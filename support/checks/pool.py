@@ -144,7 +144,7 @@ def validated_connections_kept(window: HistoryWindow, limits: Limits) -> Verdict
     sent after the answer, outside trouble (a fault and the recovery bound after it, a change the suite asked of
     the pool, the backend stopping) and not idle past the idle timeout (the collector's legitimate close)."""
     excused = spans.trouble(window, limits)
-    delays = spans.answer_delays(window)
+    delays = spans.answer_delays(window, least=False)
     violations, judged = [], 0
     for conn in window.backend_connections():
         if conn.closed_by != "client" or conn.closed_mono is None:

@@ -58,10 +58,14 @@ def answers_lost(window: HistoryWindow) -> Spans:
                   if f.fault.dropped_answers() is not None and not f.fault.one_shot)
 
 
-def answer_delays(window: HistoryWindow) -> list[tuple[float, float, float]]:
-    """When the fault proxy delivered the gateway's answers late, and by how much: ``(start, end, seconds)`` of
-    each downstream latency (with its jitter); a client got an answer written then that much later."""
-    return [(f.applied_mono, _until(f.healed_mono, window), (f.fault.latency_ms + f.fault.jitter_ms) / 1000.0)
+def answer_delays(window: HistoryWindow, least: bool) -> list[tuple[float, float, float]]:
+    """When the fault proxy delivered the gateway's answers late: ``(start, end, seconds)`` of each downstream
+    latency. The proxy adds ±jitter, so a client got an answer written then at least ``latency - jitter`` later
+    (``least``: what a checker may rely on to blame a request sent too early) and at most ``latency + jitter``
+    (to blame a backend for discarding an answer it had in time)."""
+    sign = -1 if least else 1
+    return [(f.applied_mono, _until(f.healed_mono, window),
+             max(0.0, f.fault.latency_ms + sign * f.fault.jitter_ms) / 1000.0)
             for f in window.faults if f.fault.shaping_slot == "latency" and f.fault.shapes("downstream")]
 
 

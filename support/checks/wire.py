@@ -202,7 +202,7 @@ def one_caller_at_a_time(window: HistoryWindow, limits: Limits) -> Verdict:
     reached the client that much later. Data requests pipelined by one caller are left to the scenario claim that
     forbids them."""
     violations, judged = [], 0
-    delays = spans.answer_delays(window)
+    delays = spans.answer_delays(window, least=True)
     for conn in window.backend_connections():
         requests = sorted(conn.requests, key=lambda r: r.arrived_mono)
         for index, later in enumerate(requests):

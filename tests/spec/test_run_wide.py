@@ -158,6 +158,17 @@ def test_an_answer_the_proxy_held_back_keeps_its_caller_waiting():
     assert wire.one_caller_at_a_time(g.window(), LIMITS).status == FAIL
 
 
+def test_the_proxy_jitter_lets_an_answer_arrive_early_and_only_what_cannot_is_blamed():
+    def overlap_at(sent_after_s: float) -> str:
+        g = Gateway()
+        g.run.fault_changed(None, FaultWindow("latency", "proxy", Latency(latency_ms=1000, jitter_ms=200), 0.5, 10.0))
+        conn = g.connect(1.0, 1)
+        g.ask(conn, 2.0, "reqContractDetails", 2.001, req_id=5)      # the client got it 0.8-1.2 s later
+        g.ask(conn, 2.001 + sent_after_s, "reqCurrentTime", 2.001 + sent_after_s + 0.0005)
+        return wire.one_caller_at_a_time(g.window(), LIMITS).status
+    assert overlap_at(0.85) == PASS and overlap_at(0.75) == FAIL
+
+
 def test_a_connection_idle_past_the_timeout_and_an_interval_is_a_leak():
     g = Gateway()
     conn = g.connect(1.0, 1)
