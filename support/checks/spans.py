@@ -58,14 +58,20 @@ def answers_lost(window: HistoryWindow) -> Spans:
                   if f.fault.dropped_answers() is not None and not f.fault.one_shot)
 
 
+#: How far the gateway's record of an answer may trail its write (a busy machine can pause the simulator between
+#: the two), beside the proxy's own delay: a held-back answer is judged with this much doubt either way.
+DELAY_SLACK_MS = 50
+
+
 def answer_delays(window: HistoryWindow, least: bool) -> list[tuple[float, float, float]]:
     """When the fault proxy delivered the gateway's answers late: ``(start, end, seconds)`` of each downstream
     latency. The proxy adds ±jitter, so a client got an answer written then at least ``latency - jitter`` later
     (``least``: what a checker may rely on to blame a request sent too early) and at most ``latency + jitter``
     (to blame a backend for discarding an answer it had in time)."""
     sign = -1 if least else 1
+    slack_ms = -DELAY_SLACK_MS if least else DELAY_SLACK_MS
     return [(f.applied_mono, _until(f.healed_mono, window),
-             max(0.0, f.fault.latency_ms + sign * f.fault.jitter_ms) / 1000.0)
+             max(0.0, f.fault.latency_ms + sign * f.fault.jitter_ms + slack_ms) / 1000.0)
             for f in window.faults if f.fault.shaping_slot == "latency" and f.fault.shapes("downstream")]
 
 
