@@ -143,38 +143,35 @@ def validated_connections_kept(window: HistoryWindow, limits: Limits) -> Verdict
     the backend within the validation bound (and 2 s) of a validation that was answered in time, with nothing
     sent after the answer, outside trouble (a fault and the recovery bound after it, a change the suite asked of
     the pool, the backend stopping) and not idle past the idle timeout (the collector's legitimate close)."""
-    excused = spans.trouble(window, limits)
+    excused, lost = spans.trouble(window, limits), spans.answers_lost(window)
     delays = spans.answer_delays(window, least=False)
-    violations, judged = [], 0
+    violations = []
     for conn in window.backend_connections():
         if conn.closed_by != "client" or conn.closed_mono is None:
             continue
         before = [r for r in conn.requests if r.arrived_mono <= conn.closed_mono]
-        validations = [r for r in before if r.validation]
-        if not validations:
-            continue
-        last = validations[-1]
-        if last.answered_mono is None or spans.inside(spans.answers_lost(window), last.answered_mono):
-            continue  # a validation that failed: discarding the connection is right
-        received = last.answered_mono + spans.delay_at(delays, last.answered_mono)
-        if received - last.arrived_mono > limits.validation.seconds:
-            continue  # the answer reached the backend too late (the proxy held it back): a failed validation
-        if any(r.arrived_mono > last.answered_mono for r in before if r is not last):
-            continue  # it was used after the answer: a later close is not a discard of this validation
-        if conn.closed_mono - last.arrived_mono > limits.validation.seconds + 2.0:
-            continue  # closed long after: a cleanup, an idle collection, not a validation timer
-        if spans.overlaps(excused, last.arrived_mono, conn.closed_mono):
-            continue
+        uses = [index for index, r in enumerate(before) if not r.validation]
+        trailing = before[uses[-1] + 1:] if uses else before   # the validations after its last use
         idle_s, _ = _timings(window, _life_of(window, conn.opened_mono))
-        earlier = [end for _, end in busy(conn, limits, window.end_mono) if end < last.arrived_mono]
-        if idle_s > 0 and earlier and conn.closed_mono - earlier[-1] >= idle_s - 0.5:
-            continue  # idle past its timeout: the collector's close
-        judged += 1
-        violations.append(Violation(conn.closed_mono,
-                                    f"{conn.describe()}: its validation was answered in "
-                                    f"{(last.answered_mono - last.arrived_mono) * 1000:.0f} ms at "
-                                    f"{window.rel(last.answered_mono):.2f} s, then the backend closed it unused at "
-                                    f"{window.rel(conn.closed_mono):.2f} s"))
+        for validation in trailing:   # the earliest one whose timer can have closed it is the one to name
+            if validation.answered_mono is None or spans.inside(lost, validation.answered_mono):
+                continue  # a validation that failed: discarding the connection is right
+            received = validation.answered_mono + spans.delay_at(delays, validation.answered_mono)
+            if received - validation.arrived_mono > limits.validation.seconds:
+                continue  # the answer reached the backend too late (the proxy held it back): a failed validation
+            if conn.closed_mono - validation.arrived_mono > limits.validation.seconds + 2.0:
+                continue  # closed long after: a cleanup, an idle collection, not this validation's timer
+            if spans.overlaps(excused, validation.arrived_mono, conn.closed_mono):
+                continue
+            earlier = [end for _, end in busy(conn, limits, window.end_mono) if end < validation.arrived_mono]
+            if idle_s > 0 and earlier and conn.closed_mono - earlier[-1] >= idle_s - 0.5:
+                continue  # idle past its timeout: the collector's close
+            violations.append(Violation(conn.closed_mono,
+                                        f"{conn.describe()}: its validation was answered in "
+                                        f"{(validation.answered_mono - validation.arrived_mono) * 1000:.0f} ms at "
+                                        f"{window.rel(validation.answered_mono):.2f} s, then the backend closed it "
+                                        f"unused at {window.rel(conn.closed_mono):.2f} s"))
+            break
     answered = sum(1 for c in window.backend_connections() for r in c.requests
                    if r.validation and r.answered_mono is not None)
     return Verdict.over(violations, answered, f"{len(violations)} validated connection(s) discarded",

@@ -194,6 +194,16 @@ def in_flight_longer_than(events: Sequence[IbEvent], request_type: str, min_s: f
 # ----------------------------------------------------------------------------- over a whole history
 
 
+def _overlap(conn, burst: list, window: HistoryWindow) -> Violation:
+    """One stretch of overlapping requests on one connection, as one violation (its first overlap, and how many)."""
+    later, earlier, received = burst[0]
+    more = f" (and {len(burst) - 1} more request(s) within the next second)" if len(burst) > 1 else ""
+    return Violation(later.arrived_mono,
+                     f"{conn.describe()}: {later.type} arrived at {window.rel(later.arrived_mono):.3f} s while "
+                     f"{earlier.type} from {window.rel(earlier.arrived_mono):.3f} s was unanswered (until "
+                     f"{window.rel(received):.3f} s){more}: two callers at once")
+
+
 def one_caller_at_a_time(window: HistoryWindow, limits: Limits) -> Verdict:
     """No connection carries the requests of two callers at once, validations included: a validation never
     arrives on a connection while an earlier request on it is unanswered, and no request arrives while a
@@ -201,10 +211,11 @@ def one_caller_at_a_time(window: HistoryWindow, limits: Limits) -> Verdict:
     once). Requests of one read arrived together, before any answer to them; an answer the fault proxy held back
     reached the client that much later. Data requests pipelined by one caller are left to the scenario claim that
     forbids them."""
-    violations, judged = [], 0
+    violations, judged, overlapping = [], 0, 0
     delays = spans.answer_delays(window, least=True)
     for conn in window.backend_connections():
         requests = sorted(conn.requests, key=lambda r: r.arrived_mono)
+        burst: list[tuple[object, object, float]] = []   # (later, earlier, received) of one stretch of overlaps
         for index, later in enumerate(requests):
             judged += later.validation
             for earlier in requests[max(0, index - 50):index]:
@@ -212,15 +223,17 @@ def one_caller_at_a_time(window: HistoryWindow, limits: Limits) -> Verdict:
                     continue
                 received = earlier.answered_mono + spans.delay_at(delays, earlier.answered_mono)
                 if earlier.arrived_mono <= later.arrived_mono < received:
-                    violations.append(Violation(later.arrived_mono,
-                                                f"{conn.describe()}: {later.type} arrived at "
-                                                f"{window.rel(later.arrived_mono):.3f} s while {earlier.type} from "
-                                                f"{window.rel(earlier.arrived_mono):.3f} s was unanswered (until "
-                                                f"{window.rel(received):.3f} s): two callers at once"))
+                    overlapping += 1
+                    if burst and later.arrived_mono - burst[-1][0].arrived_mono > 1.0:
+                        violations.append(_overlap(conn, burst, window))
+                        burst = []
+                    burst.append((later, earlier, received))
                     break
+        if burst:
+            violations.append(_overlap(conn, burst, window))
     if violations:
         shared = len({v.text.split(":")[0] for v in violations})
-        return Verdict.failed(f"{len(violations)} request(s) overlapping another caller's on {shared} connection(s)",
+        return Verdict.failed(f"{overlapping} request(s) overlapping another caller's on {shared} connection(s)",
                               violations, judged)
     if not judged:
         return Verdict.unexercised("no validation reached the gateway")
