@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "monitor": ("ibresilience.monitor", "poll /api/v1/ib/resilience and alert on a low score"),
     "report": ("ibresilience.merge", "merge the results of CI shards into one Allure HTML and Markdown summary"),
     "nemesis": ("ibresilience.nemesis_cmd", "seeded fault schedules, invariants over the whole history, shrinking"),
+    "judge": ("ibresilience.judge_cmd", "judge a run's recorded history again with the run-wide invariants"),
 }
 
 

@@ -3,6 +3,7 @@ because all three read the same checker of support/checks (the report only shows
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -68,3 +69,17 @@ def test_the_claim_the_nemesis_and_the_report_agree_on_one_history(discarded, tm
         evidence = "conn 1 (client 1): its validation was answered in 1 ms at 3.00 s"
         assert evidence in claim[1] and evidence in nemesis[1], (claim, nemesis)
         assert "validated connection(s) discarded" in report[1]
+
+
+def test_ib_resilience_judge_gives_a_recorded_run_its_verdicts_again(tmp_path, capsys):
+    from ibresilience import judge_cmd
+
+    window = _history(discarded=True)
+    reports = tmp_path / "reports"
+    run_evidence.record_run(reports, reports / "allure-results", run_wide.judge(window, LIMITS), window, LIMITS)
+    assert judge_cmd.main([str(reports), "--json", str(tmp_path / "again.json")]) == 1
+    assert "FAIL          validated_kept" in capsys.readouterr().out
+    recorded = {r["key"]: (r["status"], r["message"]) for r in run_evidence.read_records(reports)}
+    again = {r["key"]: (r["status"], r["message"]) for r in json.loads((tmp_path / "again.json").read_text())}
+    assert again == recorded
+    assert judge_cmd.main([str(tmp_path / "nothing-here")]) == 2
