@@ -289,10 +289,10 @@ class RunRecord:
         if self.nothing_selected:
             return [self.summary_line()]
         out = [self.invariants_line()] if self.scenarios else []
-        out += [f"ib-resilience: skipped: {s.name!r}: {s.reason}" for s in self.skips[:shown]]
+        out += [f"ib-resilience: skipped: {s.name} — {s.reason}" for s in self.skips[:shown]]
         out += [f"ib-resilience: {'interrupted' if s.interrupted else 'failed' if s.status == FAILED else 'error'}: "
-                f"{s.name!r}" + (" (stopped mid-way: no verdict)" if s.interrupted else
-                                 (f" at {s.step!r}" if s.step else "") + (f": {s.reason}" if s.reason else ""))
+                f"{s.name} — " + ("stopped mid-way, no verdict" if s.interrupted else
+                                  (f"at {s.step}: " if s.step else "") + (s.reason or "no message"))
                 for s in self.failures[:shown]]
         more = len(self.skips[shown:]) + len(self.failures[shown:])
         if more:

@@ -747,16 +747,25 @@ def _failure_advice(run: RunResults, checks: list[Check]) -> list[str]:
     if "async" not in by_kind and any(c.verdict == FAIL and c.name.startswith("Async") for c in checks):
         by_kind["async"] = []
     advice: dict[str, Callable[[list[ScenarioResult]], list[str]]] = {
-        "interrupted": lambda ss: [INTERRUPTED_ADVICE.format(n=len(ss), names=", ".join(s.name for s in ss))],
-        "async": lambda _: [ASYNC_ADVICE], "unreachable": lambda ss: [_unreachable_advice(ss, run.properties)],
-        "suite": lambda _: [SUITE_ADVICE], "precondition": _unreached_advice, "action": _unreached_advice,
+        "interrupted": lambda ss: [INTERRUPTED_ADVICE.format(n=len(ss), names=_named(ss))],
+        "async": lambda ss: [ASYNC_ADVICE + (f" Failed: {_named(ss)}." if ss else "")],
+        "unreachable": lambda ss: [_unreachable_advice(ss, run.properties)],
+        "suite": lambda ss: [f"{SUITE_ADVICE} Broken: {_named(ss)}."],
+        "precondition": _unreached_advice, "action": _unreached_advice,
         "bound": lambda ss: _bound_advice(ss, run.properties), "claim": _claim_advice}
     return [line for kind in FAILURE_KINDS if kind.key in by_kind for line in advice[kind.key](by_kind[kind.key])]
 
 
+def _named(scenarios: Sequence[ScenarioResult], shown: int = 10) -> str:
+    """The scenarios' names, for a line of advice (every failure is named in the DO NOT DEPLOY list)."""
+    names = "; ".join(s.name for s in scenarios[:shown])
+    return names + (f"; … {len(scenarios) - shown} more (under Failed Scenarios)" if len(scenarios) > shown else "")
+
+
 def _unreachable_advice(scenarios: list[ScenarioResult], p: Mapping[str, str]) -> str:
     """Check the addresses the run used (they are named) and that the targets run."""
-    return (f"**The suite could not reach the target** ({len(scenarios)} scenario(s)) — check the addresses and "
+    return (f"**The suite could not reach the target** ({len(scenarios)} scenario(s): {_named(scenarios)}) — check "
+            "the addresses and "
             f"that everything runs: API {p.get('api_base_url', '?')}, gateway {_address(p, 'ib_host', 'ib_port')}, "
             f"the backend's IB address {_address(p, 'backend_ib_host', 'backend_ib_port')}. If they answered at the "
             "start, the backend may have died: read its log. These claims were not judged.")
@@ -772,7 +781,7 @@ def _unreached_advice(scenarios: list[ScenarioResult]) -> list[str]:
         capabilities = sorted({_category(s).capability.name for s in group})
         out.append(f"**{len(group)} scenario(s) never reached their claim**: the {_category(group[0]).key} "
                    f"`{step}` failed ({'; '.join(capabilities)}). Fix that first — its message is under Failed "
-                   "Scenarios; these claims are untested, not refuted.")
+                   f"Scenarios; these claims are untested, not refuted ({_named(group)}).")
     return out
 
 
@@ -800,7 +809,7 @@ def _claim_advice(scenarios: list[ScenarioResult]) -> list[str]:
     by_capability: dict[str, list[ScenarioResult]] = {}
     for s in scenarios:
         by_capability.setdefault(_category(s).capability.key, []).append(s)
-    return [f"**Claims failed — {_category(group[0]).capability.name}** ({len(group)} scenario(s)): "
+    return [f"**Claims failed — {_category(group[0]).capability.name}** ({len(group)} scenario(s): {_named(group)}): "
             f"{CAPABILITY_ADVICE.get(key, OTHER_ADVICE)}" for key, group in by_capability.items()]
 
 
