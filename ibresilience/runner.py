@@ -223,7 +223,7 @@ def junit_outcomes(junit_dir: Path) -> dict[str, int]:
     outcomes: Counter[str] = Counter()
     for path in sorted(Path(junit_dir).glob("TESTS-*.xml")):
         if path.name == INVARIANTS_JUNIT:
-            continue  # the run-wide invariants are counted apart (invariants_line)
+            continue  # the run-wide invariants are counted apart (ibreport.record)
         try:
             root = ElementTree.fromstring(xml_safe(path.read_text(encoding="utf-8", errors="replace")))
         except (OSError, ElementTree.ParseError):
