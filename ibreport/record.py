@@ -389,8 +389,8 @@ def build_record(run: RunResults, level: str, elapsed_s: float, selected: Sequen
         by_key: dict[str, list[Outcome]] = {}
         for outcome in found:
             by_key.setdefault(outcome.key, []).append(outcome)
-        why = (f"the run was interrupted by {interrupted.words} before it" if interrupted is not None
-               else "no result was recorded for it (its behave stopped before it)")
+        why = (f"the run was interrupted by {interrupted.words} first" if interrupted is not None
+               else "behave stopped first: a hook, the set-up or a worker broke (see the output above)")
         for scenario in selected:
             scenarios += by_key.pop(scenario.key, None) or [
                 Outcome(scenario.name.strip(), scenario.feature, scenario.stem, scenario.location, NOT_RUN, why)]
