@@ -6,7 +6,9 @@ It also reads only feature and scenario tags (not rule or outline tags), drops s
 skipped for a missing capability when ``--no-skipped`` is given, and reports a scenario whose
 hook failed as passed or skipped where behave's JUnit says error; all are put right here.
 Each failed or broken scenario also gets its failure category (:mod:`ibreport.results`): two
-labels and a prefix of its status message, which Allure's ``categories.json`` matches.
+labels and a prefix of its status message, which Allure's ``categories.json`` matches. A scenario
+broken because the run was stopped while it ran (SIGTERM, Ctrl-C, the run's time bound) is
+filed as interrupted, with a message that says so, never as a suite error.
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ def _rule_of(scenario) -> Rule | None:
 class ResilienceListener(AllureListener):
     """allure-behave's listener with labels from effective tags and capability skips kept, with their reason."""
 
+    #: behave's runner of the scenario being run (the formatter notes it): it says whether the run was aborted.
+    runner = None
+
     def start_scenario(self, scenario):
         super().start_scenario(scenario)
         test = self.logger.get_test(self.current_scenario_uuid)
@@ -101,7 +106,7 @@ class ResilienceListener(AllureListener):
             self.logger.drop_test(self.current_scenario_uuid)
             self.current_scenario_uuid = None
         else:
-            self._close(*judged(scenario))
+            self._close(*judged(scenario, aborted=bool(getattr(self.runner, "aborted", False))))
 
     def _selected(self, scenario) -> bool:
         """Whether the run's tag expression and ``--name`` select the scenario."""
@@ -129,17 +134,24 @@ class ResilienceListener(AllureListener):
         self.current_scenario_uuid = None
 
 
-def judged(scenario) -> tuple[str, StatusDetails | None, list[Label]]:
+#: The message of a scenario the run was stopped in (its own error was the interruption, not the backend).
+INTERRUPTED_MESSAGE = "interrupted: the run was stopped while this scenario ran; it has no verdict"
+
+
+def judged(scenario, aborted: bool = False) -> tuple[str, StatusDetails | None, list[Label]]:
     """Allure status, details and category labels of a finished scenario.
 
     A failed hook makes it broken (behave's JUnit counts it as an error); a failed or broken scenario's
-    message starts with its category's prefix, and its kind and capability become labels.
+    message starts with its category's prefix, and its kind and capability become labels. ``aborted``: the run
+    was stopped (behave's runner aborted) by the time the scenario ended; if it broke, that is why.
     """
     status, details = scenario_status(scenario), scenario_status_details(scenario)
     if scenario.hook_failed and status not in (Status.FAILED, Status.BROKEN):
         status = Status.BROKEN
         details = StatusDetails(message=(scenario.error_message or "a hook failed").strip())
-    category = failure_category(scenario, status, details.message if details else "")
+    if aborted and status == Status.BROKEN:
+        details = StatusDetails(message=INTERRUPTED_MESSAGE, trace=details.trace if details else None)
+    category = failure_category(scenario, status, details.message if details else "", aborted)
     if category is None:
         return status, details, []
     details = StatusDetails(message=category.prefix + (details.message if details else ""),
@@ -148,14 +160,14 @@ def judged(scenario) -> tuple[str, StatusDetails | None, list[Label]]:
                              Label(name=CAPABILITY_LABEL, value=category.capability.key)]
 
 
-def failure_category(scenario, status: str, message: str) -> Category | None:
+def failure_category(scenario, status: str, message: str, aborted: bool = False) -> Category | None:
     """The category of a failed or broken scenario, from its failing step and its effective tags."""
     step = next((s for s in scenario.all_steps if s.status.name in ("failed", "error", "undefined")), None)
     in_background = step is not None and any(step is s for s in scenario.background_steps)
     raised = _raised(getattr(step, "exception", None)) if step else ""
     return categorise(status, message, f"{step.keyword} {step.name}" if step else "",
                       step.step_type if step else "", scenario.effective_tags, scenario.feature.name, in_background,
-                      raised)
+                      raised, interrupted=aborted)
 
 
 def _raised(exception: BaseException | None) -> str:
@@ -179,4 +191,16 @@ class AllureFormatter(_AllureFormatter):
         allure_commons.plugin_manager.register(self.listener)
 
     def feature(self, feature):
-        self._wrap_scenario(feature.walk_scenarios())
+        scenarios = feature.walk_scenarios()
+        self._wrap_scenario(scenarios)
+        for scenario in scenarios:
+            self._note_runner(scenario)
+
+    def _note_runner(self, scenario) -> None:
+        """Let the listener see the runner of each scenario it reports (whether the run was aborted)."""
+        run = scenario.run
+
+        def noted(runner, *args, **kwargs):
+            self.listener.runner = runner
+            return run(runner, *args, **kwargs)
+        scenario.run = noted

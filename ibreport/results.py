@@ -39,6 +39,7 @@ class FailureKind:
 
 #: Failure kinds, in the order they are tested (see :func:`kind_of`).
 FAILURE_KINDS: tuple[FailureKind, ...] = (
+    FailureKind("interrupted", "Interrupted (the run was stopped while it ran)", "interrupted", ("broken",)),
     FailureKind("async", "Async/coroutine warnings in the CLI or the backend", "async warning", ("failed",)),
     FailureKind("unreachable", "Target unreachable", "target unreachable", ("failed", "broken")),
     FailureKind("suite", "Suite error (not an assertion)", "suite error", ("broken",)),
@@ -108,7 +109,7 @@ def error_type(message: str) -> str:
 
 
 def kind_of(status: str, message: str, step_type: str, in_background: bool = False,
-            raised: str = "") -> FailureKind | None:
+            raised: str = "", interrupted: bool = False) -> FailureKind | None:
     """The kind of a failed or broken result (None for passed/skipped ones): from the failing step's keyword and
     the type of what it raised, never from the wording of the message. Only a transport error's text (the OS's,
     not the suite's) and the complaints the backend or CLI printed are read from it.
@@ -119,9 +120,12 @@ def kind_of(status: str, message: str, step_type: str, in_background: bool = Fal
         step_type: ``given``, ``when`` or ``then`` of the failing step ('' when no step failed).
         in_background: the failing step belongs to a Background.
         raised: the exception type's name (read from ``message`` when not given).
+        interrupted: the run was stopped (SIGTERM, SIGINT, its time bound) while the scenario ran.
     """
     if status not in ("failed", "broken"):
         return None
+    if interrupted and status == "broken":
+        return KINDS["interrupted"]
     raised = raised or error_type(message)
     first_line = (message or "").strip().split("\n", 1)[0]
     if status == "failed" and (raised in COMPLAINT_TYPES or complaint_lines(message or "", COROUTINE_PATTERNS)):
@@ -173,9 +177,10 @@ class Category:
 
 
 def categorise(status: str, message: str, step: str, step_type: str, tags: Iterable[str],
-               feature: str = "", in_background: bool = False, raised: str = "") -> Category | None:
+               feature: str = "", in_background: bool = False, raised: str = "",
+               interrupted: bool = False) -> Category | None:
     """The category of a failed or broken scenario (None for passed/skipped ones)."""
-    kind = kind_of(status, message, step_type, in_background, raised)
+    kind = kind_of(status, message, step_type, in_background, raised, interrupted)
     if kind is None:
         return None
     pct = over_bound_pct(message) if kind.key == "bound" else None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ibreport.record import NOT_RUN, RunRecord, build_record, junit_agrees_with, read_record
 from ibreport.results import (
     FAIL,
     FAILURE_KINDS,
@@ -30,7 +31,6 @@ from ibreport.results import (
     allure_categories,
     capability_of,
     critical_checks,
-    junit_agrees,
     junit_counts,
     load_results,
 )
@@ -65,8 +65,10 @@ def write_allure_metadata(results_dir: Path, properties: Mapping[str, str] | Non
         (results_dir / "executor.json").write_text(json.dumps(dict(executor), indent=2), encoding="utf-8")
 
 
-def executor_document(level: str, started: dt.datetime, report_url: str = "") -> dict[str, Any]:
-    """``executor.json``: who ran what (CI or a workstation) and when.
+def executor_document(level: str, started: dt.datetime, report_url: str = "",
+                      record: RunRecord | None = None) -> dict[str, Any]:
+    """``executor.json``: who ran what (CI or a workstation) and when (and, for a run that did not end on its own,
+    that it was interrupted: Allure shows the build's name on its overview).
 
     Allure labels each run on its trend charts ``#<buildOrder>`` (a number: the trend data has no other label),
     so the order is the run's local date and time as digits, ``#202612020410`` for 2026-12-02 04:10, rather
@@ -74,7 +76,9 @@ def executor_document(level: str, started: dt.datetime, report_url: str = "") ->
     """
     on_ci = bool(os.environ.get("CI"))
     return {"name": "CI" if on_ci else f"ib-resilience on {platform.node()}", "type": "ci" if on_ci else "local",
-            "buildName": build_name(level, started), "buildOrder": build_order(started),
+            "buildName": build_name(level, started) + (f" — INTERRUPTED by {record.interrupted.words}"
+                                                       if record is not None and record.interrupted else ""),
+            "buildOrder": build_order(started),
             "reportName": f"IB connection resilience ({level})", "reportUrl": report_url}
 
 
@@ -144,7 +148,8 @@ def _megabytes(size: int) -> str:
 # ------------------------------------------------------------------------------------------- the run's reports
 
 def render_reports(reports_dir: Path, level: str, elapsed_s: float, return_code: int | None = None,
-                   html: bool = True, run_argv: Sequence[str] | None = None) -> Reports:
+                   html: bool = True, run_argv: Sequence[str] | None = None,
+                   record: RunRecord | None = None) -> Reports:
     """Write Allure metadata, the Allure HTML (multi-file and single-file) and the Markdown summary.
 
     Args:
@@ -155,16 +160,22 @@ def render_reports(reports_dir: Path, level: str, elapsed_s: float, return_code:
         html: also render the Allure HTML (needs the npm CLI and Java 17).
         run_argv: the ``ib-resilience run`` arguments of the run (recorded in the results, and the base of each
             "re-run alone" command); None reads them back from an earlier record of the same results.
+        record: the run's record (``ibreport.record``), which every verdict is read from; None reads the one in
+            ``reports_dir`` (``run-result.json``), else builds one from the results and ``return_code``.
     """
     reports_dir = Path(reports_dir)
     results_dir = reports_dir / "allure-results"
     now = dt.datetime.now().astimezone()
     html_dir, single_dir = reports_dir / "allure-report", reports_dir / "allure-report-single"
-    run_argv = record_run(results_dir, level, elapsed_s, return_code, run_argv)
-    properties = {"run.level": level, "run.elapsed_s": f"{elapsed_s:.1f}"}
+    if record is None:
+        record = read_record(reports_dir) or build_record(load_results(results_dir), level, elapsed_s,
+                                                          behave_exit=return_code)
+    run_argv = record_run(results_dir, level, elapsed_s, record.exit_code, run_argv)
+    properties = {"run.level": level, "run.elapsed_s": f"{elapsed_s:.1f}", **record.allure_properties()}
     if run_argv is not None:
         properties["run.command"] = "ib-resilience run " + shlex.join(_run_options(run_argv))
-    write_allure_metadata(results_dir, properties, executor_document(level, now, "../allure-report/index.html"))
+    write_allure_metadata(results_dir, properties,
+                          executor_document(level, now, "../allure-report/index.html", record))
     html_index = single_index = None
     error = ""
     if html:
@@ -176,8 +187,8 @@ def render_reports(reports_dir: Path, level: str, elapsed_s: float, return_code:
             error = str(exc)
             print(f"ib-resilience: Allure HTML not generated: {error}", file=sys.stderr)
     run = load_results(results_dir)
-    text = markdown_report(run, level, elapsed_s, return_code, junit_counts(reports_dir / "junit"), now,
-                           html_index, single_index, error, run_argv)
+    text = markdown_report(run, level, elapsed_s, record.exit_code, junit_counts(reports_dir / "junit"), now,
+                           html_index, single_index, error, run_argv, record)
     markdown = reports_dir / f"resilience_test_report_{now:%Y%m%d_%H%M%S}.md"
     markdown.write_text(text, encoding="utf-8")
     print(f"ib-resilience: Markdown summary {_shown(markdown)}", flush=True)
@@ -227,12 +238,10 @@ def _shown(path: Path) -> str:
 
 
 def overall_passed(run: RunResults, return_code: int | None, checks: list[Check]) -> bool:
-    """PASSED only if scenarios ran, none failed or broke, behave exited 0, no critical check failed, and the run
-    judged its run-wide invariants (every worker of it) and none broke."""
-    counts = run.counts
-    return (run.total > 0 and counts["failed"] == 0 and counts["broken"] == 0 and return_code in (0, None)
-            and all(c.verdict != FAIL for c in checks) and bool(run.invariants) and not run.broken_invariants
-            and not unjudged_workers(run))
+    """PASSED only if the run's record is green (``ibreport.record``: scenarios ran, none failed or broke, behave
+    exited 0, the run judged its run-wide invariants, every worker of it, and none broke, it was not interrupted).
+    A critical check fails only when a scenario or an invariant did, so ``checks`` can never disagree."""
+    return build_record(run, "", 0.0, behave_exit=return_code).passed and all(c.verdict != FAIL for c in checks)
 
 
 def unjudged_workers(run: RunResults) -> list[str]:
@@ -248,53 +257,72 @@ def unjudged_workers(run: RunResults) -> list[str]:
 def markdown_report(run: RunResults, level: str, elapsed_s: float, return_code: int | None,
                     junit: Mapping[str, int], generated: dt.datetime, html_index: Path | None = None,
                     single_index: Path | None = None, html_error: str = "",
-                    run_argv: Sequence[str] | None = None) -> str:
+                    run_argv: Sequence[str] | None = None, record: RunRecord | None = None) -> str:
     """The seed's Markdown report: configuration, overall result, totals, critical checks, failures, advice.
 
     Args:
+        return_code: the runner's exit code, when there is no ``record`` (then one is built from ``run`` and it).
         run_argv: the run's ``ib-resilience run`` arguments (the base of the re-run commands); None rebuilds
             what it can from ``environment.properties``.
+        record: the run's record: the overall result, the return code, the statistics and the interruption are
+            its own.
     """
     from support.settings import LEVELS
+    if record is None:
+        record = build_record(run, level, elapsed_s, behave_exit=return_code)
     checks = critical_checks(run)
-    passed = overall_passed(run, return_code, checks)
+    passed = record.passed
     lines = [f"# IB Connection Resilience Test Report — {level} level", "",
              f"**Report Generated:** {generated.isoformat(timespec='seconds')}  ",
              f"**Test Level:** {level} (`{LEVELS.get(level, level)}`)  ", "**Test Configuration:**", ""]
     lines += _configuration(run.properties)
-    lines += ["", "## Test Results Summary", "",
-              f"**Overall Result:** {'✅ PASSED' if passed else '❌ FAILED'}  ",
+    lines += ["", "## Test Results Summary", ""] + _banner(record)
+    lines += [f"**Overall Result:** {VERDICT_SHOWN[record.verdict]}  ",
               f"**Execution Time:** {elapsed_s:.2f} seconds  ",
-              f"**Return Code:** {'not recorded' if return_code is None else return_code}", "",
+              f"**Return Code:** {record.exit_code}", "",
               "### Test Statistics", ""]
-    lines += _statistics(run, junit) + [_invariant_line(run)]
+    lines += _statistics(record, junit) + [_invariant_line(run)]
     lines += ["", "### Critical Checks", "", "| Check | Requirement | Observed | Verdict |", "|---|---|---|---|"]
     lines += [f"| {c.name} | {_cell(c.requirement)} | {_cell(c.observed)} | {VERDICT_MARK[c.verdict]} {c.verdict} |"
               for c in checks]
     lines += ["", "### Run-wide invariants", ""] + _invariants(run)
-    lines += ["", "### Results by Feature", "", "| Feature | Phase | Passed | Failed | Errors | Skipped |",
-              "|---|---|---|---|---|---|"]
-    lines += _by_feature(run)
+    lines += ["", "### Results by Feature", "",
+              "| Feature | Phase | Passed | Failed | Errors | Skipped | Not run |", "|---|---|---|---|---|---|---|"]
+    lines += _by_feature(run, record)
     lines += ["", "### Failure Categories", ""] + (_category_table(run) or ["None."])
     lines += ["", "### Failed Scenarios", ""]
     base = rerun_base(run_argv, level, run.properties)
     lines += _failures(run, base) or ["None."]
     lines += _broken_invariants(run, base)
-    lines += _error_details(run, return_code)
-    lines += ["", "## Recommendations", ""] + _recommendations(run, level, passed, checks)
+    lines += _error_details(record)
+    lines += ["", "## Recommendations", ""] + _recommendations(run, record, level, passed, checks)
     lines += ["", "## Evidence", ""] + _evidence(run.directory.parent, html_index, single_index, html_error)
     return "\n".join(lines) + "\n"
 
 
-def _error_details(run: RunResults, return_code: int | None) -> list[str]:
-    """Why the run failed when no scenario says so."""
-    if run.total == 0:
-        return ["", "### Error Details", "", "```", "No scenario result was recorded.", "```"]
-    if return_code not in (0, None) and not run.problems:
-        return ["", "### Error Details", "", "```",
-                f"behave exited with code {return_code} although no scenario failed: the run itself broke "
-                "(set-up, a hook or a timeout). See the console output and reports/logs/.", "```"]
+#: The Overall Result of each verdict of the record.
+VERDICT_SHOWN = {"PASSED": "✅ PASSED", "FAILED": "❌ FAILED", "INTERRUPTED": "⏹️ INTERRUPTED",
+                 "NOTHING SELECTED": "❌ NOTHING SELECTED"}
+
+
+def _banner(record: RunRecord) -> list[str]:
+    """What must be read before any count: the run was interrupted, or selected nothing."""
+    if record.interrupted is not None:
+        return [f"> ⚠️ **Interrupted:** {record.interruption_text}.", ""]
+    if record.nothing_selected:
+        return [f"> ⚠️ **{record.nothing_selected_text[:1].upper()}{record.nothing_selected_text[1:]}.** Check "
+                "`--name` and `--level`.", ""]
     return []
+
+
+def _error_details(record: RunRecord) -> list[str]:
+    """Why the run failed when no scenario and no invariant says so."""
+    said = {record.interruption_text, record.nothing_selected_text}
+    unexplained = [p for p in record.problems if p not in said and not p.split(" ", 1)[-1].startswith(
+        ("scenario(s) failed", "scenario(s) broke", "run-wide invariant(s) broken"))]
+    if not unexplained:
+        return []
+    return ["", "### Error Details", "", "```", *unexplained, "```"]
 
 
 def _cell(text: str) -> str:
@@ -329,23 +357,23 @@ def _configuration(p: Mapping[str, str]) -> list[str]:
     return out
 
 
-def _statistics(run: RunResults, junit: Mapping[str, int]) -> list[str]:
-    """Totals of the selected scenarios: those that ran, those skipped for a capability (with reasons)."""
-    c, skips, untested = run.counts, run.capability_skips, run.untested
-    rate = f"{100.0 * c['passed'] / run.ran:.1f}% ({c['passed']}/{run.ran})" if run.ran else "n/a (nothing ran)"
-    selected = f"{run.ran} ran, {len(skips)} skipped for a missing capability" \
-        + (f", {len(untested)} never started" if untested else "")
-    out = [f"- **Total Scenarios:** {run.total} selected ({selected}; other levels are not counted)",
+def _statistics(record: RunRecord, junit: Mapping[str, int]) -> list[str]:
+    """Totals of the selected scenarios, from the run's record: those that ran, those skipped (each with its
+    reason), those that never ran; and whether JUnit says the same."""
+    c = record.counts
+    ran = record.ran
+    rate = f"{100.0 * c['passed'] / ran:.1f}% ({c['passed']}/{ran})" if ran else "n/a (nothing ran)"
+    out = [f"- **Total Scenarios:** {c['selected']} selected ({ran} ran, {c['skipped']} skipped, {c[NOT_RUN]} not run; "
+           "other levels are not counted)",
            f"- **Passed:** {c['passed']} ✅",
            f"- **Failed:** {c['failed']} {'❌' if c['failed'] else '✅'}",
-           f"- **Errors:** {c['broken']} {'❌' if c['broken'] else '✅'}",
-           f"- **Skipped:** {len(skips)}" + (" (reasons below)" if skips else "")]
-    if untested:
-        out.append(f"- **Never started:** {len(untested)} ❌ (the run stopped before them)")
-    if c["unknown"]:
-        out.append(f"- **Unknown:** {c['unknown']} ❌")
-    out.append(f"- **Success Rate:** {rate}")
-    return out + _junit_line(run, junit) + _skip_reasons(skips)
+           f"- **Errors:** {c['broken']} {'❌' if c['broken'] else '✅'}"
+           + (f" ({sum(s.interrupted for s in record.failures)} interrupted mid-way)"
+              if any(s.interrupted for s in record.failures) else ""),
+           f"- **Skipped:** {c['skipped']}" + (" (reasons below)" if c["skipped"] else ""),
+           f"- **Not run:** {c[NOT_RUN]}" + (f" ❌ ({record.not_run[0].reason})" if c[NOT_RUN] else ""),
+           f"- **Success Rate:** {rate}"]
+    return out + _junit_line(record, junit) + _skip_reasons(record)
 
 
 def _invariant_line(run: RunResults) -> str:
@@ -358,37 +386,35 @@ def _invariant_line(run: RunResults) -> str:
             f"{counts[NOT_EXERCISED]} not exercised (counted apart from the scenarios)")
 
 
-def _junit_line(run: RunResults, junit: Mapping[str, int]) -> list[str]:
-    """The JUnit totals and whether they count the same scenarios."""
-    if not junit.get("tests") and not run.ran:
+def _junit_line(record: RunRecord, junit: Mapping[str, int]) -> list[str]:
+    """The JUnit totals and whether they say the record's counts (the runner writes them from it)."""
+    if not junit.get("tests") and not record.scenarios:
         return []
-    left_out = f"; it leaves out the {len(run.capability_skips)} skipped" \
-        if run.capability_skips and not junit.get("skipped") else ""
-    verdict = (f"✅ (agrees: the {run.ran} scenario(s) that ran{left_out})" if junit_agrees(run, dict(junit))
-               else "⚠️ (differs from the Allure results; see reports/junit/)")
+    verdict = ("✅ (agrees: every selected scenario a test case, the skipped and the never-run as skipped)"
+               if junit_agrees_with(record, junit) else "⚠️ (differs from this summary; see reports/junit/)")
     return [f"- **JUnit cross-check:** {junit.get('tests', 0)} tests, {junit.get('failures', 0)} failures, "
             f"{junit.get('errors', 0)} errors, {junit.get('skipped', 0)} skipped {verdict}"]
 
 
-def _skip_reasons(skips: list[ScenarioResult]) -> list[str]:
+def _skip_reasons(record: RunRecord) -> list[str]:
     """Each skip reason with the scenarios it kept from running."""
     by_reason: dict[str, list[str]] = {}
-    for s in skips:
-        by_reason.setdefault(s.skip_reason, []).append(s.name)
-    out = ["- **Skipped for a missing capability:**"] if by_reason else []
+    for s in record.skips:
+        by_reason.setdefault(s.reason, []).append(s.name)
+    out = ["- **Skipped, with their reasons:**"] if by_reason else []
     return out + [f"  - `{reason}` ({len(names)}): {', '.join(names)}" for reason, names in by_reason.items()]
 
 
-def _by_feature(run: RunResults) -> list[str]:
-    """One table row per feature: its phase and its scenarios per status."""
+def _by_feature(run: RunResults, record: RunRecord) -> list[str]:
+    """One table row per feature: its phase and its scenarios per outcome (the record's)."""
+    phases = {s.feature: s.label("phase") for s in run.scenarios}
     rows: dict[str, dict[str, Any]] = {}
-    for s in run.scenarios:
-        row = rows.setdefault(s.feature, {"phase": s.label("phase") or "–", "passed": 0, "failed": 0,
-                                          "broken": 0, "skipped": 0})
-        if s.status in row:
-            row[s.status] += 1
-    return [f"| {_cell(name)} | {r['phase']} | {r['passed']} | {r['failed']} | {r['broken']} | {r['skipped']} |"
-            for name, r in rows.items()] or ["| (no scenario) | | | | | |"]
+    for s in record.scenarios:
+        row = rows.setdefault(s.feature, {"phase": phases.get(s.feature) or "–", "passed": 0, "failed": 0,
+                                          "broken": 0, "skipped": 0, NOT_RUN: 0})
+        row[s.status] += 1
+    return [f"| {_cell(name)} | {r['phase']} | {r['passed']} | {r['failed']} | {r['broken']} | {r['skipped']} "
+            f"| {r[NOT_RUN]} |" for name, r in rows.items()] or ["| (no scenario) | | | | | | |"]
 
 
 def _category_table(run: RunResults) -> list[str]:
@@ -422,6 +448,8 @@ def _meaning(category: Category) -> str:
     step = f"`{category.step}`" if category.step else "a hook"
     pct = category.over_bound_pct
     return {
+        "interrupted": "the run was stopped (SIGTERM, Ctrl-C or its time bound) while this scenario ran: it has no "
+                       "verdict",
         "async": "the CLI or the backend printed async/coroutine warnings — the original bug",
         "unreachable": "the suite could not reach the target (API or gateway) — check the addresses; the claim "
                        "was not judged",
@@ -635,20 +663,35 @@ ASYNC_ADVICE = ("🚨 **DO NOT DEPLOY: async/coroutine errors in the CLI or the 
                 "and server paths must be awaited (or run via `asyncio.run`).")
 SUITE_ADVICE = ("**The suite or a target broke** (not an assertion) — read the trace in the Allure report and the "
                 "targets' logs in `reports/logs/`.")
+INTERRUPTED_ADVICE = ("**{n} scenario(s) interrupted mid-way** ({names}): the run was stopped while they ran, so "
+                      "they have no verdict — re-run them.")
 OTHER_ADVICE = ("read each failing step's message above and the evidence attached in the Allure report (API "
                 "exchanges, CLI transcripts, IB history, fault timeline, backend output).")
 
 
-def _recommendations(run: RunResults, level: str, passed: bool, checks: list[Check]) -> list[str]:
-    """What to do next: after a pass, the next level and monitoring; after a failure, advice per failure kind."""
+#: The heading of the advice of a run that is not green, per verdict.
+NOT_GREEN_HEADING = {"FAILED": "### Tests Failed ❌", "INTERRUPTED": "### Run Interrupted ⏹️",
+                     "NOTHING SELECTED": "### Nothing Selected ❌"}
+#: The record's reasons the advice states itself (its failures and invariants have advice of their own).
+_STATED_BY_THE_RECORD = ("interrupted", "not run", "nothing ran", "nothing selected", "behave")
+
+
+def _recommendations(run: RunResults, record: RunRecord, level: str, passed: bool, checks: list[Check]) -> list[str]:
+    """What to do next: after a pass, the next level and monitoring; otherwise DO NOT DEPLOY and why — advice per
+    failure kind, per broken invariant, and every other reason the record gives (never an empty list)."""
     if passed:
         return _passed_advice(run, level, checks)
-    out = ["### Tests Failed ❌", "", "**DO NOT DEPLOY** until these are fixed, then re-run this level:", ""]
-    out += [f"- {line}" for line in _failure_advice(run, checks)]
-    out += [f"- {line}" for line in _invariant_advice(run)]
-    if run.total == 0:
-        out.append("- No scenario ran: check the `--name`/`--level` selection and the console output.")
-    return out
+    out = [NOT_GREEN_HEADING.get(record.verdict, "### Tests Failed ❌"), "",
+           "**DO NOT DEPLOY** until these are fixed, then re-run this level:", ""]
+    lines = [f"**{problem[:1].upper()}{problem[1:]}.**" for kind, problem in record.problems_by_kind()
+             if kind in _STATED_BY_THE_RECORD]
+    lines += _failure_advice(run, checks) + _invariant_advice(run)
+    if record.nothing_selected:
+        lines.append("Check the `--name`/`--level` selection: `ib-resilience run --level LEVEL --name REGEX` runs "
+                     "the scenarios whose name matches.")
+    lines = lines or [f"{problem[:1].upper()}{problem[1:]}." for problem in record.problems] \
+        or [f"The run's exit code is {record.exit_code}: see the console output."]
+    return out + [f"- {line}" for line in lines]
 
 
 def _passed_advice(run: RunResults, level: str, checks: list[Check]) -> list[str]:
@@ -704,15 +747,25 @@ def _failure_advice(run: RunResults, checks: list[Check]) -> list[str]:
     if "async" not in by_kind and any(c.verdict == FAIL and c.name.startswith("Async") for c in checks):
         by_kind["async"] = []
     advice: dict[str, Callable[[list[ScenarioResult]], list[str]]] = {
-        "async": lambda _: [ASYNC_ADVICE], "unreachable": lambda ss: [_unreachable_advice(ss, run.properties)],
-        "suite": lambda _: [SUITE_ADVICE], "precondition": _unreached_advice, "action": _unreached_advice,
+        "interrupted": lambda ss: [INTERRUPTED_ADVICE.format(n=len(ss), names=_named(ss))],
+        "async": lambda ss: [ASYNC_ADVICE + (f" Failed: {_named(ss)}." if ss else "")],
+        "unreachable": lambda ss: [_unreachable_advice(ss, run.properties)],
+        "suite": lambda ss: [f"{SUITE_ADVICE} Broken: {_named(ss)}."],
+        "precondition": _unreached_advice, "action": _unreached_advice,
         "bound": lambda ss: _bound_advice(ss, run.properties), "claim": _claim_advice}
     return [line for kind in FAILURE_KINDS if kind.key in by_kind for line in advice[kind.key](by_kind[kind.key])]
 
 
+def _named(scenarios: Sequence[ScenarioResult], shown: int = 10) -> str:
+    """The scenarios' names, for a line of advice (every failure is named in the DO NOT DEPLOY list)."""
+    names = "; ".join(s.name for s in scenarios[:shown])
+    return names + (f"; … {len(scenarios) - shown} more (under Failed Scenarios)" if len(scenarios) > shown else "")
+
+
 def _unreachable_advice(scenarios: list[ScenarioResult], p: Mapping[str, str]) -> str:
     """Check the addresses the run used (they are named) and that the targets run."""
-    return (f"**The suite could not reach the target** ({len(scenarios)} scenario(s)) — check the addresses and "
+    return (f"**The suite could not reach the target** ({len(scenarios)} scenario(s): {_named(scenarios)}) — check "
+            "the addresses and "
             f"that everything runs: API {p.get('api_base_url', '?')}, gateway {_address(p, 'ib_host', 'ib_port')}, "
             f"the backend's IB address {_address(p, 'backend_ib_host', 'backend_ib_port')}. If they answered at the "
             "start, the backend may have died: read its log. These claims were not judged.")
@@ -728,7 +781,7 @@ def _unreached_advice(scenarios: list[ScenarioResult]) -> list[str]:
         capabilities = sorted({_category(s).capability.name for s in group})
         out.append(f"**{len(group)} scenario(s) never reached their claim**: the {_category(group[0]).key} "
                    f"`{step}` failed ({'; '.join(capabilities)}). Fix that first — its message is under Failed "
-                   "Scenarios; these claims are untested, not refuted.")
+                   f"Scenarios; these claims are untested, not refuted ({_named(group)}).")
     return out
 
 
@@ -756,7 +809,7 @@ def _claim_advice(scenarios: list[ScenarioResult]) -> list[str]:
     by_capability: dict[str, list[ScenarioResult]] = {}
     for s in scenarios:
         by_capability.setdefault(_category(s).capability.key, []).append(s)
-    return [f"**Claims failed — {_category(group[0]).capability.name}** ({len(group)} scenario(s)): "
+    return [f"**Claims failed — {_category(group[0]).capability.name}** ({len(group)} scenario(s): {_named(group)}): "
             f"{CAPABILITY_ADVICE.get(key, OTHER_ADVICE)}" for key, group in by_capability.items()]
 
 

@@ -48,7 +48,7 @@ def _junit_of(folder: Path) -> Path:
 
 def merge(folders: list[Path], out: Path, level: str | None = None) -> tuple[str, float, int | None, list[str], int]:
     """Merge the shards' results into ``out``; return level, wall time, exit code, run arguments and the number
-    of scenario results.
+    of scenario results. The run's record is :func:`merged_record`'s.
 
     Raises:
         ValueError: a folder holds no results, the same folder is given twice, or the levels differ.
@@ -183,11 +183,34 @@ def _warn_missing_shards(shards: list[str]) -> None:
               "report covers only part of the level", file=sys.stderr)
 
 
+def merged_record(folders: list[Path], out: Path, level: str, elapsed_s: float, code: int | None):
+    """The merged run's record: the merged Allure results, with what the shards' own records say (their selection
+    — so a scenario no shard ran counts as not run —, an interruption, behave's exit codes). A shard without a
+    record (an older run) leaves the selection unknown: then only the results count."""
+    from ibreport.record import Interruption, Selected, build_record, read_record
+    from ibreport.results import load_results
+
+    shards = [read_record(folder if (folder / "allure-results").is_dir() else folder.parent) for folder in folders]
+    known = all(shard is not None for shard in shards)
+    selected, seen = [], set()
+    for shard in shards if known else []:
+        for outcome in shard.scenarios:
+            if outcome.key not in seen:
+                seen.add(outcome.key)
+                selected.append(Selected(outcome.location, outcome.name, outcome.feature))
+    interrupted = next((Interruption(s.interrupted.by, s.interrupted.after_s) for s in shards
+                        if s is not None and s.interrupted is not None), None)
+    names = next((s.names for s in shards if s is not None and s.names), ())
+    return build_record(load_results(out / "allure-results"), level, elapsed_s, selected if known else None,
+                        interrupted, code, names=names)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Merge the shards' results, render the reports; exit 0 only if every shard passed."""
+    """Merge the shards' results, render the reports; exit code, console lines, JUnit, Markdown and Allure
+    metadata from one record of the merged run (``ibreport.record``)."""
+    from ibreport.record import rewrite_junit, write_record
     from ibreport.summary import render_reports
     from ibresilience import parallel
-    from ibresilience.runner import invariants_line, junit_outcomes, summary_line
 
     args = build_parser().parse_args(argv)
     try:
@@ -198,14 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ib-resilience: merged {count} scenario result(s) from {len(args.merge)} folder(s) into {args.out}",
           flush=True)
     parallel.remember_durations(args.out, parallel.read_durations(args.out))
-    if not args.no_html:
+    record = merged_record(args.merge, args.out, level, elapsed, code)
+    rewrite_junit(record, args.out / "junit")
+    write_record(record, args.out)
+    html = not args.no_html and record.interrupted is None and bool(record.scenarios)
+    if html:
         print("ib-resilience: rendering the Allure HTML report (about 15 s)…", flush=True)
-    render_reports(args.out, level, elapsed, return_code=code, html=not args.no_html, run_argv=run_argv)
-    outcomes = parallel.outcome_counts(args.out / "allure-results")
-    failed = junit_outcomes(args.out / "junit").get("failed", 0) + outcomes["failed"] + outcomes["broken"]
-    result = 0 if code in (0, None) and not failed and count else 1
-    line = invariants_line(args.out / "junit")
-    if line:
+    render_reports(args.out, level, elapsed, html=html, run_argv=run_argv, record=record)
+    for line in record.console_lines():
         print(line, flush=True)
-    print(summary_line(level, args.out / "junit", elapsed, result), flush=True)
-    return result
+    return record.exit_code

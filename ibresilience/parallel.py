@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ibreport.record import Selected, feature_stem, scenario_key
 from support.settings import ROOT
 
 FEATURES = ROOT / "features"
@@ -70,24 +71,14 @@ class Scenario:
         return self.feature_file, self.line
 
     @property
+    def selected(self) -> Selected:
+        """As the run's record knows it (``ibreport.record``)."""
+        return Selected(self.location, self.name, self.feature)
+
+    @property
     def unit(self) -> str:
         """What the partition hands out whole: the feature of a ``@together`` feature, else the scenario."""
         return self.feature_file if self.together else self.location
-
-
-def feature_stem(feature_file: str | Path) -> str:
-    """``features/cli.feature`` → ``cli`` (sub-folders as dots), as behave names its JUnit files."""
-    path = Path(feature_file)
-    try:
-        relative = (path if path.is_absolute() else ROOT / path).resolve().relative_to(FEATURES.resolve())
-    except ValueError:
-        relative = Path(path.name)
-    return ".".join(relative.with_suffix("").parts)
-
-
-def scenario_key(stem: str, name: str) -> str:
-    """The key of a scenario's duration: feature stem and scenario name."""
-    return f"{stem}::{name.strip()}"
 
 
 @contextmanager

@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="which scenarios: basic ⊂ standard ⊂ exhaustive (default: basic)")
     parser.add_argument("--report", action="store_true",
                         help="also render the Markdown summary and the Allure HTML report")
+    parser.add_argument("--no-html", action="store_true",
+                        help="with --report: only the Markdown summary (no Allure HTML, which takes about 15 s)")
     parser.add_argument("--target", choices=("embedded", "managed", "external"),
                         help="embedded (default): the project's own gateway, proxy and backend; managed: your "
                              "backend started by --backend-command behind them; external: all yours")
@@ -221,7 +223,7 @@ def junit_outcomes(junit_dir: Path) -> dict[str, int]:
     outcomes: Counter[str] = Counter()
     for path in sorted(Path(junit_dir).glob("TESTS-*.xml")):
         if path.name == INVARIANTS_JUNIT:
-            continue  # the run-wide invariants are counted apart (invariants_line)
+            continue  # the run-wide invariants are counted apart (ibreport.record)
         try:
             root = ElementTree.fromstring(xml_safe(path.read_text(encoding="utf-8", errors="replace")))
         except (OSError, ElementTree.ParseError):
@@ -234,50 +236,6 @@ def junit_outcomes(junit_dir: Path) -> dict[str, int]:
 
 #: The JUnit file of the run-wide invariants (support/run_evidence.py), not a feature's.
 INVARIANTS_JUNIT = "TESTS-run_invariants.xml"
-
-
-def invariant_outcomes(junit_dir: Path) -> tuple[dict[str, int], list[str]]:
-    """The run-wide invariants by outcome (``passed``, ``failed``, ``skipped`` = not exercised) and the names of
-    those that failed, from their JUnit file(s)."""
-    from collections import Counter
-    from xml.etree import ElementTree
-
-    from ibreport.results import xml_safe
-
-    outcomes: Counter[str] = Counter()
-    failed: list[str] = []
-    path = Path(junit_dir) / INVARIANTS_JUNIT
-    try:
-        root = ElementTree.fromstring(xml_safe(path.read_text(encoding="utf-8", errors="replace")))
-    except (OSError, ElementTree.ParseError):
-        return {}, []
-    for case in root.iter("testcase"):
-        status = case.get("status") or "passed"
-        outcomes[status] += 1
-        if status == "failed":
-            failed.append(case.get("name", ""))
-    return dict(outcomes), failed
-
-
-def invariants_line(junit_dir: Path) -> str:
-    """The run-wide invariants' own line ('' when the run judged none: it never got that far)."""
-    counts, failed = invariant_outcomes(junit_dir)
-    if not counts:
-        return ""
-    return (f"ib-resilience: run-wide invariants: {counts.get('passed', 0)} held, {counts.get('failed', 0)} broken"
-            + (f" ({'; '.join(failed)})" if failed else "")
-            + f", {counts.get('skipped', 0)} not exercised")
-
-
-def summary_line(level: str, junit_dir: Path, elapsed_s: float, code: int, workers: int = 1, shard: str = "") -> str:
-    """The run's own last line: the level's scenarios by outcome (not behave's totals, which count the scenarios
-    of other levels as skipped), its wall time and the exit code (and its shard and workers, when it had them)."""
-    counts = junit_outcomes(junit_dir)
-    untested = f", {counts['untested']} not run" if counts.get("untested") else ""
-    where = (f" (shard {shard})" if shard else "") + (f" on {workers} workers" if workers > 1 else "")
-    return (f"ib-resilience: level {level}{where}: {counts.get('passed', 0)} scenarios passed, "
-            f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped (target lacks a capability)"
-            f"{untested} in {elapsed_s:.1f} s, exit {code}")
 
 
 #: How long one scenario may wait on the target's own timings, per level (the exhaustive level
@@ -307,12 +265,17 @@ def _settings(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run behave at the chosen level; exit 0 only if every selected scenario passed."""
+    """Run behave at the chosen level; the exit code, the console's last lines, JUnit, the Markdown and the Allure
+    metadata all come from one record of the run (``ibreport.record``): 0 only if every selected scenario that
+    could run passed, no run-wide invariant broke and the run was not interrupted; 2 when nothing was selected."""
+    from ibresilience import parallel
+
     args = build_parser().parse_args(argv)
     if not any(d.startswith("max_wait_s=") for d in args.define):
         args.define.insert(0, f"max_wait_s={MAX_WAIT_S[args.level]}")
+    run_argv = list(argv if argv is not None else sys.argv[1:])
     if args.workers != 1 or args.shard:
-        return _main_parallel(args, list(argv if argv is not None else sys.argv[1:]))
+        return _main_parallel(args, run_argv)
     problem = _preflight(args)
     if problem:
         print(f"ib-resilience: {problem}", file=sys.stderr, flush=True)
@@ -322,37 +285,64 @@ def main(argv: list[str] | None = None) -> int:
     for stale in [*results.glob("*"), *(args.reports_dir / "junit").glob("TESTS-*.xml"), *_run_evidence(args.reports_dir)]:
         if stale.is_file():
             stale.unlink()
+    selection = parallel.select(LEVELS[args.level], args.name)
+    if not selection:
+        return _finish(args, selection, 0.0, None, None, run_argv).exit_code
     command = behave_command(args)
-    print(f"ib-resilience: level {args.level} ({LEVELS[args.level]})", flush=True)
+    print(f"ib-resilience: level {args.level} ({LEVELS[args.level]}): {len(selection)} scenarios", flush=True)
     print("$ " + shlex.join(command), flush=True)
     started = time.monotonic()
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "")}
     code, stopped_by = _run_bounded(command, env, RUN_TIMEOUT_S[args.level])
     from ibreport.results import sanitize_junit
-    from ibreport.summary import write_allure_metadata
     sanitize_junit(args.reports_dir / "junit")
-    write_allure_metadata(results)  # the categories Allure files failures under
     elapsed_s = time.monotonic() - started
+    interrupted = _interruption(stopped_by, code == 124, elapsed_s)
     if stopped_by is not None:
-        code = SIGNAL_EXIT[stopped_by]
         print(f"ib-resilience: stopped by {signal.Signals(stopped_by).name} after {elapsed_s:.1f} s; "
               "partial results kept", file=sys.stderr, flush=True)
-    if stopped_by is None:
+    else:
         _remember_durations(args.reports_dir)
-    if code == 0 and invariant_outcomes(args.reports_dir / "junit")[1]:
-        code = 1
-    line = invariants_line(args.reports_dir / "junit")
-    if line:
-        print(line, flush=True)
-    print(summary_line(args.level, args.reports_dir / "junit", elapsed_s, code), flush=True)
-    if args.report:
-        from ibreport.summary import render_reports
-        html = stopped_by is None  # a stopped run gets its Markdown summary now, not 15 s of Allure rendering
+    return _finish(args, selection, elapsed_s, interrupted, code, run_argv).exit_code
+
+
+def _interruption(stopped_by: int | None, timed_out: bool, elapsed_s: float):
+    """What stopped the run (a signal the runner received, or its time bound), None when it ended on its own."""
+    from ibreport.record import Interruption
+
+    if stopped_by is not None:
+        return Interruption(signal.Signals(stopped_by).name, elapsed_s)
+    return Interruption("timeout", elapsed_s) if timed_out else None
+
+
+def _finish(args: argparse.Namespace, selection: list, elapsed_s: float, interrupted, behave_exit: int | None,
+            run_argv: list[str], workers: int = 1, shard: str = "", properties: dict[str, str] | None = None):
+    """The run's record from its Allure results and what the runner knows; then, all from it: the JUnit files,
+    ``run-result.json``, the Allure metadata, the reports (``--report``) and the console's last lines. Returns it."""
+    import datetime as dt
+
+    from ibreport.record import build_record, rewrite_junit, write_record
+    from ibreport.results import load_results
+    from ibreport.summary import executor_document, record_run, render_reports, write_allure_metadata
+
+    reports, results = args.reports_dir, args.reports_dir / "allure-results"
+    record = build_record(load_results(results), args.level, elapsed_s, [s.selected for s in selection],
+                          interrupted, behave_exit, workers, shard, args.name)
+    rewrite_junit(record, reports / "junit")
+    write_record(record, reports)
+    write_allure_metadata(results, {**(properties or {}), **record.allure_properties()},
+                          executor_document(args.level, dt.datetime.now().astimezone(), record=record))
+    if args.report and (record.scenarios or record.nothing_selected):
+        html = not (args.no_html or record.interrupted or record.nothing_selected)
         if html:
             print("ib-resilience: rendering the Allure HTML report (about 15 s)…", flush=True)
-        render_reports(args.reports_dir, args.level, elapsed_s, return_code=code, html=html,
-                       run_argv=list(argv if argv is not None else sys.argv[1:]))
-    return code
+        render_reports(reports, args.level, elapsed_s, html=html, run_argv=run_argv, record=record)
+    else:
+        record_run(results, args.level, elapsed_s, record.exit_code, run_argv)  # what 'report --merge' reads back
+    stream = sys.stderr if record.nothing_selected else sys.stdout
+    for line in record.console_lines():
+        print(line, file=stream, flush=True)
+    return record
 
 
 def _remember_durations(reports_dir: Path) -> None:
@@ -400,6 +390,9 @@ def _main_parallel(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"ib-resilience: {problem}", file=sys.stderr, flush=True)
         return 2
     selection = parallel.select(LEVELS[args.level], args.name)
+    if not selection:
+        _clean(args.reports_dir, [])
+        return _finish(args, [], 0.0, None, None, parallel.strip_options(argv)).exit_code
     # A shard must compute the partition every other shard computes: only the durations given to all of them
     # (--durations) count, never what this machine's reports folder happens to hold.
     durations = parallel.load_durations(None if count > 1 else args.reports_dir, args.durations)
@@ -443,35 +436,15 @@ def _main_parallel(args: argparse.Namespace, argv: list[str]) -> int:
                                             for folder in worker_dirs])
     properties |= {"run.workers": str(len(plan))} | ({"run.shard": shard} if shard else {})
     write_allure_metadata(results, properties)
-    code = _combined_code(codes)
-    if code == 0 and (junit_outcomes(reports / "junit").get("failed") or invariant_outcomes(reports / "junit")[1]):
-        code = 1
-    reported = parallel.reported_keys(results)
-    missing = [s for s in mine if s.key not in reported]
-    if missing and stopped_by is None:
-        print(f"ib-resilience: {len(missing)} selected scenario(s) have no result (a worker stopped before them), "
-              f"e.g. {missing[0].location} {missing[0].name}", file=sys.stderr, flush=True)
-        code = code or 1
     if stopped_by is not None:
-        code = SIGNAL_EXIT[stopped_by]
         print(f"ib-resilience: stopped by {signal.Signals(stopped_by).name} after {elapsed_s:.1f} s; "
               "partial results kept", file=sys.stderr, flush=True)
     else:
         _remember_durations(reports)
-    line = invariants_line(reports / "junit")
-    if line:
-        print(line, flush=True)
-    print(summary_line(args.level, reports / "junit", elapsed_s, code, workers=len(plan), shard=shard), flush=True)
-    from ibreport.summary import record_run, render_reports
-    run_argv = parallel.strip_options(argv)
-    if args.report and plan:
-        html = stopped_by is None
-        if html:
-            print("ib-resilience: rendering the Allure HTML report (about 15 s)…", flush=True)
-        render_reports(reports, args.level, elapsed_s, return_code=code, html=html, run_argv=run_argv)
-    else:
-        record_run(results, args.level, elapsed_s, code, run_argv)  # what 'report --merge' reads back
-    return code
+    record = _finish(args, mine, elapsed_s, _interruption(stopped_by, 124 in codes, elapsed_s),
+                     _combined_code(codes), parallel.strip_options(argv), workers=len(plan), shard=shard,
+                     properties=properties)
+    return record.exit_code
 
 
 def _clean(reports: Path, worker_dirs: list[Path]) -> None:
@@ -491,10 +464,11 @@ def _clean(reports: Path, worker_dirs: list[Path]) -> None:
 
 
 def _run_evidence(reports: Path) -> list[Path]:
-    """The last run's whole-run evidence in a reports folder (its run-wide verdicts and its history)."""
+    """The last run's whole-run evidence in a reports folder (its run-wide verdicts, its history, its record)."""
+    from ibreport.record import RESULT_FILE
     from support.run_evidence import HISTORY_FILE, INVARIANTS_FILE
 
-    return [reports / INVARIANTS_FILE, reports / HISTORY_FILE]
+    return [reports / INVARIANTS_FILE, reports / HISTORY_FILE, reports / RESULT_FILE]
 
 
 def _worker_command(args: argparse.Namespace, folder: Path, locations: Path, results: Path) -> list[str]:
@@ -513,8 +487,7 @@ def _worker_line(number: int, junit_dir: Path, elapsed_s: float, code: int) -> s
     counts = junit_outcomes(junit_dir)
     failed = _failed_names(junit_dir)
     return (f"ib-resilience: worker {number} finished after {elapsed_s:.1f} s: {counts.get('passed', 0)} passed, "
-            f"{counts.get('failed', 0)} failed" + (f" ({'; '.join(failed[:5])})" if failed else "")
-            + (f", {counts['untested']} not run" if counts.get("untested") else "") + f", exit {code}")
+            f"{counts.get('failed', 0)} failed" + (f" ({'; '.join(failed[:5])})" if failed else "") + f", exit {code}")
 
 
 def _hook_error(log: Path) -> str:

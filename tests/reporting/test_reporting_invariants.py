@@ -37,19 +37,21 @@ def test_scenarios_and_invariants_are_kept_apart(results):
     results.scenario("lacks a capability", "skipped", message="skipped: needs.gateway_control: no simulator")
     results.judged(every_invariant(cancels={"status": "not exercised", "message": "nothing was cancelled"}))
     junit = results.reports / "junit"
-    (junit / "TESTS-demo.xml").write_text('<testsuite tests="1" failures="0" errors="0" skipped="0">'
-                                          '<testcase name="runs" status="passed"/></testsuite>')
+    (junit / "TESTS-demo.xml").write_text('<testsuite tests="2" failures="0" errors="0" skipped="1">'
+                                          '<testcase name="runs" status="passed"/><testcase name="lacks a capability" '
+                                          'status="skipped"><skipped message="needs.gateway_control: no simulator"/>'
+                                          '</testcase></testsuite>')
     run = load_results(results.path)
     assert [s.name for s in run.scenarios] == ["runs", "lacks a capability"]
     assert run.counts == {"passed": 1, "failed": 0, "broken": 0, "skipped": 1, "unknown": 0}
     assert [s.name for s in run.capability_skips] == ["lacks a capability"]
     assert sorted(i.key for i in run.invariants) == sorted(i.key for i in INVARIANTS)
     assert all(i.recorded and not i.worker for i in run.invariants)
-    assert junit_counts(junit) == {"tests": 1, "failures": 0, "errors": 0, "skipped": 0}  # the invariants' file apart
+    assert junit_counts(junit) == {"tests": 2, "failures": 0, "errors": 0, "skipped": 1}  # the invariants' file apart
     assert junit_agrees(run, junit_counts(junit))
     text = markdown(results)
     assert "**Total Scenarios:** 2 selected (1 ran, 1 skipped" in text and "**Success Rate:** 100.0% (1/1)" in text
-    assert "(agrees: the 1 scenario(s) that ran" in text and "nothing was cancelled` (1)" not in text
+    assert "2 tests, 0 failures, 0 errors, 1 skipped ✅ (agrees" in text and "nothing was cancelled` (1)" not in text
     assert "**Run-wide invariants:** 10 held, 0 broken ✅, 1 not exercised" in text
     assert "| Run-wide invariants |" not in text.split("### Results by Feature", 1)[1].split("###", 1)[0]
     assert "**Overall Result:** ✅ PASSED" in text
@@ -223,7 +225,8 @@ def test_merge_keeps_each_shards_invariants_and_the_report_combines_them(tmp_pat
     assert merge.main(["--merge", str(one), str(two), "--out", str(out), "--no-html"]) == 1
     printed = capsys.readouterr().out
     assert "merged 2 scenario result(s) from 2 folder(s)" in printed
-    assert "run-wide invariants: 21 held, 1 broken (" in printed and "(shard 2/2)" in printed
+    # One line per invariant, combined over the shards (failed if any shard's failed), as the Markdown counts them.
+    assert "run-wide invariants: 10 held, 1 broken (" in printed and "(shard 2/2)" in printed
     records = json.loads((out / run_evidence.INVARIANTS_FILE).read_text())
     assert len(records) == 2 * len(INVARIANTS)
     assert {r["worker"] for r in records} == {"shard 1/2", "shard 2/2"}

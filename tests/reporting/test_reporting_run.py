@@ -88,9 +88,10 @@ def test_markdown_totals_match_behave_and_junit(real_run):
     assert _markdown_stat(text, "Passed") == real_run.passed
     assert _markdown_stat(text, "Failed") + _markdown_stat(text, "Errors") == real_run.failed
     junit = junit_counts(real_run.reports_dir / "junit")
-    assert (junit["tests"], junit["failures"] + junit["errors"]) == (ran, real_run.failed)
+    assert (junit["tests"], junit["failures"] + junit["errors"], junit["skipped"]) == (ran + skipped, real_run.failed,
+                                                                                       skipped)
     assert junit_agrees(results, junit)
-    assert "JUnit cross-check:** " in text and f"(agrees: the {ran} scenario(s) that ran" in text
+    assert f"JUnit cross-check:** {ran + skipped} tests, " in text and "✅ (agrees: every selected scenario" in text
     assert "**Overall Result:** ❌ FAILED" in text and "**Return Code:** 1" in text
     print(f"\nMarkdown summary: {real_run.markdown}")
 

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,6 +17,7 @@ from reporting_helpers import checks_by_name, every_invariant, run_bounded
 
 from ibreport import summary as reporting
 from ibreport.allure_formatter import feature_epic, scenario_labels
+from ibreport.record import build_record, rewrite_junit
 from ibreport.results import (
     FAILURE_KINDS,
     INVARIANT_CATEGORY,
@@ -59,7 +61,7 @@ def test_counts_failures_and_categories_in_the_markdown(results):
     results.scenario("skipped one", "skipped", message="skipped: needs.gateway_control: no simulator")
     run = load_results(results.path)
     assert run.counts == {"passed": 1, "failed": 2, "broken": 2, "skipped": 1, "unknown": 0}
-    text = reporting.markdown_report(run, "basic", 12.5, 1, {"tests": 5, "failures": 2, "errors": 2, "skipped": 0},
+    text = reporting.markdown_report(run, "basic", 12.5, 1, {"tests": 6, "failures": 2, "errors": 2, "skipped": 1},
                                      dt.datetime(2026, 1, 2, 3, 4, 5))
     for label, value in (("Total Scenarios", 6), ("Passed", 1), ("Failed", 2), ("Skipped", 1), ("Errors", 2)):
         assert re.search(rf"^- \*\*{label}:\*\* {value}\b", text, re.M), label
@@ -70,7 +72,7 @@ def test_counts_failures_and_categories_in_the_markdown(results):
     assert "`Then the request fails within the silent-detection bound instead of hanging`" in text
     assert "expected a failure, not success or a hang" in text
     assert "--name 'silent one'" in text
-    assert "(agrees: the 5 scenario(s) that ran; it leaves out the 1 skipped)" in text
+    assert "6 tests, 2 failures, 2 errors, 1 skipped ✅ (agrees:" in text
     assert "  - `needs.gateway_control: no simulator` (1): skipped one" in text
     advice = text.split("## Recommendations")[1]
     assert "Claims failed — silent connections & validation (phase 1)" in advice and "reqCurrentTime" in advice
@@ -396,11 +398,18 @@ def test_markdown_counts_agree_with_behave_and_junit_when_capabilities_skip(tmp_
     assert behave_summary(done.stdout) == {"passed": 1, "failed": 2, "error": 1, "hook_error": 1, "skipped": 2}
     run = load_results(reports / "allure-results")
     assert run.counts == {"passed": 1, "failed": 2, "broken": 2, "skipped": 1, "unknown": 0}
-    text = reporting.markdown_report(run, "basic", 1.0, done.returncode, junit, dt.datetime.now())
+    # The runner writes JUnit again from the run's record: the skipped scenario a test case, with its reason.
+    record = build_record(run, "basic", 1.0, behave_exit=done.returncode)
+    rewrite_junit(record, reports / "junit")
+    junit = junit_counts(reports / "junit")
+    assert junit == {"tests": 6, "failures": 2, "errors": 2, "skipped": 1}, junit
+    skipped = [c.find("skipped").get("message") for path in (reports / "junit").glob("TESTS-*.xml")
+               for c in ElementTree.parse(path).getroot().iter("testcase") if c.get("status") == "skipped"]
+    assert skipped == ["needs.x: the target lacks x"]
+    text = reporting.markdown_report(run, "basic", 1.0, done.returncode, junit, dt.datetime.now(), record=record)
     for label, value in (("Total Scenarios", 6), ("Passed", 1), ("Failed", 2), ("Errors", 2), ("Skipped", 1)):
         assert re.search(rf"^- \*\*{label}:\*\* {value}\b", text, re.M), label
-    assert "5 tests, 2 failures, 2 errors, 0 skipped ✅ (agrees: the 5 scenario(s) that ran; it leaves out the 1 " \
-           "skipped)" in text
+    assert "6 tests, 2 failures, 2 errors, 1 skipped ✅ (agrees:" in text
     assert "  - `needs.x: the target lacks x` (1): lacks a capability" in text
     assert "another level" not in text
 

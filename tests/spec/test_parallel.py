@@ -20,6 +20,7 @@ import psutil
 import pytest
 from process_checks import gone, listening, port_free
 
+from ibreport.record import Invariants, Outcome, RunRecord
 from ibreport.results import junit_counts, load_results
 from ibresilience import parallel, runner
 from ibresilience.parallel import Scenario
@@ -176,10 +177,11 @@ def test_a_bad_shard_or_worker_count_stops_the_run_with_one_line(tmp_path, capsy
     assert len(capsys.readouterr().err.strip().splitlines()) == 2
 
 
-def test_the_summary_line_names_shard_and_workers(tmp_path):
-    line = runner.summary_line("basic", tmp_path, 12.3, 0, workers=4, shard="2/3")
-    assert line.startswith("ib-resilience: level basic (shard 2/3) on 4 workers: 0 scenarios passed")
-    assert runner.summary_line("basic", tmp_path, 1.0, 0) .startswith("ib-resilience: level basic: ")
+def test_the_summary_line_names_shard_and_workers():
+    one = Outcome("s", "F", "a", "features/a.feature:3", "passed")
+    line = RunRecord("basic", (one,), Invariants(held=1), 12.3, workers=4, shard="2/3").summary_line()
+    assert line.startswith("ib-resilience: level basic (shard 2/3) on 4 workers: 1 scenarios passed")
+    assert RunRecord("basic", (one,), Invariants(), 1.0).summary_line().startswith("ib-resilience: level basic: ")
 
 
 # ------------------------------------------------------------------------------------------- whole runs
