@@ -19,8 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ibreport.results import FAIL, NOT_EXERCISED, PASS, RunResults, ScenarioResult, strip_prefix, xml_safe
-from support.run_evidence import JUNIT_FILE as INVARIANTS_JUNIT
+from ibreport.results import FAIL, NOT_EXERCISED, PASS, RunResults, ScenarioResult, scenario_suites, strip_prefix
 from support.settings import ROOT
 
 #: The record, in the run's reports folder.
@@ -448,18 +447,14 @@ def rewrite_junit(record: RunRecord, junit_dir: Path) -> dict[str, int]:
     junit_dir.mkdir(parents=True, exist_ok=True)
     cases: dict[tuple[str, str], ElementTree.Element] = {}
     suites: dict[str, dict[str, str]] = {}
-    for path in sorted(junit_dir.glob("TESTS-*.xml")):
-        if path.name == INVARIANTS_JUNIT:
-            continue
-        try:
-            root = ElementTree.fromstring(xml_safe(path.read_text(encoding="utf-8", errors="replace")))
-        except (OSError, ElementTree.ParseError):
-            continue
+    read = []
+    for path, suite in scenario_suites(junit_dir):
         stem = path.name.removeprefix("TESTS-").removesuffix(".xml")
-        for suite in [root] if root.tag == "testsuite" else root.iter("testsuite"):
-            suites.setdefault(stem, dict(suite.attrib))
-            for case in suite.findall("testcase"):
-                cases.setdefault((stem, (case.get("name") or "").strip()), case)
+        suites.setdefault(stem, dict(suite.attrib))
+        for case in suite.findall("testcase"):
+            cases.setdefault((stem, (case.get("name") or "").strip()), case)
+        read.append(path)
+    for path in set(read):
         path.unlink()
     by_stem: dict[str, list[Outcome]] = {}
     for outcome in record.scenarios:

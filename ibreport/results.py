@@ -7,7 +7,7 @@ import re
 import statistics
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -636,10 +636,9 @@ def sanitize_junit(junit_dir: Path) -> None:
             path.write_text(xml_safe(text), encoding="utf-8")
 
 
-def junit_counts(junit_dir: Path) -> dict[str, int]:
-    """Totals over the scenarios' ``TESTS-*.xml`` of a JUnit directory: tests, failures, errors, skipped (the
-    run-wide invariants' file, ``TESTS-run_invariants.xml``, holds no scenario and is left out)."""
-    totals = Counter({"tests": 0, "failures": 0, "errors": 0, "skipped": 0})
+def scenario_suites(junit_dir: Path) -> Iterator[tuple[Path, ElementTree.Element]]:
+    """Each ``<testsuite>`` of the scenarios' ``TESTS-*.xml`` files of a JUnit directory, with its file (the run-wide
+    invariants' file, ``TESTS-run_invariants.xml``, holds no scenario and is left out; an unreadable file too)."""
     for path in sorted(Path(junit_dir).glob("TESTS-*.xml")):
         if path.name == INVARIANTS_JUNIT:
             continue
@@ -647,10 +646,17 @@ def junit_counts(junit_dir: Path) -> dict[str, int]:
             root = ElementTree.fromstring(xml_safe(path.read_text(encoding="utf-8", errors="replace")))
         except (OSError, ElementTree.ParseError):
             continue
-        suites = [root] if root.tag == "testsuite" else root.iter("testsuite")
-        for suite in suites:
-            for key in totals:
-                totals[key] += int(suite.get(key) or 0)
+        for suite in [root] if root.tag == "testsuite" else root.iter("testsuite"):
+            yield path, suite
+
+
+def junit_counts(junit_dir: Path) -> dict[str, int]:
+    """Totals over the scenarios' ``TESTS-*.xml`` of a JUnit directory: tests, failures, errors, skipped (the
+    run-wide invariants' file, ``TESTS-run_invariants.xml``, holds no scenario and is left out)."""
+    totals = Counter({"tests": 0, "failures": 0, "errors": 0, "skipped": 0})
+    for _, suite in scenario_suites(junit_dir):
+        for key in totals:
+            totals[key] += int(suite.get(key) or 0)
     return dict(totals)
 
 

@@ -216,26 +216,15 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
 def junit_outcomes(junit_dir: Path) -> dict[str, int]:
     """Scenarios by outcome (``passed``, ``failed``, ``skipped``, ``untested``) from behave's JUnit files."""
     from collections import Counter
-    from xml.etree import ElementTree
 
-    from ibreport.results import xml_safe
+    from ibreport.results import scenario_suites
 
     outcomes: Counter[str] = Counter()
-    for path in sorted(Path(junit_dir).glob("TESTS-*.xml")):
-        if path.name == INVARIANTS_JUNIT:
-            continue  # the run-wide invariants are counted apart (ibreport.record)
-        try:
-            root = ElementTree.fromstring(xml_safe(path.read_text(encoding="utf-8", errors="replace")))
-        except (OSError, ElementTree.ParseError):
-            continue
-        for case in root.iter("testcase"):
+    for _, suite in scenario_suites(junit_dir):   # the run-wide invariants are counted apart (ibreport.record)
+        for case in suite.iter("testcase"):
             status = case.get("status") or ("failed" if case.find("failure") is not None else "passed")
             outcomes[{"error": "failed", "failure": "failed"}.get(status, status)] += 1
     return dict(outcomes)
-
-
-#: The JUnit file of the run-wide invariants (support/run_evidence.py), not a feature's.
-INVARIANTS_JUNIT = "TESTS-run_invariants.xml"
 
 
 #: How long one scenario may wait on the target's own timings, per level (the exhaustive level
@@ -501,20 +490,11 @@ def _hook_error(log: Path) -> str:
 
 
 def _failed_names(junit_dir: Path) -> list[str]:
-    from xml.etree import ElementTree
+    from ibreport.results import scenario_suites
 
-    from ibreport.results import xml_safe
-
-    names = []
-    for path in sorted(Path(junit_dir).glob("TESTS-*.xml")):
-        try:
-            root = ElementTree.fromstring(xml_safe(path.read_text(encoding="utf-8", errors="replace")))
-        except (OSError, ElementTree.ParseError):
-            continue
-        names += [case.get("name", "").strip() for case in root.iter("testcase")
-                  if case.get("status") in ("failed", "error") or case.find("failure") is not None
-                  or case.find("error") is not None]
-    return names
+    return [case.get("name", "").strip() for _, suite in scenario_suites(junit_dir) for case in suite.iter("testcase")
+            if case.get("status") in ("failed", "error") or case.find("failure") is not None
+            or case.find("error") is not None]
 
 
 def _combined_code(codes: list[int]) -> int:
