@@ -41,6 +41,8 @@ class FailureKind:
 FAILURE_KINDS: tuple[FailureKind, ...] = (
     FailureKind("interrupted", "Interrupted (the run was stopped while it ran)", "interrupted", ("broken",)),
     FailureKind("async", "Async/coroutine warnings in the CLI or the backend", "async warning", ("failed",)),
+    FailureKind("not_provided", "Contract: not provided (an endpoint or a field the backend lacks)", "not provided",
+                ("failed",)),
     FailureKind("unreachable", "Target unreachable", "target unreachable", ("failed", "broken")),
     FailureKind("suite", "Suite error (not an assertion)", "suite error", ("broken",)),
     FailureKind("precondition", "Precondition failed (claim never reached)", "precondition", ("failed",)),
@@ -82,6 +84,8 @@ _BY_CAPABILITY_KEY = {c.key: c for c in CAPABILITIES}
 
 #: Exception types (the claim's, ``support.verdict``; the wait's, ``support.waiting``) that mean a time bound.
 BOUND_TYPES = frozenset({"BoundExceeded", "ConditionTimeout", "TimeoutError"})
+#: The exception types of a claim the backend gave nothing to judge (support.verdict.NotProvided and its kinds).
+NOT_PROVIDED_TYPES = frozenset({"NotProvided", "ContractError", "RouteMissing"})
 #: The exception type of a claim about printed warnings, coroutines and tracebacks.
 COMPLAINT_TYPES = frozenset({"ComplaintFound"})
 _TYPE = re.compile(r"^(?:\[[a-z ]+ / [^\]\n]*\] )?([A-Za-z_][\w.]*): ")
@@ -130,6 +134,8 @@ def kind_of(status: str, message: str, step_type: str, in_background: bool = Fal
     first_line = (message or "").strip().split("\n", 1)[0]
     if status == "failed" and (raised in COMPLAINT_TYPES or complaint_lines(message or "", COROUTINE_PATTERNS)):
         return KINDS["async"]
+    if status == "failed" and raised in NOT_PROVIDED_TYPES:
+        return KINDS["not_provided"]
     if _UNREACHABLE.search(first_line):
         return KINDS["unreachable"]
     if status == "broken":

@@ -451,6 +451,8 @@ def _meaning(category: Category) -> str:
         "interrupted": "the run was stopped (SIGTERM, Ctrl-C or its time bound) while this scenario ran: it has no "
                        "verdict",
         "async": "the CLI or the backend printed async/coroutine warnings — the original bug",
+        "not_provided": f"the backend does not provide an endpoint or a field the contract names ({step}): the "
+                        "requirement could not be judged — a drifted or incomplete API, not a refuted claim",
         "unreachable": "the suite could not reach the target (API or gateway) — check the addresses; the claim "
                        "was not judged",
         "suite": "an exception that is not an assertion: a suite or target error, not a verdict on the backend",
@@ -739,6 +741,11 @@ def _invariant_advice(run: RunResults) -> list[str]:
     return out
 
 
+NOT_PROVIDED_ADVICE = ("**Contract: not provided** ({names}): the backend lacks an endpoint or a field the contract "
+                       "names (the failure says which). These requirements were not judged: provide them, or tell the "
+                       "suite the target lacks them — a refuted claim they are not.")
+
+
 def _failure_advice(run: RunResults, checks: list[Check]) -> list[str]:
     """Advice per failure kind (per failing step or capability inside a kind), in the kinds' order."""
     by_kind: dict[str, list[ScenarioResult]] = {}
@@ -749,6 +756,7 @@ def _failure_advice(run: RunResults, checks: list[Check]) -> list[str]:
     advice: dict[str, Callable[[list[ScenarioResult]], list[str]]] = {
         "interrupted": lambda ss: [INTERRUPTED_ADVICE.format(n=len(ss), names=_named(ss))],
         "async": lambda ss: [ASYNC_ADVICE + (f" Failed: {_named(ss)}." if ss else "")],
+        "not_provided": lambda ss: [NOT_PROVIDED_ADVICE.format(names=_named(ss))],
         "unreachable": lambda ss: [_unreachable_advice(ss, run.properties)],
         "suite": lambda ss: [f"{SUITE_ADVICE} Broken: {_named(ss)}."],
         "precondition": _unreached_advice, "action": _unreached_advice,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from support.drivers.api import ApiDriver, ApiResponse
-from support.verdict import ClaimFailed
+from support.verdict import ClaimFailed, NotProvided
 
 T = TypeVar("T")
 
@@ -135,14 +135,17 @@ def parse_timestamp(text: str) -> dt.datetime:
 
 # ------------------------------------------------------------------------------------------- typed answers
 
-class ContractError(ClaimFailed):
+class ContractError(NotProvided):
     """An answer lacks a field a claim needs (the message names the field and quotes the answer)."""
 
 
 def needed(value: T | None, field_path: str, response: ApiResponse) -> T:
-    """``value`` when the answer had it; else fail the claim naming ``field_path``."""
+    """``value`` when the answer had it; else fail the claim as not provided, naming ``field_path``."""
     if value is None:
-        raise ContractError(f"no {field_path} in {response.describe()}")
+        if response.ok:
+            raise ContractError(f"contract: not provided: {response.method} {response.path} answers without "
+                                f"{field_path}: {response.describe()}")
+        raise ClaimFailed(f"no {field_path} in {response.describe()}")   # a failed answer lacks it for that reason
     return value
 
 

@@ -25,6 +25,11 @@ class ComplaintFound(ClaimFailed):
     """The CLI or the backend printed a warning, an un-awaited coroutine or a traceback."""
 
 
+class NotProvided(ClaimFailed):
+    """The backend does not provide what the contract names (an endpoint, a field of an answer): the claim could not
+    be judged. Never retried and never a time bound: waiting does not make an endpoint appear."""
+
+
 PASS, FAIL, NOT_EXERCISED = "pass", "fail", "not exercised"
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from support.verdict import BoundExceeded
+from support.verdict import BoundExceeded, NotProvided
 
 T = TypeVar("T")
 
@@ -90,7 +90,8 @@ def eventually(probe: Callable[[], T], within: Bound, describe: str, interval_s:
     whose answer came later fails the wait with the answer's arrival time, however true the answer is.
 
     A probe that raises ``AssertionError`` or returns a falsy value is retried until
-    the deadline; any other exception propagates at once.
+    the deadline; any other exception propagates at once, and so does :class:`~support.verdict.NotProvided` (a
+    missing endpoint or field does not appear by waiting).
 
     Args:
         probe: the condition; its last falsy value or assertion is quoted on failure.
@@ -109,6 +110,8 @@ def eventually(probe: Callable[[], T], within: Bound, describe: str, interval_s:
     while True:
         try:
             value = probe()
+        except NotProvided:
+            raise
         except AssertionError as exc:
             last = exc
         else:

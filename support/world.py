@@ -131,7 +131,7 @@ class World:
                              load_timeout_s=self.settings.bound_of(max(90.0, self.settings.profile.max_wait_s + 30.0),
                                                                    "the API driver's give-up on a load").seconds,
                              transcript=previous[0].transcript if previous[0] else [],
-                             record=self.run_history.add_exchange)
+                             record=self.run_history.add_exchange, strict=True)
         self.cli = CliDriver(targets.cli, targets.api_base_url, api_pointing=self.settings.cli_api,
                              transcripts=previous[1].transcripts if previous[1] else [],
                              on_record=self.run_history.add_cli_run)

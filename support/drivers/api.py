@@ -12,7 +12,21 @@ from typing import Any
 
 import requests
 
+from support.verdict import NotProvided
+
 PREFIX = "/api/v1"
+#: What a FastAPI/Starlette server answers for a route it does not have (its default body, no envelope).
+NO_ROUTE = ({"detail": "Not Found"}, {"detail": "Method Not Allowed"})
+#: The framework's words for a missing route, when a backend wraps them in its envelope.
+NO_ROUTE_MESSAGES = ("Not Found", "Method Not Allowed")
+#: The contract's endpoints whose path names no resource: a 404 or 405 there can only mean the route is missing.
+FIXED_PATHS = frozenset({"/health", "/ib/status", "/ib/health", "/ib/resilience", "/ib/config", "/ib/cleanup",
+                         "/ib/symbols/discovered", "/data/load", "/symbols"})
+
+
+class RouteMissing(NotProvided):
+    """The API has no such route: the contract's endpoint is not provided (a 404 or 405 with the framework's
+    default body, not an answer of the backend's own)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,13 @@ class ApiResponse:
         return self.error
 
     @property
+    def route_missing(self) -> bool:
+        """The server has no such route: a 404/405 with the framework's default body or words, or on an endpoint
+        whose path names no resource (an unknown symbol's 404 with a message of its own is an answer)."""
+        return self.status in (404, 405) and (self.body in NO_ROUTE or self.path in FIXED_PATHS
+                                               or self.error_message in NO_ROUTE_MESSAGES)
+
+    @property
     def finished_mono(self) -> float:
         """Monotonic time the answer (or failure) arrived."""
         return self.started_mono + self.elapsed_s
@@ -84,6 +105,7 @@ class ApiDriver:
     load_timeout_s: float = 90.0      # a synchronous data load that is really receiving bars may take long
     transcript: list[ApiResponse] = field(default_factory=list)
     record: Callable[[ApiResponse], None] | None = None   # also hands every exchange to the run's history
+    strict: bool = False              # raise RouteMissing when the API has no route for a request (the spec's own)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -120,6 +142,9 @@ class ApiDriver:
             self.transcript.append(response)
         if self.record is not None:
             self.record(response)
+        if self.strict and response.route_missing:
+            raise RouteMissing(f"contract: not provided: the API has no {method} {PREFIX}{path} "
+                               f"(HTTP {response.status} {json.dumps(response.body)})")
         return response
 
     # -------------------------------------------------------------- the contract's doors

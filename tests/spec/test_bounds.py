@@ -76,6 +76,36 @@ def test_eventually_judges_when_the_answer_arrived_not_when_it_was_asked():
     assert eventually(lambda: "ok", Bound.exactly(1.0, "a test's wait"), "in time", since_mono=time.monotonic() - 0.5)
 
 
+def test_what_the_backend_does_not_provide_fails_at_once_and_never_as_a_bound():
+    """A missing endpoint or field does not appear by waiting: it is 'contract: not provided', never a time bound."""
+    import time
+
+    from ibreport.results import kind_of
+    from support.contract import ResilienceReport, needed
+    from support.drivers.api import ApiResponse, RouteMissing
+    from support.verdict import NotProvided
+
+    calls = []
+
+    def missing_route():
+        calls.append(1)
+        raise RouteMissing("contract: not provided: the API has no GET /api/v1/ib/resilience (HTTP 404)")
+    started = time.monotonic()
+    with pytest.raises(NotProvided):
+        eventually(missing_route, Bound.exactly(5.0, "a test's wait"), "the score")
+    assert len(calls) == 1 and time.monotonic() - started < 1.0
+    no_score = ApiResponse("GET", "/ib/resilience", None, 200, {"success": True, "data": {}}, 0.01, 0.0)
+    with pytest.raises(NotProvided, match="answers without overall_resilience_score"):
+        needed(ResilienceReport.of(no_score).score, "overall_resilience_score", no_score)
+    assert kind_of("failed", "RouteMissing: contract: not provided: …", "then").key == "not_provided"
+    assert kind_of("failed", "ContractError: contract: not provided: …", "given").key == "not_provided"
+    wrapped = ApiResponse("GET", "/ib/config", None, 404, {"success": False, "error": {"code": "X", "message": "Not Found"}},
+                          0.01, 0.0)
+    unknown_symbol = ApiResponse("POST", "/ib/symbols/discover", None, 404,
+                                 {"success": False, "error": {"code": "IB-404", "message": "XYZ not found"}}, 0.01, 0.0)
+    assert wrapped.route_missing and not unknown_symbol.route_missing
+
+
 def test_every_bound_a_feature_names_is_known_and_parses():
     named = set()
     for feature in (ROOT / "features").glob("*.feature"):
