@@ -194,6 +194,10 @@ def in_flight_longer_than(events: Sequence[IbEvent], request_type: str, min_s: f
 # ----------------------------------------------------------------------------- over a whole history
 
 
+#: The requests a caller of the pool sends on a connection it was handed: the validation and the data requests.
+CALLER_REQUESTS = frozenset({VALIDATION_REQUEST, *DATA_REQUESTS})
+
+
 def _overlap(conn, burst: list, window: HistoryWindow) -> Violation:
     """One stretch of overlapping requests on one connection, as one violation (its first overlap, and how many)."""
     later, earlier, received = burst[0]
@@ -209,8 +213,10 @@ def one_caller_at_a_time(window: HistoryWindow, limits: Limits) -> Verdict:
     arrives on a connection while an earlier request on it is unanswered, and no request arrives while a
     validation on it is (one caller awaits its validation before anything else, and never validates twice at
     once). Requests of one read arrived together, before any answer to them; an answer the fault proxy held back
-    reached the client that much later. Data requests pipelined by one caller are left to the scenario claim that
-    forbids them."""
+    reached the client that much later. Only the requests callers make count (the validation and the contract's
+    data requests): the client library's own bookkeeping (positions, executions, account updates it asks at
+    connect or after an IB notice) is no caller. Data requests pipelined by one caller are left to the scenario
+    claim that forbids them."""
     violations, judged, overlapping = [], 0, 0
     delays = spans.answer_delays(window, least=True)
     for conn in window.backend_connections():
@@ -218,8 +224,11 @@ def one_caller_at_a_time(window: HistoryWindow, limits: Limits) -> Verdict:
         burst: list[tuple[object, object, float]] = []   # (later, earlier, received) of one stretch of overlaps
         for index, later in enumerate(requests):
             judged += later.validation
+            if later.type not in CALLER_REQUESTS:
+                continue
             for earlier in requests[max(0, index - 50):index]:
-                if earlier.answered_mono is None or not (earlier.validation or later.validation):
+                if earlier.answered_mono is None or earlier.type not in CALLER_REQUESTS \
+                        or not (earlier.validation or later.validation):
                     continue
                 received = earlier.answered_mono + spans.delay_at(delays, earlier.answered_mono)
                 if earlier.arrived_mono <= later.arrived_mono < received:
