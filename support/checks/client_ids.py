@@ -45,8 +45,8 @@ def highest_id(window: HistoryWindow, limits: Limits) -> int | None:
 def client_id_rules(window: HistoryWindow, limits: Limits) -> Verdict:
     """Over the whole run, as the gateway saw the backend's connections:
 
-    - after error 326 on ID n, the backend's next attempts (within the API bound) include the lowest ID above n
-      that no connection held (sequential fallback, never the same ID again at once);
+    - after error 326 on ID n, the backend tries an ID above n within the API bound (sequential fallback), and
+      never n again before it (IDs it is retiring may free up meanwhile, so which higher ID is not judged);
     - a connection is never accepted on an ID while a lower one, from the preferred ID up, had been free for
       a second and no other connection took it a moment later (the preferred ID first, freed IDs used again).
 
@@ -68,17 +68,17 @@ def client_id_rules(window: HistoryWindow, limits: Limits) -> Verdict:
             continue
         if conn.duplicate_id:
             judged += 1
-            wanted = conn.client_id + 1
-            while _held(everyone, wanted, at, at):
-                wanted += 1
-            if top is not None and wanted > top:
-                continue  # every ID of its range was taken: no next one to try (exhaustion is a scenario's claim)
             later = [c.client_id for c in backend[index + 1:] if at < _attempt(c) <= at + limits.api_response.seconds]
-            if wanted not in later:
-                tried = ", ".join(str(i) for i in later[:5]) or "nothing"
+            higher = next((k for k, i in enumerate(later) if i > conn.client_id), None)
+            again = next((k for k, i in enumerate(later) if i == conn.client_id), None)
+            tried = ", ".join(str(i) for i in later[:5]) or "nothing"
+            if again is not None and (higher is None or again < higher):
                 violations.append(Violation(at, f"client ID {conn.client_id} refused (326) at {window.rel(at):.2f} s; "
-                                                f"the backend then tried {tried} within {limits.api_response}, "
-                                                f"not {wanted} (the next free one)"))
+                                                f"the backend tried it again ({tried}) before the next one"))
+            elif higher is None and (top is None or conn.client_id < top):
+                violations.append(Violation(at, f"client ID {conn.client_id} refused (326) at {window.rel(at):.2f} s; "
+                                                f"the backend then tried {tried} within {limits.api_response}, none "
+                                                "above it (no sequential fallback)"))
             continue
         if not conn.accepted:
             continue

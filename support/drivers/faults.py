@@ -163,8 +163,8 @@ class FaultDriver:
         """Apply on ``plane``; a fault the target heals by itself is recorded as ending then."""
         if name is not None:
             fault = type(fault)(**{**_fields(fault), "name": name})
+        now = time.monotonic()  # it may act before the control API answers: its window begins with the call
         self._plane(plane).apply(fault)
-        now = time.monotonic()
         ends = now if fault.one_shot else (now + auto_heal_s if auto_heal_s and plane == "gateway" else None)
         window = FaultWindow(label, plane, fault, now, ends)
         with self._lock:

@@ -85,7 +85,7 @@ class Nemesis:
             if spec.builds_fault:
                 fault = spec.fault(name)
                 self._plane(fault.plane).apply(fault)
-                applied = time.monotonic()
+                applied = started  # it may act before the control API answers: its window begins with the call
                 # The schedule's window, not the value's: a notice (one push) lasts until IB is said to be back.
                 opened = FaultWindow(f"nemesis #{spec.id} {spec.label()}", fault.plane, fault, applied,
                                      applied if spec.one_shot else None)

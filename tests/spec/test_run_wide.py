@@ -204,7 +204,19 @@ def test_the_pool_limit_and_the_client_id_rules_over_the_whole_run():
     squatted.connect(2.0, 1, accepted=False)           # 326 on the preferred ID ...
     squatted.connect(2.1, 1, accepted=False)           # ... and the same ID again, not the next
     verdict = client_ids.client_id_rules(squatted.window(), LIMITS)
-    assert verdict.status == FAIL and "not 2" in verdict.violations[0].text
+    assert verdict.status == FAIL and "tried it again (1) before the next one" in verdict.violations[0].text
+    fallback = Gateway()
+    held = fallback.connect(1.0, 1)
+    fallback.run.is_own = lambda peer, opened: peer.endswith(f":{40000 + held}")
+    fallback.connect(2.0, 1, accepted=False)
+    fallback.connect(2.1, 2)                         # the next one: fine
+    assert client_ids.client_id_rules(fallback.window(), LIMITS).status == PASS
+    gave_up = Gateway()
+    held = gave_up.connect(1.0, 1)
+    gave_up.run.is_own = lambda peer, opened: peer.endswith(f":{40000 + held}")
+    gave_up.connect(2.0, 1, accepted=False)          # and nothing after it: no fallback
+    verdict = client_ids.client_id_rules(gave_up.window(), LIMITS)
+    assert verdict.status == FAIL and "none above it" in verdict.violations[0].text
 
 
 def test_a_cancel_must_end_within_the_api_bound_and_the_cli_must_not_say_it_failed():
