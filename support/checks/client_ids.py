@@ -46,7 +46,8 @@ def client_id_rules(window: HistoryWindow, limits: Limits) -> Verdict:
     """Over the whole run, as the gateway saw the backend's connections:
 
     - after error 326 on ID n, the backend tries an ID above n within the API bound (sequential fallback), and
-      never n again before it (IDs it is retiring may free up meanwhile, so which higher ID is not judged);
+      does not try n again first (IDs it is retiring may free up meanwhile, so which higher ID is not judged;
+      other connections opening at once start from the preferred ID, so an n after a lower ID is theirs);
     - a connection is never accepted on an ID while a lower one, from the preferred ID up, had been free for
       a second and no other connection took it a moment later (the preferred ID first, freed IDs used again).
 
@@ -67,15 +68,18 @@ def client_id_rules(window: HistoryWindow, limits: Limits) -> Verdict:
         if spans.inside(moved, at) or spans.inside(trouble, at):
             continue
         if conn.duplicate_id:
+            if spans.overlaps(trouble, at, at + limits.api_response.seconds):
+                continue  # a fault cut what followed: the chain of attempts is not the backend's own
             judged += 1
             later = [c.client_id for c in backend[index + 1:] if at < _attempt(c) <= at + limits.api_response.seconds]
-            higher = next((k for k, i in enumerate(later) if i > conn.client_id), None)
-            again = next((k for k, i in enumerate(later) if i == conn.client_id), None)
             tried = ", ".join(str(i) for i in later[:5]) or "nothing"
-            if again is not None and (higher is None or again < higher):
+            # Other connections opening at the same time start from the preferred ID: an attempt on n after a lower
+            # one belongs to such a chain, not to this one. This chain retried n if n came before any other ID.
+            first = next((i for i in later if i != conn.client_id), None)
+            if later and later[0] == conn.client_id and (first is None or first > conn.client_id):
                 violations.append(Violation(at, f"client ID {conn.client_id} refused (326) at {window.rel(at):.2f} s; "
                                                 f"the backend tried it again ({tried}) before the next one"))
-            elif higher is None and (top is None or conn.client_id < top):
+            elif not any(i > conn.client_id for i in later) and (top is None or conn.client_id < top):
                 violations.append(Violation(at, f"client ID {conn.client_id} refused (326) at {window.rel(at):.2f} s; "
                                                 f"the backend then tried {tried} within {limits.api_response}, none "
                                                 "above it (no sequential fallback)"))

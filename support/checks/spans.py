@@ -152,11 +152,16 @@ def disruptions(window: HistoryWindow) -> Spans:
                   if f.fault.disrupting(PROBE))
 
 
+#: How much earlier than its record a fault may have acted (the record is taken around the control API's call, the
+#: gateway's own events on another clock read): a close this close before a cut is the cut's.
+FAULT_LEAD_S = 0.1
+
+
 def trouble(window: HistoryWindow, limits: Limits) -> Spans:
-    """When a backend may rightly close connections or log what went wrong: a disruption and the recovery bound
-    after it, a change the suite asked of the pool, the backend stopping."""
-    return merged([*widened(disruptions(window), after_s=limits.recovery.seconds), *pool_changes(window),
-                   *stopping(window)])
+    """When a backend may rightly close connections or log what went wrong: a disruption (from a moment before its
+    record) and the recovery bound after it, a change the suite asked of the pool, the backend stopping."""
+    return merged([*widened(disruptions(window), before_s=FAULT_LEAD_S, after_s=limits.recovery.seconds),
+                   *pool_changes(window), *stopping(window)])
 
 
 def disturbances(window: HistoryWindow, limits: Limits) -> Spans:
