@@ -9,6 +9,8 @@ from support.contract import IbConfig
 from support.run_history import Connection, HistoryWindow
 from support.verdict import Verdict, Violation
 
+#: How long after a disruption a client library may still read a handshake the fault cut as a refused ID.
+CUT_HANDSHAKE_S = 2.0
 #: How long a lower ID must have been free for a connection that took a higher one to be blamed, and how soon
 #: another connection taking it excuses a race (two connections opening at once arrive in either order).
 FREE_FOR_S = 1.0
@@ -53,14 +55,14 @@ def client_id_rules(window: HistoryWindow, limits: Limits) -> Verdict:
 
     IDs above the backend's range (the profile's ``client_id_max``, else what ``/ib/config`` reports) are never
     required. A configuration change moves the preferred ID: that life is not judged from it on. Nor is a choice
-    made in trouble (a disruption and the recovery bound after it): a handshake a fault cuts reads to the client
+    made during a disruption or just after it (:data:`CUT_HANDSHAKE_S`): a handshake a fault cuts reads to the client
     library as a refused ID ("Peer closed connection. clientId 1 already in use?"), so a backend rightly moves on
     to the next ID while the gateway saw the lower one free.
     """
     everyone = [c for c in window.connections if c.client_id is not None]
     backend = sorted((c for c in everyone if not c.own), key=_attempt)
     moved = _config_changed(window)
-    trouble = spans.trouble(window, limits)
+    trouble = spans.widened(spans.disruptions(window), before_s=spans.FAULT_LEAD_S, after_s=CUT_HANDSHAKE_S)
     top = highest_id(window, limits)
     violations, judged = [], 0
     for index, conn in enumerate(backend):
