@@ -6,12 +6,15 @@ It also reads only feature and scenario tags (not rule or outline tags), drops s
 skipped for a missing capability when ``--no-skipped`` is given, and reports a scenario whose
 hook failed as passed or skipped where behave's JUnit says error; all are put right here.
 Each failed or broken scenario also gets its failure category (:mod:`ibreport.results`): two
-labels and a prefix of its status message, which Allure's ``categories.json`` matches. A scenario
+labels and a prefix of its status message, which Allure's ``categories.json`` matches; a failed one
+also the claim its failing step raised from (label ``claim``), which the report's causes read. A scenario
 broken because the run was stopped while it ran (SIGTERM, Ctrl-C, the run's time bound) is
 filed as interrupted, with a message that says so, never as a suite error.
 """
 
 from __future__ import annotations
+
+import traceback
 
 import allure_commons
 from allure_behave.formatter import AllureFormatter as _AllureFormatter
@@ -25,11 +28,13 @@ from behave.model import Feature, Rule
 from ibreport.results import (
     BOUND_TYPES,
     CAPABILITY_LABEL,
+    CLAIM_LABEL,
     COMPLAINT_TYPES,
     KIND_LABEL,
     Category,
     capability_of,
     categorise,
+    claim_in,
 )
 
 #: Level tag → Allure severity: what fails at a lower level hurts more.
@@ -156,8 +161,19 @@ def judged(scenario, aborted: bool = False) -> tuple[str, StatusDetails | None, 
         return status, details, []
     details = StatusDetails(message=category.prefix + (details.message if details else ""),
                             trace=details.trace if details else None)
-    return status, details, [Label(name=KIND_LABEL, value=category.kind.key),
-                             Label(name=CAPABILITY_LABEL, value=category.capability.key)]
+    labels = [Label(name=KIND_LABEL, value=category.kind.key), Label(name=CAPABILITY_LABEL, value=category.capability.key)]
+    claim = failing_claim(scenario)
+    return status, details, labels + ([Label(name=CLAIM_LABEL, value=claim)] if claim else [])
+
+
+def failing_claim(scenario) -> str:
+    """The claim the failing step raised from (``ibreport.results.claim_in`` over its exception's frames), '' when
+    it raised from none (a step's own wait, a hook): the report groups failures by the requirement it names."""
+    step = next((s for s in scenario.all_steps if s.status.name in ("failed", "error")), None)
+    exception = getattr(step, "exception", None) if step is not None else None
+    if exception is None or exception.__traceback__ is None:
+        return ""
+    return claim_in((frame.filename, frame.name) for frame in traceback.extract_tb(exception.__traceback__))
 
 
 def failure_category(scenario, status: str, message: str, aborted: bool = False) -> Category | None:

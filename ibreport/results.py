@@ -95,6 +95,27 @@ _UNREACHABLE = re.compile(r"connection failed: \w*Error|[Cc]onnection refused|Co
 _MEASURED_OVER_BOUND = re.compile(r"(\d+(?:\.\d+)?) s > (\d+(?:\.\d+)?) s")
 #: Labels the formatter writes on a failed or broken scenario (read back by :func:`load_results`).
 KIND_LABEL, CAPABILITY_LABEL = "failure_kind", "capability"
+#: The label the formatter writes on a failed scenario: the claim its failing step raised from (:func:`claim_in`).
+CLAIM_LABEL = "claim"
+#: The modules whose functions are claims (``support/claims.py``, ``support/cli_claims.py``).
+CLAIM_MODULES = ("support/claims.py", "support/cli_claims.py")
+_FRAME = re.compile(r'File "([^"]+)", line \d+, in (\w+)')
+
+
+def claim_in(frames: Iterable[tuple[str, str]]) -> str:
+    """The claim a failure raised from, from its frames (file, function; outermost first): the innermost public
+    function of a claim module (the requirement that failed), ``cli.`` before it when the outermost one — the claim
+    the step called — is about a CLI run (``support/cli_claims.py``); '' when no claim raised."""
+    claims = [(path.replace("\\", "/"), function) for path, function in frames
+              if any(path.replace("\\", "/").endswith(m) for m in CLAIM_MODULES) and not function.startswith("_")]
+    if not claims:
+        return ""
+    return ("cli." if claims[0][0].endswith("cli_claims.py") else "") + claims[-1][1]
+
+
+def frames_of(trace: str) -> list[tuple[str, str]]:
+    """The (file, function) of each frame of a Python trace as Allure records it, outermost first."""
+    return _FRAME.findall(trace or "")
 #: The Allure message prefix the formatter writes: ``[<kind token> / <capability name>] ``.
 _PREFIX = re.compile(r"^\[[a-z ]+ / [^\]\n]*\] ")
 
@@ -224,6 +245,23 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class StepResult:
+    """One top-level step of a scenario as Allure recorded it, with what it attached (its nested steps' too).
+
+    Args:
+        keyword: ``given``, ``when`` or ``then`` (``And``/``But`` take the keyword before them).
+        offset_s: when it started, in seconds from the scenario's start (None when Allure recorded no times).
+    """
+
+    name: str
+    status: str
+    keyword: str
+    attachments: tuple[Attachment, ...] = ()
+    offset_s: float | None = None
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class ScenarioResult:
     """One scenario as Allure recorded it."""
 
@@ -236,6 +274,14 @@ class ScenarioResult:
     attachments: tuple[Attachment, ...]
     duration_s: float
     category: Category | None = None  # None unless failed or broken
+    steps: tuple[StepResult, ...] = ()
+    trace: str = ""                   # the failure's trace (the Python frames the claim raised from)
+    start_ms: int = 0                 # when it started (Allure's epoch milliseconds)
+
+    @property
+    def failing_index(self) -> int | None:
+        """The index in :attr:`steps` of the step that failed (None when no step did: a hook)."""
+        return next((i for i, step in enumerate(self.steps) if step.status in ("failed", "broken")), None)
 
     def label(self, name: str) -> str:
         """The first value of a label ('' when absent)."""
@@ -590,12 +636,35 @@ def _scenario(results_dir: Path, raw: dict[str, Any]) -> ScenarioResult:
     return ScenarioResult(
         name=str(raw.get("name") or ""), feature=feature, status=status, message=message,
         failing_step=failing_step, labels={k: tuple(v) for k, v in labels.items()},
-        attachments=tuple(Attachment(str(a.get("name")), results_dir / str(a.get("source")), str(a.get("type")))
-                          for a in attachments),
+        attachments=tuple(_attachment(results_dir, a) for a in attachments),
         duration_s=max(0.0, (stop - start) / 1000.0),
         category=_recorded_category(status, message, failing_step, labels)
         or categorise(status, message, failing_step, _step_type(raw.get("steps") or []), labels.get("tag", ()),
-                      feature))
+                      feature),
+        steps=_top_steps(results_dir, raw.get("steps") or [], start),
+        trace=str((raw.get("statusDetails") or {}).get("trace") or (failing or {}).get("statusDetails", {}).get(
+            "trace") or ""),
+        start_ms=int(start))
+
+
+def _attachment(results_dir: Path, raw: Mapping[str, Any]) -> Attachment:
+    return Attachment(str(raw.get("name")), results_dir / str(raw.get("source")), str(raw.get("type")))
+
+
+def _top_steps(results_dir: Path, steps: list[dict[str, Any]], scenario_start_ms: int) -> tuple[StepResult, ...]:
+    """The scenario's top-level steps, each with its keyword (And/But inherit) and every attachment under it."""
+    out, current = [], ""
+    for step in steps:
+        name = str(step.get("name") or "")
+        keyword = name.split(" ", 1)[0].lower()
+        current = keyword if keyword in ("given", "when", "then") else current
+        attached = [a for item in [step, *_walk_steps(step.get("steps") or [])] for a in item.get("attachments") or []]
+        start, stop = step.get("start"), step.get("stop")
+        offset = (start - scenario_start_ms) / 1000.0 if start and scenario_start_ms else None
+        duration = max(0.0, (stop - start) / 1000.0) if start and stop else 0.0
+        out.append(StepResult(name, str(step.get("status") or ""), current,
+                              tuple(_attachment(results_dir, a) for a in attached), offset, duration))
+    return tuple(out)
 
 
 def _recorded_category(status: str, message: str, step: str, labels: dict[str, list[str]]) -> Category | None:

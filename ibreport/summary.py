@@ -15,6 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ibreport.causes import (
+    Cause,
+    Finding,
+    annotate_allure,
+    cause_categories,
+    causes_of,
+    linked_causes,
+    requirement_of,
+)
 from ibreport.record import NOT_RUN, RunRecord, build_record, junit_agrees_with, read_record
 from ibreport.results import (
     FAIL,
@@ -47,17 +56,20 @@ VERDICT_MARK = {PASS: "✅", FAIL: "❌", NOT_EXERCISED: "➖", NOT_JUDGED: "⚠
 # ------------------------------------------------------------------------------------------- Allure metadata
 
 def write_allure_metadata(results_dir: Path, properties: Mapping[str, str] | None = None,
-                          executor: Mapping[str, Any] | None = None) -> None:
+                          executor: Mapping[str, Any] | None = None, causes: Sequence[Cause] = ()) -> None:
     """Write ``categories.json`` and, when given, merge ``environment.properties`` and write ``executor.json``.
 
     Args:
         results_dir: the Allure results directory.
         properties: environment entries; merged over what the file already holds.
         executor: the ``executor.json`` document.
+        causes: the run's causes: one category each, before the kinds' (Allure files a result under the first
+            category it matches), matched on the cause line :func:`ibreport.causes.annotate_allure` wrote.
     """
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "categories.json").write_text(json.dumps(allure_categories(), indent=2), encoding="utf-8")
+    categories = cause_categories(causes) + allure_categories()
+    (results_dir / "categories.json").write_text(json.dumps(categories, indent=2), encoding="utf-8")
     if properties:
         merged = read_properties(results_dir / ENVIRONMENT_FILE) | dict(properties)
         write_properties(results_dir / ENVIRONMENT_FILE, merged)
@@ -174,8 +186,10 @@ def render_reports(reports_dir: Path, level: str, elapsed_s: float, return_code:
     properties = {"run.level": level, "run.elapsed_s": f"{elapsed_s:.1f}", **record.allure_properties()}
     if run_argv is not None:
         properties["run.command"] = "ib-resilience run " + shlex.join(_run_options(run_argv))
+    causes = causes_of(load_results(results_dir))
+    annotate_allure(results_dir, causes)
     write_allure_metadata(results_dir, properties,
-                          executor_document(level, now, "../allure-report/index.html", record))
+                          executor_document(level, now, "../allure-report/index.html", record), causes)
     html_index = single_index = None
     error = ""
     if html:
@@ -188,7 +202,7 @@ def render_reports(reports_dir: Path, level: str, elapsed_s: float, return_code:
             print(f"ib-resilience: Allure HTML not generated: {error}", file=sys.stderr)
     run = load_results(results_dir)
     text = markdown_report(run, level, elapsed_s, record.exit_code, junit_counts(reports_dir / "junit"), now,
-                           html_index, single_index, error, run_argv, record)
+                           html_index, single_index, error, run_argv, record, causes)
     markdown = reports_dir / f"resilience_test_report_{now:%Y%m%d_%H%M%S}.md"
     markdown.write_text(text, encoding="utf-8")
     print(f"ib-resilience: Markdown summary {_shown(markdown)}", flush=True)
@@ -257,8 +271,10 @@ def unjudged_workers(run: RunResults) -> list[str]:
 def markdown_report(run: RunResults, level: str, elapsed_s: float, return_code: int | None,
                     junit: Mapping[str, int], generated: dt.datetime, html_index: Path | None = None,
                     single_index: Path | None = None, html_error: str = "",
-                    run_argv: Sequence[str] | None = None, record: RunRecord | None = None) -> str:
-    """The seed's Markdown report: configuration, overall result, totals, critical checks, failures, advice.
+                    run_argv: Sequence[str] | None = None, record: RunRecord | None = None,
+                    causes: Sequence[Cause] | None = None) -> str:
+    """The seed's Markdown report: the overall result and the causes of the failures first (what the backend did,
+    largest first), then configuration, totals, critical checks, failures, advice.
 
     Args:
         return_code: the runner's exit code, when there is no ``record`` (then one is built from ``run`` and it).
@@ -266,19 +282,25 @@ def markdown_report(run: RunResults, level: str, elapsed_s: float, return_code: 
             what it can from ``environment.properties``.
         record: the run's record: the overall result, the return code, the statistics and the interruption are
             its own.
+        causes: the failures grouped by cause (``ibreport.causes``); None groups them here (reading the run's
+            histories next to its results).
     """
     from support.settings import LEVELS
     if record is None:
         record = build_record(run, level, elapsed_s, behave_exit=return_code)
+    if causes is None:
+        causes = causes_of(run)
     checks = critical_checks(run)
     passed = record.passed
-    lines = [f"# IB Connection Resilience Test Report — {level} level", "",
-             f"**Report Generated:** {generated.isoformat(timespec='seconds')}  ",
-             f"**Test Level:** {level} (`{LEVELS.get(level, level)}`)  ", "**Test Configuration:**", ""]
+    base = rerun_base(run_argv, level, run.properties)
+    lines = [f"# IB Connection Resilience Test Report — {level} level", ""] + _banner(record)
+    lines += [f"**Overall Result:** {VERDICT_SHOWN[record.verdict]}  ", ""]
+    lines += ["## Causes", ""] + _causes(run, causes, base)
+    lines += ["", f"**Report Generated:** {generated.isoformat(timespec='seconds')}  ",
+              f"**Test Level:** {level} (`{LEVELS.get(level, level)}`)  ", "**Test Configuration:**", ""]
     lines += _configuration(run.properties)
-    lines += ["", "## Test Results Summary", ""] + _banner(record)
-    lines += [f"**Overall Result:** {VERDICT_SHOWN[record.verdict]}  ",
-              f"**Execution Time:** {elapsed_s:.2f} seconds  ",
+    lines += ["", "## Test Results Summary", ""]
+    lines += [f"**Execution Time:** {elapsed_s:.2f} seconds  ",
               f"**Return Code:** {record.exit_code}", "",
               "### Test Statistics", ""]
     lines += _statistics(record, junit) + [_invariant_line(run)]
@@ -291,13 +313,59 @@ def markdown_report(run: RunResults, level: str, elapsed_s: float, return_code: 
     lines += _by_feature(run, record)
     lines += ["", "### Failure Categories", ""] + (_category_table(run) or ["None."])
     lines += ["", "### Failed Scenarios", ""]
-    base = rerun_base(run_argv, level, run.properties)
-    lines += _failures(run, base) or ["None."]
+    lines += _failures(run, base, causes) or ["None."]
     lines += _broken_invariants(run, base)
     lines += _error_details(record)
     lines += ["", "## Recommendations", ""] + _recommendations(run, record, level, passed, checks)
     lines += ["", "## Evidence", ""] + _evidence(run.directory.parent, html_index, single_index, html_error)
     return "\n".join(lines) + "\n"
+
+
+#: How many requirements and scenario names a cause's row shows before "… N more".
+SHOWN_REQUIREMENTS = 3
+CAUSES_INTRO = ("Each failed scenario sits under exactly one cause — what the backend did, read from typed evidence "
+                "(the claim, the answers' status, error code and time, the CLI's exit, the gateway's record, the "
+                "backend's output, the faults in force) — largest first; ⟲ marks state an earlier scenario left. The "
+                "broken run-wide invariants follow (I1 …), with the causes whose evidence they share.")
+
+
+def _causes(run: RunResults, causes: Sequence[Cause], base_argv: Sequence[str]) -> list[str]:
+    """The Causes table: one row per cause, largest first, then one per broken run-wide invariant."""
+    broken = run.broken_invariants
+    if not causes and not broken:
+        return ["None: no scenario failed and no run-wide invariant broke."]
+    failed = sum(len(c.findings) for c in causes)
+    out = [f"**{failed} failed scenario(s) from {len(causes)} cause(s)**"
+           + (f"; **{len(broken)} run-wide invariant(s) broken**" if broken else "") + ". " + CAUSES_INTRO, "",
+           "| # | Cause: what the backend did | Evidence | Scenarios it failed | Requirement it breaks | Re-run first |",
+           "|---|---|---|---|---|---|"]
+    for cause in causes:
+        carried = " ⟲ carried over from " + ", ".join(f'"{name}"' for name in cause.carried_from) \
+            if cause.carried_from else ""
+        names = "; ".join(s.name.strip() for s in cause.scenarios)
+        requirements = cause.requirements
+        shown = "; ".join(requirements[:SHOWN_REQUIREMENTS]) + (
+            f"; … {len(requirements) - SHOWN_REQUIREMENTS} more" if len(requirements) > SHOWN_REQUIREMENTS else "")
+        first = cause.rerun_first()
+        out.append(f"| {cause.ident} | {_cell(cause.behaviour)}{_cell(carried)} | {_cell(cause.evidence)} | "
+                   f"{len(cause.findings)}: {_cell(names)} | {_cell(shown)} | {_cell(first.scenario.name.strip())}: "
+                   f"`{_cell(_rerun_finding(base_argv, first))}` |")
+    for index, invariant in enumerate(broken, 1):
+        first = invariant.violations[0][1] if invariant.violations else None
+        evidence = invariant.message + (f"; first at {first.at_s:.2f} s: {first.text}" if first else "")
+        linked = ", ".join(c.ident for c in linked_causes(invariant, causes))
+        shares = f"; shares its evidence with {linked}" if linked else ""
+        out.append(f"| I{index} | Run-wide invariant broken: {_cell(invariant.title)} (`{invariant.key}`) | "
+                   f"{_cell(evidence[:400])} | — (judged over the whole run: {invariant.violation_count} "
+                   f"violation(s)){shares} | {_cell(invariant.source)} | the whole level: "
+                   f"`{_cell('ib-resilience run ' + shlex.join(base_argv))}` |")
+    return out
+
+
+def _rerun_finding(base_argv: Sequence[str], finding: Finding) -> str:
+    """The command that re-runs a cause's first scenario: with the scenario that left its state, when carried over."""
+    names = ([finding.carried_from] if finding.carried_from else []) + [finding.scenario.name]
+    return rerun_command(base_argv, *names)
 
 
 #: The Overall Result of each verdict of the record.
@@ -443,9 +511,13 @@ def _category(s: ScenarioResult) -> Category:
 MULTIPLIER_MARGIN_PCT = 30.0
 
 
-def _meaning(category: Category) -> str:
-    """One sentence per failure kind: what the failure says about the claim."""
+def _meaning(category: Category, scenario: ScenarioResult | None = None) -> str:
+    """One sentence per failure kind: what the failure says about the claim (for a failed precondition or action,
+    which requirement it kept from being judged)."""
     step = f"`{category.step}`" if category.step else "a hook"
+    unjudged = requirement_of(scenario, category.key)[0] if scenario is not None else ""
+    unjudged = f"; {unjudged.replace('not judged: ', 'so this requirement was not judged: ', 1)}" \
+        if unjudged.startswith("not judged: ") else ""
     pct = category.over_bound_pct
     return {
         "interrupted": "the run was stopped (SIGTERM, Ctrl-C or its time bound) while this scenario ran: it has no "
@@ -456,8 +528,8 @@ def _meaning(category: Category) -> str:
         "unreachable": "the suite could not reach the target (API or gateway) — check the addresses; the claim "
                        "was not judged",
         "suite": "an exception that is not an assertion: a suite or target error, not a verdict on the backend",
-        "precondition": f"the scenario never reached its claim: the precondition {step} failed",
-        "action": f"the scenario never reached its claim: the action {step} failed",
+        "precondition": f"the scenario never reached its claim: the precondition {step} failed{unjudged}",
+        "action": f"the scenario never reached its claim: the action {step} failed{unjudged}",
         "bound": (f"the claim's time bound was exceeded by {pct:.0f} %" if pct is not None
                   else "the claim did not hold within its time bound"),
         "claim": "the claim was judged and does not hold",
@@ -519,23 +591,33 @@ def _number(text: str) -> float | None:
         return None
 
 
-def rerun_command(base_argv: Sequence[str], scenario_name: str) -> str:
-    """A shell command that re-runs one scenario alone with the run's other arguments."""
-    name = scenario_name.split(" -- @")[0]
-    selector = "".join("\\" + ch if ch in ".^$*+?{}[]()|\\" else ch for ch in name)
-    return "ib-resilience run " + shlex.join([*base_argv, "--name", selector])
+def rerun_command(base_argv: Sequence[str], *scenario_names: str) -> str:
+    """A shell command that re-runs one scenario alone (or these few, in the order the run has them) with the run's
+    other arguments."""
+    selection = []
+    for scenario_name in scenario_names:
+        name = scenario_name.split(" -- @")[0]
+        selection += ["--name", "".join("\\" + ch if ch in ".^$*+?{}[]()|\\" else ch for ch in name)]
+    return "ib-resilience run " + shlex.join([*base_argv, *selection])
 
 
-def _failures(run: RunResults, base_argv: Sequence[str]) -> list[str]:
-    """Each failed or broken scenario: category, failing step, what it means, how to re-run it, its message."""
+def _failures(run: RunResults, base_argv: Sequence[str], causes: Sequence[Cause] = ()) -> list[str]:
+    """Each failed or broken scenario: its cause, category, failing step, what it means, how to re-run it, its
+    message."""
     out = []
+    cause_of = {id(f.scenario): c for c in causes for f in c.findings}
     for index, s in enumerate(run.problems, 1):
         category = _category(s)
         message = "\n".join(s.message.splitlines()[:15]) or "(no message)"
-        out += [f"#### {index}. {s.feature}: {s.name}", "",
-                f"- **Status:** {s.status}; **category:** {category.name}",
+        cause = cause_of.get(id(s))
+        out += [f"#### {index}. {s.feature}: {s.name}", ""]
+        if cause is not None:
+            carried = next((f.carried_from for f in cause.findings if f.scenario is s and f.carried_from), "")
+            out.append(f"- **Cause:** {cause.ident} — {_cell(cause.behaviour)}"
+                       + (f" (carried over from \"{carried}\")" if carried else ""))
+        out += [f"- **Status:** {s.status}; **category:** {category.name}",
                 f"- **Failing step:** `{s.failing_step or '(a hook, not a step)'}`",
-                f"- **What this means:** {_meaning(category)}",
+                f"- **What this means:** {_meaning(category, s)}",
                 f"- **Location:** `{s.label('location') or '?'}`",
                 f"- **Re-run alone:** `{rerun_command(base_argv, s.name)}`", "",
                 "```", message.replace("```", "'''"), "```", ""]
@@ -685,6 +767,10 @@ def _recommendations(run: RunResults, record: RunRecord, level: str, passed: boo
         return _passed_advice(run, level, checks)
     out = [NOT_GREEN_HEADING.get(record.verdict, "### Tests Failed ❌"), "",
            "**DO NOT DEPLOY** until these are fixed, then re-run this level:", ""]
+    if run.problems:
+        out += ["Work through the **Causes** at the top, largest first: each is one behaviour of the backend, with the "
+                "scenario to re-run first once it is fixed; a cause marked ⟲ stems from state an earlier scenario "
+                "left, so re-run the two together.", ""]
     lines = [f"**{problem[:1].upper()}{problem[1:]}.**" for kind, problem in record.problems_by_kind()
              if kind in _STATED_BY_THE_RECORD]
     lines += _failure_advice(run, checks) + _invariant_advice(run)

@@ -8,7 +8,9 @@ JUnit (one testsuite per feature), the level, the wall time (the slowest shard, 
 and the exit code (the first shard's failure). The run-wide invariants each shard judged (its Allure results under
 "Run-wide invariants" with their ``run-invariants.json`` records) are kept as that shard's verdicts, named after
 it (``… (shard 2/3)``): in the Allure results, in ``run-invariants.json`` and in ``junit/TESTS-run_invariants.xml``
-of the output; the report combines them (failed if any shard's failed). The folders are only read.
+of the output; the report combines them (failed if any shard's failed). Each shard's run history (``history.json.gz``,
+its workers' too) is copied to ``shards/<n>/`` of the output, where the report reads it (what state an earlier
+scenario left, the gateway's record). The folders are only read.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def merge(folders: list[Path], out: Path, level: str | None = None) -> tuple[str
         documents.append(read_properties(results / "environment.properties"))
         judged += _shard_invariants(results, results_out, documents[-1].get("run.shard", ""), index)
     parallel.merge_junit([_junit_of(folder) for folder in folders], out / "junit")
+    _copy_histories(folders, out)
     levels = {str(r.get("level")) for r in records if r.get("level")} | \
         {d["run.level"] for d in documents if d.get("run.level")}
     if level is None:
@@ -99,6 +102,23 @@ def merge(folders: list[Path], out: Path, level: str | None = None) -> tuple[str
     _warn_duplicates(results_out)
     scenarios = copied - len(judged)  # the invariants' results are not scenarios
     return level, elapsed, code, parallel.strip_options(argv, (*parallel.RUN_MECHANICS, "--reports-dir")), scenarios
+
+
+def _copy_histories(folders: list[Path], out: Path) -> None:
+    """Each shard's run histories (its own and its workers') to ``out/shards/<n>/``, as the report looks for them
+    (``ibreport.causes.history_files``); the previous merge's copies go first."""
+    import shutil
+
+    from ibreport.causes import history_files
+
+    shutil.rmtree(out / "shards", ignore_errors=True)
+    for index, folder in enumerate(folders, 1):
+        reports = folder.parent if folder.name == "allure-results" and not (folder / "allure-results").is_dir() \
+            else folder
+        for path in history_files(reports):
+            target = out / "shards" / str(index) / path.relative_to(reports)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
 
 
 def _shard_invariants(results: Path, results_out: Path, shard: str, index: int) -> list[dict]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from support.verdict import BoundExceeded, NotProvided
+from support.verdict import BoundExceeded, ClaimFailed, NotProvided
 
 T = TypeVar("T")
 
@@ -43,7 +43,12 @@ class Bound:
 
 
 class ConditionTimeout(BoundExceeded):
-    """A polled condition did not hold before its deadline."""
+    """A polled condition did not hold before its deadline (``last``: what the probe said last, its value or the
+    assertion it raised)."""
+
+    def __init__(self, message: str, last: object = None):
+        super().__init__(message)
+        self.last = last
 
 
 @dataclass
@@ -122,9 +127,26 @@ def eventually(probe: Callable[[], T], within: Bound, describe: str, interval_s:
                 shown = value.describe() if hasattr(value, "describe") else value
                 raise ConditionTimeout(
                     f"{describe}: held only on an answer that arrived {arrived - deadline.started:.2f} s after the "
-                    f"bound's start, past {within} (that answer: {shown!s:.500})")
+                    f"bound's start, past {within} (that answer: {shown!s:.500})", value)
             last = value
         if deadline.expired:
             raise ConditionTimeout(
-                f"{describe}: not true within {within} (last seen: {last!s:.500})")
+                f"{describe}: not true within {within} (last seen: {last!s:.500})", last)
         time.sleep(min(interval_s, deadline.remaining_s))  # pacing the poll, not waiting for the condition
+
+
+def settled(probe: Callable[[], T], grace: Bound, describe: str, interval_s: float = 0.05) -> T:
+    """``probe`` judged once the evidence it reads has had ``grace`` to arrive (closes reach the gateway a moment
+    after the answer that made them): a claim about *what* happened, not about *when*, so a condition that never
+    held fails as a refuted claim (:class:`~support.verdict.ClaimFailed`, with the probe's last assertion), never as
+    a time bound. The grace is the suite's own allowance, not a bound the backend must meet.
+
+    Raises:
+        ClaimFailed: the condition did not hold once the grace was over.
+    """
+    try:
+        return eventually(probe, grace, describe, interval_s)
+    except ConditionTimeout as exc:
+        last = exc.last
+        seen = str(last) if isinstance(last, AssertionError) else f"not seen (last: {last!s:.500})"
+        raise ClaimFailed(f"{describe}: {seen} (what reached the suite within {grace} counted)") from None

@@ -38,6 +38,12 @@ def _short(text: str) -> str:
     return text[:110]
 
 
+def complaint_kind(text: str) -> str:
+    """What a complaint is, without where and when it was printed (its telling part, times and numbers out): the
+    report groups failures by it (``ibreport.causes``)."""
+    return _kind(_short(text))
+
+
 def nothing_complained(window: HistoryWindow, limits: Limits) -> Verdict:
     """No CLI run printed a warning, an un-awaited coroutine or a traceback (the contract: "in every path"), and
     the backend never printed an un-awaited coroutine, a destroyed pending task, a closed loop or any

@@ -95,6 +95,51 @@ class ResultsDir:
             result["statusDetails"] = {"message": message}
         (self.path / f"{uuid.uuid4()}-result.json").write_text(json.dumps(result))
 
+    def stepped(self, name: str, steps: Sequence[dict[str, Any]], status: str = "failed", message: str = "",
+                trace: str = "", feature: str = "A feature", tags: tuple = (), labels: dict | None = None,
+                backend_output: str = "", faults: list | None = None) -> int:
+        """One scenario result whose steps carry their own evidence, as ``features/environment.py`` attaches it.
+
+        Args:
+            steps: each ``{"name", "status" (passed), "exchanges" (list), "cli" (text), "at_s" (offset, seconds)}``;
+                the failing one gets ``message`` and ``trace``.
+            backend_output: the scenario's "Backend output" attachment.
+            faults: the scenario's "Fault timeline" attachment.
+
+        Returns:
+            its start (epoch milliseconds, Allure's clock).
+        """
+        self.clock_ms += 60_000
+        start = self.clock_ms
+        raw_steps = []
+        for index, step in enumerate(steps):
+            attachments = []
+            if step.get("exchanges") is not None:
+                attachments.append(self._attach("API exchanges", json.dumps(step["exchanges"]), "application/json",
+                                                "json"))
+            if step.get("cli"):
+                attachments.append(self._attach("CLI transcripts", step["cli"], "text/plain", "txt"))
+            at_ms = start + int(1000 * step.get("at_s", index))
+            raw = {"name": step["name"], "status": step.get("status", "passed"), "attachments": attachments,
+                   "start": at_ms, "stop": at_ms + 500}
+            if raw["status"] in ("failed", "broken"):
+                raw["statusDetails"] = {"message": message, "trace": trace}
+            raw_steps.append(raw)
+        attachments = []
+        if backend_output:
+            attachments.append(self._attach("Backend output", backend_output, "text/plain", "txt"))
+        if faults is not None:
+            attachments.append(self._attach("Fault timeline", json.dumps(faults), "application/json", "json"))
+        result = {"name": name, "status": status, "steps": raw_steps, "attachments": attachments,
+                  "start": start, "stop": start + 30_000, "uuid": str(uuid.uuid4()),
+                  "labels": [{"name": "feature", "value": feature},
+                             *({"name": k, "value": v} for k, v in (labels or {}).items()),
+                             *({"name": "tag", "value": t} for t in tags)]}
+        if status in ("failed", "broken"):
+            result["statusDetails"] = {"message": message, "trace": trace}
+        (self.path / f"{result['uuid']}-result.json").write_text(json.dumps(result))
+        return start
+
     def judged(self, records: Sequence[dict[str, Any]], json_file: bool = True) -> None:
         """The run-wide invariants' verdicts as a run writes them: ``run-invariants.json`` in the reports folder
         (a worker's in ``workers/<worker>/``), an Allure result each, and the JUnit file (unless ``json_file`` is

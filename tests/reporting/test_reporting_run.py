@@ -171,14 +171,18 @@ def test_allure_metadata_describes_the_targets(real_run):
     assert re.fullmatch(r"20\d{2}(0[1-9]|1[0-2])\d{6}", str(executor["buildOrder"])), executor
     trend = json.loads((real_run.reports_dir / "allure-report" / "widgets" / "history-trend.json").read_text())
     assert trend[0]["buildOrder"] == executor["buildOrder"], trend[0]
-    # Allure put each failure in the category (failure kind) the Markdown gives it.
+    # Allure put each failure in the category of its cause, as the Markdown's Causes table numbers them (its
+    # kind stays in the message's prefix and the Markdown).
     categories = json.loads((real_run.reports_dir / "allure-report" / "data" / "categories.json").read_text())
     shown = {leaf: group["name"] for group in categories["children"] for leaf in _leaves(group)}
     problems = load_results(results).problems
     assert problems
+    text = real_run.markdown.read_text()
     for scenario in problems:
-        assert shown[scenario.name] == scenario.category.kind.name
-        assert f"**category:** {scenario.category.name}" in real_run.markdown.read_text()
+        cause = scenario.label("cause")
+        assert re.match(r"C\d+ \(\d+ scenario\(s\)\)", cause) and shown[scenario.name] == cause
+        assert f"| {cause.split(' ', 1)[0]} | " in text.split("**Report Generated:**", 1)[0]
+        assert f"**category:** {scenario.category.name}" in text
     for invariant in load_results(results).invariants:
         if invariant.status == "fail":
             assert shown[invariant.name] == INVARIANT_CATEGORY

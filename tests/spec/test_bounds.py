@@ -18,7 +18,7 @@ import pytest
 from support.gherkin_types import parse_bound
 from support.settings import BOUNDS, Settings
 from support.verdict import BoundExceeded, ClaimFailed, ComplaintFound, Verdict, holds, require, require_within
-from support.waiting import Bound, ConditionTimeout, eventually
+from support.waiting import Bound, ConditionTimeout, eventually, settled
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = sorted([*(ROOT / "support").rglob("*.py"), *(ROOT / "features").rglob("*.py")])
@@ -74,6 +74,20 @@ def test_eventually_judges_when_the_answer_arrived_not_when_it_was_asked():
     with pytest.raises(ConditionTimeout, match="past 1 s"):
         eventually(lambda: True, Bound.exactly(1.0, "a test's wait"), "began long ago", since_mono=time.monotonic() - 2)
     assert eventually(lambda: "ok", Bound.exactly(1.0, "a test's wait"), "in time", since_mono=time.monotonic() - 0.5)
+
+
+def test_a_claim_judged_once_evidence_settled_fails_as_a_claim_never_as_a_bound():
+    """The suite's own grace for evidence to arrive (closes reaching the gateway after the answer) is no bound the
+    backend must meet: a count the gateway contradicts is a refuted claim (the placeholder ``ib cleanup`` that prints
+    "2 closed" while the gateway saw none is not "time bound exceeded")."""
+    grace = Bound.exactly(0.05, "closes reaching the gateway after the answer")
+    with pytest.raises(ClaimFailed) as raised:
+        settled(lambda: require(False, "reported 2 closed, the gateway saw 0 close"), grace, "the gateway sees 2 close")
+    assert not isinstance(raised.value, BoundExceeded)
+    assert str(raised.value).startswith("the gateway sees 2 close: reported 2 closed, the gateway saw 0 close")
+    with pytest.raises(ClaimFailed, match=r"nothing: not seen \(last: None\)"):
+        settled(lambda: None, grace, "nothing")
+    assert settled(lambda: 3, grace, "at once") == 3
 
 
 def test_what_the_backend_does_not_provide_fails_at_once_and_never_as_a_bound():
