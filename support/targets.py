@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ibtargets.common.accounts import is_paper_account
-from ibtargets.common.launch import ManagedProcess, venv_script
+from ibtargets.common.launch import ManagedProcess, ProcessStartError, venv_script, wait_ports_free
 from support.settings import Settings, fill_placeholders
 
 if TYPE_CHECKING:
@@ -117,6 +117,7 @@ class EmbeddedTargets:
         self._proxy_port = 0
         self._backend_runs = 0
         self._api_base_url = ""
+        self._backend_ports: tuple[int, ...] = ()
         self._state = BackendState(Path(settings.backend_cwd or "."), settings.backend_restore,
                                    settings.backend_remove, self.log_dir / "backend-state")
 
@@ -190,6 +191,8 @@ class EmbeddedTargets:
         """Reset the backend's state, start it, wait until its API answers."""
         values = {"ib_host": "127.0.0.1", "ib_port": self._proxy_port, "api_port": launch.api_port or free_port()}
         fill = lambda text: fill_placeholders(text, values)  # noqa: E731
+        self._backend_ports = (int(values["api_port"]),)
+        self._check_ports_free(self._backend_ports)
         self._state.restore()
         if launch.reset:
             subprocess.run(fill(launch.reset), shell=True, cwd=launch.cwd or None, timeout=60, check=True,
@@ -201,6 +204,19 @@ class EmbeddedTargets:
         url = f"http://localhost:{values['api_port']}"
         self.backend.start_until_url(url + launch.ready_path, launch.start_timeout_s)
         return self.targets(url)
+
+    def _check_ports_free(self, ports: tuple[int, ...]) -> None:
+        """Every port a start is given must be free (a process of an earlier start may still be letting go of
+        it, for up to the stop bound); a port still held is a clear refusal, never a backend that fails to bind.
+
+        Raises:
+            ProcessStartError: a port is held, naming the process that holds it.
+        """
+        held = wait_ports_free(ports, self.settings.backend_stop_timeout_s)
+        if held:
+            who = "; ".join(f"port {port} is held by {holder}" for port, holder in held.items())
+            raise ProcessStartError(f"backend not started: {who} (a process of an earlier start, or another "
+                                    "program, still listens there)")
 
     @property
     def backend_log_path(self) -> Path:
@@ -222,7 +238,12 @@ class EmbeddedTargets:
             return None
         stopping = time.monotonic()
         code = self.backend.stop(grace_s=self.settings.backend_stop_timeout_s)
+        leftovers = self.backend.leftovers
         self.backend = None
+        held = wait_ports_free(self._backend_ports, self.settings.backend_stop_timeout_s)
+        if leftovers or held:
+            with open(self.backend_log_path, "a", encoding="utf-8") as log:
+                log.write(f"# ib-resilience: after the stop, processes left {list(leftovers)}, ports held {held}\n")
         if self.history is not None:
             self.history.life_ending(stopping, time.monotonic())
         return code

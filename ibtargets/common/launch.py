@@ -8,6 +8,7 @@ process group with SIGTERM then SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
@@ -17,9 +18,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
+
+import psutil
 
 READY_RE = re.compile(r"^READY (?P<role>\S+)(?P<rest>(?: \S+=\S*)*)\s*$")
 
@@ -41,6 +45,91 @@ def parse_ready(line: str) -> tuple[str, dict[str, str]] | None:
         return None
     values = dict(part.split("=", 1) for part in match.group("rest").split())
     return match.group("role"), values
+
+
+#: Inherited by every process a :class:`ManagedProcess` starts, so its whole tree can be found and stopped.
+TAG_VARIABLE = "IB_RESILIENCE_PROCESS_TAG"
+#: How long to wait for processes to die after SIGKILL.
+KILL_WAIT_S = 5.0
+
+
+def process_tree(leader_pid: int, tag: str = "") -> set[psutil.Process]:
+    """The live processes a leader started: the leader, its descendants, the members of its process group and
+    session (a leader started with ``start_new_session`` heads both), and every process whose environment
+    carries ``tag`` in :data:`TAG_VARIABLE`. Zombies are left out (they hold nothing)."""
+    found: dict[int, psutil.Process] = {}
+    with contextlib.suppress(psutil.Error):
+        leader = psutil.Process(leader_pid)
+        for proc in [leader, *leader.children(recursive=True)]:
+            found[proc.pid] = proc
+    for proc in psutil.process_iter():
+        if proc.pid in found or proc.pid == os.getpid():
+            continue
+        with contextlib.suppress(psutil.Error, OSError):
+            if leader_pid and (os.getpgid(proc.pid) == leader_pid or os.getsid(proc.pid) == leader_pid):
+                found[proc.pid] = proc
+                continue
+            if tag and proc.environ().get(TAG_VARIABLE) == tag:
+                found[proc.pid] = proc
+    for proc in list(found.values()):
+        with contextlib.suppress(psutil.Error):
+            found.update({child.pid: child for child in proc.children(recursive=True)})
+    return {proc for proc in found.values() if _alive(proc)}
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def wait_gone(members: Iterable[psutil.Process], within_s: float,
+              leader: subprocess.Popen[str] | None = None) -> set[psutil.Process]:
+    """Wait (bounded by ``within_s``) until every member has ended; return those still alive. The leader, a
+    child of this process, is reaped as it ends."""
+    deadline = time.monotonic() + within_s
+    pause = threading.Event()
+    left = set(members)
+    while True:
+        if leader is not None:
+            leader.poll()
+        left = {proc for proc in left if _alive(proc)}
+        if not left or time.monotonic() >= deadline:
+            return left
+        pause.wait(0.05)  # the poll's pacing, bounded by the deadline
+
+
+def port_holder(port: int, host: str = "127.0.0.1") -> str:
+    """Who holds a TCP port on ``host`` ('' when it is free to listen on): ``pid 1234 (uvicorn …)`` when the
+    holder is visible, else ``an unknown process``."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed socket's TIME_WAIT is no holder
+        try:
+            probe.bind((host, port))
+            return ""
+        except OSError:
+            pass
+    with contextlib.suppress(psutil.Error):
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.pid and conn.status == psutil.CONN_LISTEN:
+                with contextlib.suppress(psutil.Error):
+                    return f"pid {conn.pid} ({' '.join(psutil.Process(conn.pid).cmdline())[:120]})"
+                return f"pid {conn.pid}"
+    return "an unknown process"
+
+
+def wait_ports_free(ports: Iterable[int], within_s: float) -> dict[int, str]:
+    """Wait (bounded) until every port is free to listen on; return ``{port: holder}`` for those still held."""
+    deadline = time.monotonic() + within_s
+    pause = threading.Event()
+    while True:
+        held = {port: holder for port in ports if port and (holder := port_holder(port))}
+        if not held or time.monotonic() >= deadline:
+            return held
+        pause.wait(0.05)  # the poll's pacing, bounded by the deadline
 
 
 def _die_with_parent() -> None:
@@ -76,7 +165,9 @@ class ManagedProcess:
         self.argv = list(argv)
         self.cwd = cwd
         self.log_path = Path(log_path)
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.tag = uuid.uuid4().hex
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {}), TAG_VARIABLE: self.tag}
+        self.leftovers: tuple[int, ...] = ()   # PIDs still alive after the SIGKILL (none, normally)
         self.name = name or Path(self.argv[0]).name
         self.proc: subprocess.Popen[str] | None = None
         self.ready: dict[str, str] = {}
@@ -158,31 +249,45 @@ class ManagedProcess:
             self.proc.send_signal(signum)
 
     def stop(self, grace_s: float = 5.0) -> int | None:
-        """SIGTERM the process group, SIGKILL after ``grace_s``; return the exit code."""
+        """Stop every process this one started: SIGTERM to its group and to each descendant, wait for all of them
+        up to ``grace_s``, then SIGKILL what is left (and wait again, bounded); return the leader's exit code.
+
+        A wrapper that exits at once on SIGTERM leaves its children running: they are found by their process
+        group and session (the leader's PID), by their ancestry, and by the environment tag every descendant
+        inherits (:data:`TAG_VARIABLE`), so one that called ``setsid`` or was re-parented is stopped too.
+        """
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            try:
-                self.proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                self.proc.wait(5.0)
-        else:
-            self._signal_group(signal.SIGKILL)  # leftovers of an exited leader
+        members = self.members()
+        self._signal_all(members, signal.SIGTERM)
+        left = wait_gone(members, grace_s, self.proc)
+        if left:
+            left = left | self.members()  # children started while stopping
+            self._signal_all(left, signal.SIGKILL)
+            left = wait_gone(left, KILL_WAIT_S, self.proc)
+        self.leftovers = tuple(sorted(p.pid for p in left))
         if self._pump is not None:
             self._pump.join(2.0)
         if self._log is not None:
+            if self.leftovers:
+                self._log.write(f"# processes left after SIGKILL: {self.leftovers}\n")
             self._log.close()
             self._log = None
         return self.proc.returncode
 
-    def _signal_group(self, signum: int) -> None:
+    def members(self) -> set[psutil.Process]:
+        """Every live process this one started (itself included while it lives)."""
+        return process_tree(self.proc.pid if self.proc is not None else 0, self.tag)
+
+    def _signal_all(self, members: set[psutil.Process], signum: int) -> None:
         assert self.proc is not None
         try:
             os.killpg(self.proc.pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
+        for member in members:
+            with contextlib.suppress(psutil.Error):
+                member.send_signal(signum)
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of the process's output."""
