@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "report": ("ibresilience.merge", "merge the results of CI shards into one Allure HTML and Markdown summary"),
     "nemesis": ("ibresilience.nemesis_cmd", "seeded fault schedules, invariants over the whole history, shrinking"),
     "judge": ("ibresilience.judge_cmd", "judge a run's recorded history again with the run-wide invariants"),
+    "profile": ("ibresilience.profile_cmd", "check a target profile: start the target once, say what the suite finds"),
 }
 
 

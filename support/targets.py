@@ -219,6 +219,11 @@ class EmbeddedTargets:
                                     "program, still listens there)")
 
     @property
+    def backend_ports(self) -> tuple[int, ...]:
+        """The ports the backend's last start was given (each checked free before the next start)."""
+        return self._backend_ports
+
+    @property
     def backend_log_path(self) -> Path:
         """Where the backend's stdout and stderr go (one file per run; every start appends)."""
         return self.log_dir / "backend.log"
