@@ -64,6 +64,9 @@ def merge(folders: list[Path], out: Path, level: str | None = None) -> tuple[str
         results = _results_of(folder).resolve()
         if not results.is_dir():
             raise ValueError(f"{folder}: no such folder")
+        if not any(results.glob("*-result.json")):
+            raise ValueError(f"{folder}: no scenario results there (a run's --reports-dir, or its allure-results "
+                             "folder, holds *-result.json files)")
         if results in seen:
             raise ValueError(f"{folder} is given twice (its scenarios would count twice)")
         if results == (out / "allure-results").resolve():

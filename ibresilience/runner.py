@@ -232,6 +232,35 @@ def junit_outcomes(junit_dir: Path) -> dict[str, int]:
 MAX_WAIT_S = {"basic": 60, "standard": 120, "exhaustive": 900}
 
 
+def bad_input(args: argparse.Namespace) -> str:
+    """One line naming what is wrong with the options (and what would do), '' when nothing is: checked before
+    anything starts, so bad input never ends in a traceback or a run of nothing."""
+    import re
+    from urllib.parse import urlsplit
+
+    for definition in args.define:
+        name, sep, _ = definition.partition("=")
+        if not sep or not name.strip():
+            return f"-D {definition!r} is not NAME=VALUE (e.g. -D recovery_s=10)"
+    for pattern in args.name:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return f"--name {pattern!r} is not a regular expression: {exc} (escape ( ) [ ] with a backslash)"
+    if args.api_base_url:
+        parts = urlsplit(args.api_base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return f"--api-base-url must be a URL like http://localhost:8000, not {args.api_base_url!r}"
+    try:
+        args.reports_dir.mkdir(parents=True, exist_ok=True)
+        probe = args.reports_dir / ".ib-resilience-write-test"
+        probe.write_text("", encoding="utf-8")
+        probe.unlink()
+    except OSError as exc:
+        return f"--reports-dir {str(args.reports_dir)!r} cannot be written: {exc.strerror or exc}"
+    return ""
+
+
 def _preflight(args: argparse.Namespace) -> str:
     """'' when an external target's API, gateway and CLI answer; else one line saying what does not."""
     from support.preflight import PreflightError, ensure_reachable
@@ -260,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     from ibresilience import parallel
 
     args = build_parser().parse_args(argv)
+    problem = bad_input(args)
+    if problem:
+        print(f"ib-resilience: {problem}", file=sys.stderr, flush=True)
+        return 2
     if not any(d.startswith("max_wait_s=") for d in args.define):
         args.define.insert(0, f"max_wait_s={MAX_WAIT_S[args.level]}")
     run_argv = list(argv if argv is not None else sys.argv[1:])

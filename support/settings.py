@@ -245,7 +245,10 @@ class Settings:
         if self.target not in (EMBEDDED, MANAGED, EXTERNAL):
             raise SettingsError(f"target must be {EMBEDDED!r}, {MANAGED!r} or {EXTERNAL!r}, not {self.target!r}")
         if self.target == MANAGED and not (self.backend_command and self.cli):
-            raise SettingsError("a managed target needs backend_command and cli (-D backend_command='…' -D cli='…')")
+            missing = [f"{name} (--{name.replace('_', '-')} or -D {name}=…: {what})" for name, what in
+                       (("backend_command", "how to start your backend"), ("cli", "your backend's CLI command"))
+                       if not getattr(self, name)]
+            raise SettingsError(f"a managed target needs {' and '.join(missing)}")
         if self.timeout_multiplier <= 0:
             raise SettingsError("timeout_multiplier must be > 0")
         from ibtargets.common.ibclient import LibraryError, check_library

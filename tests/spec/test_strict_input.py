@@ -54,3 +54,28 @@ def test_both_programs_tell_their_version():
     refbackend = subprocess.run([sys.executable, "-m", "ibtargets.refbackend", "--version"], cwd=ROOT,
                                 capture_output=True, text=True, timeout=60)
     assert refbackend.stdout.strip() == f"refbackend {__version__}", refbackend.stderr
+
+
+@pytest.mark.parametrize(("options", "says"), [
+    (["--name", "("], "--name '(' is not a regular expression"),
+    (["-D", "foo"], "-D 'foo' is not NAME=VALUE"),
+    (["--reports-dir", "/proc/no-such-folder"], "cannot be written"),
+    (["--api-base-url", "localhost:8000"], "must be a URL like http://localhost:8000"),
+    (["--target", "managed", "--backend-command", "srv"], "a managed target needs cli (--cli or -D cli=…"),
+])
+def test_bad_runner_input_is_one_line_and_exit_2(options, says, tmp_path, capsys):
+    from ibresilience import runner
+
+    reports = [] if "--reports-dir" in options else ["--reports-dir", str(tmp_path / "reports")]
+    assert runner.main(["--level", "basic", *options, *reports]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err and "Traceback" not in err, err
+
+
+def test_merging_a_folder_without_results_is_one_line_and_exit_2(tmp_path, capsys):
+    from ibresilience import merge
+
+    (tmp_path / "empty").mkdir()
+    assert merge.main(["--merge", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "--no-html"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no scenario results there" in err, err
