@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from support.progress import PLAN_SETTING
 from support.settings import LEVELS, ROOT
 
 #: Hard bound on one run (a hung scenario is a bug in the suite, but CI must still end).
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     selection = parallel.select(LEVELS[args.level], args.name)
     if not selection:
         return _finish(args, selection, 0.0, None, None, run_argv).exit_code
-    command = behave_command(args)
+    command = behave_command(args) + ["-D", f"{PLAN_SETTING}={_write_progress_plan(args, selection)}"]
     print(f"ib-resilience: level {args.level} ({LEVELS[args.level]}): {len(selection)} scenarios", flush=True)
     print("$ " + shlex.join(command), flush=True)
     started = time.monotonic()
@@ -326,6 +327,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _remember_durations(args.reports_dir)
     return _finish(args, selection, elapsed_s, interrupted, code, run_argv).exit_code
+
+
+def _write_progress_plan(args: argparse.Namespace, selection: list) -> Path:
+    """The plan behave prints its progress against: the selected scenarios and their durations in earlier runs."""
+    from ibresilience.parallel import load_durations
+    from support.progress import write_plan
+
+    durations = load_durations(args.reports_dir, args.durations)
+    path = args.reports_dir / "progress-plan.json"
+    write_plan(path, [(str(ROOT / s.feature_file), s.name, durations.get(s.key)) for s in selection])
+    return path
 
 
 def _interruption(stopped_by: int | None, timed_out: bool, elapsed_s: float):
