@@ -37,8 +37,27 @@ from ibreport.results import (
     claim_in,
 )
 
-#: Level tag → Allure severity: what fails at a lower level hurts more.
-SEVERITY_BY_LEVEL = {"basic": Severity.CRITICAL, "standard": Severity.NORMAL, "exhaustive": Severity.MINOR}
+#: The levels, as tags.
+LEVELS = ("basic", "standard", "exhaustive")
+#: Feature tag → Allure severity, by the requirement the feature guards (never by the level it runs at: an
+#: exhaustive scenario that catches a silent connection handed out is as critical as a basic one). The seed's
+#: two bugs (silent connections handed out, un-awaited coroutines) and the claims the user trusts to find them
+#: (validation, the honest score, client IDs, a paper account) are critical; the rest is normal.
+SEVERITY_BY_FEATURE = {tag: Severity.CRITICAL for tag in ("silent", "validation", "score", "self_report",
+                                                           "client_ids", "backend_output", "cli", "safety")}
+#: A scenario's own ``@severity.<blocker|critical|normal|minor|trivial>`` tag wins.
+SEVERITY_TAG = "severity."
+
+
+def severity_of(tags: set[str]) -> Severity:
+    """A scenario's Allure severity from its effective tags."""
+    for tag in tags:
+        if tag.startswith(SEVERITY_TAG):
+            try:
+                return Severity(tag[len(SEVERITY_TAG):])
+            except ValueError:
+                pass
+    return next((SEVERITY_BY_FEATURE[tag] for tag in sorted(tags) if tag in SEVERITY_BY_FEATURE), Severity.NORMAL)
 #: Phase tag → the phase's name in ``/api/v1/ib/resilience``.
 PHASES = {"phase1": "Phase 1: systematic validation", "phase2": "Phase 2: garbage collection",
           "phase3": "Phase 3: client ID preference"}
@@ -56,10 +75,10 @@ def scenario_labels(scenario) -> list[Label]:
     labels = [Label(name=name, value=value) for name, value in (
         (LabelType.HOST, host_tag()), (LabelType.THREAD, thread_tag()),
         (LOCATION_LABEL, f"{scenario.filename}:{scenario.line}"))]
-    level = next((name for name in SEVERITY_BY_LEVEL if name in tags), "")
+    level = next((name for name in LEVELS if name in tags), "")
     if level:
-        labels += [Label(name=LEVEL_LABEL, value=level), Label(name=LabelType.PARENT_SUITE, value=f"level {level}"),
-                   Label(name=LabelType.SEVERITY, value=SEVERITY_BY_LEVEL[level])]
+        labels += [Label(name=LEVEL_LABEL, value=level), Label(name=LabelType.PARENT_SUITE, value=f"level {level}")]
+    labels.append(Label(name=LabelType.SEVERITY, value=severity_of(tags)))
     labels += [Label(name=PHASE_LABEL, value=phase) for tag, phase in PHASES.items() if tag in tags]
     labels.append(Label(name=LabelType.EPIC, value=feature_epic(scenario.feature)))
     labels.append(Label(name=LabelType.SUITE, value=scenario.feature.name))

@@ -14,7 +14,7 @@ from behave.parser import parse_file
 from chromium_cdp import Browser, ChromiumError, ensure_chromium
 from reporting_helpers import SEED_ROWS, section, table_rows
 
-from ibreport.allure_formatter import feature_epic
+from ibreport.allure_formatter import feature_epic, severity_of
 from ibreport.results import INVARIANT_CATEGORY, is_invariant_result, junit_agrees, junit_counts, load_results
 from ibreport.summary import VERDICT_MARK, directory_size
 from support import run_evidence
@@ -193,7 +193,6 @@ def test_allure_labels_follow_the_tags(real_run):
     for path in (ROOT / "features").glob("*.feature"):
         feature = parse_file(str(path))
         features.update({s.name: s for s in feature.walk_scenarios()})
-    severity = {"basic": "critical", "standard": "normal", "exhaustive": "minor"}
     for result in _all_allure_results(real_run):
         if is_invariant_result(result):
             assert {"name": "tag", "value": "run_wide"} in result["labels"] and result["name"] not in features
@@ -203,7 +202,7 @@ def test_allure_labels_follow_the_tags(real_run):
             labels.setdefault(label["name"], []).append(label["value"])
         tags = features[result["name"]].effective_tags
         level = next(t for t in ("basic", "standard", "exhaustive") if t in tags)
-        assert labels["level"] == [level] and labels["severity"] == [severity[level]], result["name"]
+        assert labels["level"] == [level] and labels["severity"] == [severity_of(set(tags))], result["name"]
         phases = sorted(t for t in tags if t.startswith("phase"))
         assert [p.split(":")[0].replace("Phase ", "phase") for p in labels.get("phase", [])] == phases
         assert labels["feature"] == [features[result["name"]].feature.name]

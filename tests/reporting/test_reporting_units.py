@@ -270,9 +270,17 @@ def test_labels_come_from_effective_tags():
             labels.setdefault(label.name, []).append(label.value)
         level = next(t for t in ("basic", "standard", "exhaustive") if t in scenario.effective_tags)
         assert labels["level"] == [level]
-        assert labels["severity"] == [{"basic": "critical", "standard": "normal", "exhaustive": "minor"}[level]]
+        assert labels["severity"] == ["critical"], "a silent connection is critical at every level"
         assert labels["phase"] == ["Phase 1: systematic validation"]
         assert labels["location"] == [f"{scenario.filename}:{scenario.line}"]
+
+
+def test_severity_follows_the_requirement_not_the_level():
+    from ibreport.allure_formatter import severity_of
+
+    assert severity_of({"exhaustive", "silent"}) == "critical" and severity_of({"basic", "gc"}) == "normal"
+    assert severity_of({"standard", "pool", "severity.blocker"}) == "blocker"
+    assert severity_of({"basic", "cli", "severity.nonsense"}) == "critical"
 
 
 def test_formatter_keeps_capability_skips_with_their_reason_and_hides_excluded(tmp_path):
