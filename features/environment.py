@@ -11,7 +11,7 @@ from behave import fixture, use_fixture
 from behave.model import Scenario
 
 from ibtargets.common.launch import run_log_dir
-from support import evidence, gherkin_types, plots, preflight, run_evidence
+from support import evidence, gherkin_types, plots, preflight, run_evidence, waiting
 from support.checks import run_wide
 from support.checks.limits import Limits
 from support.observer import Observer
@@ -140,6 +140,7 @@ def fresh_backend(context):
 
 
 def before_scenario(context, scenario: Scenario):
+    waiting.clear_measurements()
     world = context.world
     for tag in scenario.effective_tags:
         if tag in CAPABILITIES:
@@ -157,6 +158,7 @@ def before_scenario(context, scenario: Scenario):
 
 
 def before_step(context, step):
+    context.measurement_mark = waiting.measurement_mark()   # the timed claims this step decides
     # What IB saw while the scenario set itself up (Given) is not evidence about its action (When).
     world = context.world
     if step.step_type == "when" and not world.seen.acting:
@@ -206,6 +208,14 @@ def after_step(context, step):
     # behave runs this hook before it reports the step, so what is attached here hangs on the step in Allure.
     if getattr(context, "scenario_began", False):
         _attach_step_evidence(context.world)
+        _attach_measurements(getattr(context, "measurement_mark", 0))
+
+
+def _attach_measurements(mark: int) -> None:
+    """Each timed claim the step decided: the time measured against its bound (passing steps show them too)."""
+    measured = waiting.measurements_since(mark)
+    if measured:
+        evidence.attach_text("Timed claims", "\n".join(m.describe() for m in measured))
 
 
 def _attach_step_evidence(world: World) -> None:

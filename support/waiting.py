@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,48 @@ class Bound:
         """A bound of exactly ``seconds``, for code that has no settings (the project's own tests, benchmarks).
         The specification never uses it (tests/spec/test_bounds.py): its bounds come from the settings."""
         return cls(float(seconds), meaning)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One timed claim's outcome: what was awaited, its bound, and how long the answer that decided it took
+    (from the bound's start to its arrival; for a condition that never held, the time waited)."""
+
+    what: str
+    bound: Bound
+    measured_s: float
+    held: bool
+
+    def describe(self) -> str:
+        """``✓ 0.41 s against 3 s (the validation bound): the IB health says unhealthy``."""
+        return f"{'✓' if self.held else '✗'} {self.measured_s:.2f} s against {self.bound}: {self.what}"
+
+
+_measured: list[Measured] = []
+_measured_lock = threading.Lock()
+
+
+def measurements_since(mark: int) -> list[Measured]:
+    """The timed claims decided since :func:`measurement_mark` returned ``mark`` (a step's, in its hooks)."""
+    with _measured_lock:
+        return list(_measured[mark:])
+
+
+def measurement_mark() -> int:
+    """A position in the record of timed claims (the record is cleared by :func:`clear_measurements`)."""
+    with _measured_lock:
+        return len(_measured)
+
+
+def clear_measurements() -> None:
+    """Forget the timed claims decided so far (a scenario's start)."""
+    with _measured_lock:
+        _measured.clear()
+
+
+def _measure(what: str, bound: Bound, measured_s: float, held: bool) -> None:
+    with _measured_lock:
+        _measured.append(Measured(what, bound, max(0.0, measured_s), held))
 
 
 class ConditionTimeout(BoundExceeded):
@@ -87,7 +130,7 @@ def arrival_of(value: object, returned_mono: float) -> float:
 
 
 def eventually(probe: Callable[[], T], within: Bound, describe: str, interval_s: float = 0.05,
-               since_mono: float | None = None) -> T:
+               since_mono: float | None = None, measure: bool = True) -> T:
     """Call ``probe`` until it returns a truthy value or raises nothing; return that value.
 
     The bound measures the answer, not the question: a value counts only if it arrived (its ``finished_mono``,
@@ -104,6 +147,8 @@ def eventually(probe: Callable[[], T], within: Bound, describe: str, interval_s:
         describe: what was awaited, in words, for the failure message.
         interval_s: pause between attempts.
         since_mono: the bound's start (e.g. when the fault it is about began); default: now.
+        measure: record the outcome against the bound for the step's evidence (:func:`measurements_since`);
+            False for the suite's own allowances, which are no bound the backend must meet.
 
     Raises:
         ConditionTimeout: the condition never held, or held only on an answer that arrived past the bound.
@@ -122,6 +167,8 @@ def eventually(probe: Callable[[], T], within: Bound, describe: str, interval_s:
         else:
             if value:
                 arrived = arrival_of(value, time.monotonic())
+                if measure:
+                    _measure(describe, within, arrived - deadline.started, arrived <= deadline.at)
                 if arrived <= deadline.at:
                     return value
                 shown = value.describe() if hasattr(value, "describe") else value
@@ -130,6 +177,8 @@ def eventually(probe: Callable[[], T], within: Bound, describe: str, interval_s:
                     f"bound's start, past {within} (that answer: {shown!s:.500})", value)
             last = value
         if deadline.expired:
+            if measure:
+                _measure(describe, within, time.monotonic() - deadline.started, False)
             raise ConditionTimeout(
                 f"{describe}: not true within {within} (last seen: {last!s:.500})", last)
         time.sleep(min(interval_s, deadline.remaining_s))  # pacing the poll, not waiting for the condition
@@ -145,7 +194,7 @@ def settled(probe: Callable[[], T], grace: Bound, describe: str, interval_s: flo
         ClaimFailed: the condition did not hold once the grace was over.
     """
     try:
-        return eventually(probe, grace, describe, interval_s)
+        return eventually(probe, grace, describe, interval_s, measure=False)
     except ConditionTimeout as exc:
         last = exc.last
         seen = str(last) if isinstance(last, AssertionError) else f"not seen (last: {last!s:.500})"

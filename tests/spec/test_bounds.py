@@ -160,3 +160,28 @@ def test_the_verdict_convention():
     with pytest.raises(ClaimFailed, match="bad\nwhere"):
         holds(Verdict.failed("bad"), "where")
     assert issubclass(ComplaintFound, ClaimFailed) and issubclass(ClaimFailed, AssertionError)
+
+
+def test_every_timed_claim_is_measured_against_its_bound_and_an_allowance_is_not():
+    from support.verdict import ClaimFailed
+    from support.waiting import (
+        ConditionTimeout,
+        clear_measurements,
+        eventually,
+        measurement_mark,
+        measurements_since,
+        settled,
+    )
+
+    clear_measurements()
+    bound = Bound.exactly(0.2, "a test bound")
+    assert eventually(lambda: True, bound, "true at once")
+    with pytest.raises(ConditionTimeout):
+        eventually(lambda: False, bound, "never true", interval_s=0.02)
+    mark = measurement_mark()
+    with pytest.raises(ClaimFailed):
+        settled(lambda: False, bound, "a grace of the suite's own", interval_s=0.02)
+    held, missed = measurements_since(0)
+    assert held.held and held.measured_s < 0.1 and held.describe().startswith("✓ ")
+    assert not missed.held and missed.measured_s >= 0.2 and "against 0.2 s (a test bound): never true" in missed.describe()
+    assert measurements_since(mark) == []
