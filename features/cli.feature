@@ -24,15 +24,15 @@ Feature: The CLI tells the truth, quickly, without coroutine warnings
       When the operator runs "<command>"
       Then the command succeeds within the CLI bound
       And the command printed no warning, coroutine complaint or traceback
-      And the command did what it was asked
+      And <its job>
 
       Examples:
-        | command                                   |
-        | ib test --symbol MSFT --verbose           |
-        | ib status                                 |
-        | ib status --format json                   |
-        | ib cleanup --force                        |
-        | data load KO --timeframe 1d --mode tail   |
+        | command                                 | its job                                                                                   |
+        | ib test --symbol MSFT --verbose         | the gateway received a contract-details request from the backend while the command ran    |
+        | ib status                               | the command's output shows the resilience score the API reports                           |
+        | ib status --format json                 | the command's output shows the resilience score the API reports                           |
+        | ib cleanup --force                      | the command reported as many closed connections as the gateway saw close                  |
+        | data load KO --timeframe 1d --mode tail | the gateway answered historical-data requests from the backend while the command ran      |
 
     @standard
     Scenario: "data show" prints the cached bars

@@ -88,9 +88,9 @@ def step_cli_asked_ib(context):
     cli_claims.each_asked_ib(context.world, context.world.timeline.runs())
 
 
-@then("the command did what it was asked")
-def step_cli_did_its_job(context):
-    cli_claims.did_its_job(context.world, context.world.seen.last_cli_run)
+@then("the gateway answered historical-data requests from the backend while the command ran")
+def step_cli_loaded_from_ib(context):
+    cli_claims.loaded_from_ib(context.world, context.world.seen.last_cli_run)
 
 
 @then("the command reported as many closed connections as the gateway saw close")
