@@ -50,8 +50,8 @@ Feature: The CLI tells the truth, quickly, without coroutine warnings
       When the operator runs "ib status <options>"
       Then the command's output shows the resilience score the API reports
       When the gateway goes silent on every open connection
-      And the resilience score falls below healthy within the silent-detection bound
-      And the operator runs "ib status <options>"
+      Then the resilience score falls below healthy within the silent-detection bound
+      When the operator runs "ib status <options>"
       Then the command's output shows the resilience score the API reports
       And the command's output changed with the gateway's state
 

@@ -34,7 +34,7 @@ Feature: Recovery from outages and IB errors
       Then a client can discover a symbol again within the recovery bound
 
     @standard @needs.gateway_control
-    Scenario Outline: IB notice <code> does not disturb the service
+    Scenario Outline: IB notice <code> disturbs the service for at most the recovery bound
       When the gateway announces IB notice <code>
       Then a client can discover a symbol again within the recovery bound
       And the backend reports IB healthy

@@ -1,12 +1,13 @@
 """Steps of the nemesis: one seeded fault schedule run, then its verdicts claimed, one family per step."""
 
-from behave import given, then
+from behave import then, when
 
 from support.nemesis import spec
 
 
-@given("the nemesis has run the fault schedule of seed {seed:d} for {minutes:g} minutes")
+@when("the nemesis runs the fault schedule of seed {seed:d} for {minutes:g} minutes")
 def step_nemesis_ran(context, seed, minutes):
+    """Run once per behave process (the feature is @together); every scenario judges the same history."""
     context.world.seen.nemesis = spec.run_once(context.world, seed, minutes, getattr(context, "observer", None))
 
 

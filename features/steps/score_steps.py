@@ -1,6 +1,6 @@
 """Steps about the resilience report (/api/v1/ib/resilience) and its score."""
 
-from behave import given, then, when
+from behave import given, then
 
 from support import claims
 
@@ -47,7 +47,6 @@ def step_preferred_in_use(context):
 
 
 @given("the resilience score falls below healthy within {bound:Bound}")
-@when("the resilience score falls below healthy within {bound:Bound}")
 @then("the resilience score falls below healthy within {bound:Bound}")
 def step_score_falls(context, bound):
     w = context.world

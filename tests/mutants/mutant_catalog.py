@@ -674,7 +674,7 @@ MUTANTS: tuple[Mutant, ...] = (
            _cleanup_without_closing),
     Mutant("connectivity_flag_never_cleared", "IB 'connectivity lost' remembered after IB says it is restored",
            "@recovery",
-           (Kill("IB notice 2103 does not disturb the service -- @1.1 ", "discover a symbol again"),),
+           (Kill("IB notice 2103 disturbs the service for at most the recovery bound -- @1.1 ", "discover a symbol again"),),
            _connectivity_flag_never_cleared),
     Mutant("silence_remembered", "a silent gateway remembered for a minute after it talks again", "@silent or @score",
            (Kill("Requests succeed again after the silence ends", "discover a symbol again"),), _silence_remembered),

@@ -93,3 +93,26 @@ def test_plain_behave_runs_the_basic_level_and_its_dry_run_passes():
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     match = re.search(r"(\d+) scenarios? passed, (\d+) failed, (\d+) skipped, (\d+) untested", result.stdout)
     assert match and match.group(2) == "0" and int(match.group(4)) == scenario_count("@basic"), result.stdout
+
+
+CLAIMS_AND_ACTIONS = """
+import sys
+from behave import step_registry
+from behave.runner_util import load_step_modules
+from support import gherkin_types
+gherkin_types.register()
+load_step_modules([sys.argv[1]])
+registry = step_registry.registry
+whens = {m.func for m in registry.steps["when"]}
+both = sorted(m.pattern for m in registry.steps["then"] if m.func in whens)
+print("both:", both)
+print("generic:", [m.pattern for m in registry.steps["step"]])
+"""
+
+
+def test_a_claim_is_a_then_and_an_action_a_when_never_both():
+    done = subprocess.run([sys.executable, "-c", CLAIMS_AND_ACTIONS, str(ROOT / "features" / "steps")],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "both: []" in done.stdout, f"steps registered both as an action and as a claim: {done.stdout}"
+    assert "generic: []" in done.stdout, f"a @step definition matches any keyword: {done.stdout}"
