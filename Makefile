@@ -9,7 +9,7 @@ export ALLURE_NO_ANALYTICS := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install test lint pytest acceptance standard exhaustive report prove flaky bench bench-gateway bench-proxy bench-backend bench-levels clean ktrdr-rehearsal
-.PHONY: nemesis nemesis-prove
+.PHONY: nemesis nemesis-prove contract-doc
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -113,3 +113,7 @@ ktrdr-rehearsal: install
 	@test -n "$(KTRDR_DIR)" || { echo "usage: make ktrdr-rehearsal KTRDR_DIR=<built KTRDR checkout> [KTRDR_VENV=<its venv>] [KTRDR_REF=<name>] [LEVEL=standard]"; exit 2; }
 	$(BIN)/ib-resilience run --level $(LEVEL) --report --reports-dir reports/ktrdr-$(KTRDR_REF) \
 	    --profile ktrdr --backend-cwd "$(KTRDR_DIR)" --backend-venv "$(KTRDR_VENV)" $(KTRDR_OPTIONS)
+
+## docs/contract.md's generated tables (shapes, bounds) rewritten from the code the claims use.
+contract-doc: install
+	$(BIN)/python -m support.contract_doc

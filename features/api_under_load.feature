@@ -1,8 +1,8 @@
 @api
 Feature: The API answers quickly and honestly, under load and in trouble
   Every request answers within the API bound (5 seconds) in every gateway state — healthy, slow, silent,
-  down or restarting — with the contract's envelope (shared/contract.md, "Bounds that hold in every
-  gateway state"). A request that needs IB while IB is silent or gone fails with a 503 and an IB- error
+  down or restarting — with the contract's envelope (docs/contract.md,
+  "Bounds"). A request that needs IB while IB is silent or gone fails with a 503 and an IB- error
   code within that bound; a synchronous data load that cannot reach IB fails within it too and blocks
   no one. Bad requests get a clear answer, never a 500. Pacing a backend imposes on itself (a repeated
   lookup of one symbol) must not push a request past the bound either.

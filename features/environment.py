@@ -15,6 +15,7 @@ from support import evidence, gherkin_types, plots, preflight, run_evidence
 from support.checks import run_wide
 from support.checks.limits import Limits
 from support.observer import Observer
+from support.progress import PLAN_SETTING, Progress
 from support.run_history import RunHistory
 from support.settings import Settings
 from support.targets import EmbeddedTargets, external_targets
@@ -47,6 +48,8 @@ def _abort(signum, _frame):
 
 def before_all(context):
     signal.signal(signal.SIGTERM, _abort)
+    plan = context.config.userdata.get(PLAN_SETTING)
+    context.progress = Progress.from_plan(plan) if plan else None
     settings = Settings.from_userdata(context.config.userdata)
     from ibtargets.common.ibclient import use as use_ib_library
     use_ib_library(settings.ib_library)  # before the IB driver makes its first client
@@ -166,6 +169,10 @@ def before_step(context, step):
 
 
 def after_scenario(context, scenario: Scenario):
+    if getattr(context, "progress", None) is not None:
+        sys.__stderr__.write(context.progress.finished(scenario.filename, scenario.name, scenario.status.name,
+                                                       scenario.duration) + "\n")
+        sys.__stderr__.flush()
     if not getattr(context, "scenario_began", False):
         return
     world = context.world

@@ -3,7 +3,7 @@ Feature: Recovery from outages and IB errors
   IB Gateway restarts daily, loses its link to IB nightly (1100, then 1101/1102), enforces pacing
   (error 162) and rejects unknown contracts (error 200). After any of these the backend serves again
   within 10 seconds, without being restarted, and never hangs a caller meanwhile: every request answers
-  within the API bound (5 s) in every gateway state (shared/contract.md).
+  within the API bound (5 s) in every gateway state (docs/contract.md).
 
   Background:
     Given the gateway answers

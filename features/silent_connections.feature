@@ -4,7 +4,7 @@ Feature: Silent gateway connections are caught, never handed out
   nothing: the bug that started this project. The backend must find out within 5 seconds, must never
   hang a caller, and must not mistake a slow gateway for a dead one. Every request answers within the
   API bound (5 s) whatever the gateway does: a 3 s validation leaves 2 s for one bounded replacement
-  attempt, then the request fails with a 503 (shared/contract.md, "Bounds that hold in every gateway state").
+  attempt, then the request fails with a 503 (docs/contract.md, "Bounds").
 
   Background:
     Given the gateway answers

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from support.progress import PLAN_SETTING
 from support.settings import LEVELS, ROOT
 
 #: Hard bound on one run (a hung scenario is a bug in the suite, but CI must still end).
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     selection = parallel.select(LEVELS[args.level], args.name)
     if not selection:
         return _finish(args, selection, 0.0, None, None, run_argv).exit_code
-    command = behave_command(args)
+    command = behave_command(args) + ["-D", f"{PLAN_SETTING}={_write_progress_plan(args, selection)}"]
     print(f"ib-resilience: level {args.level} ({LEVELS[args.level]}): {len(selection)} scenarios", flush=True)
     print("$ " + shlex.join(command), flush=True)
     started = time.monotonic()
@@ -341,6 +342,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _remember_durations(args.reports_dir)
     return _finish(args, selection, elapsed_s, interrupted, code, run_argv).exit_code
+
+
+def _write_progress_plan(args: argparse.Namespace, selection: list) -> Path:
+    """The plan behave prints its progress against: the selected scenarios and their durations in earlier runs."""
+    from ibresilience.parallel import load_durations
+    from support.progress import write_plan
+
+    durations = load_durations(args.reports_dir, args.durations)
+    path = args.reports_dir / "progress-plan.json"
+    write_plan(path, [(str(ROOT / s.feature_file), s.name, durations.get(s.key)) for s in selection])
+    return path
 
 
 def _interruption(stopped_by: int | None, timed_out: bool, elapsed_s: float):
@@ -393,8 +405,10 @@ def _remember_durations(reports_dir: Path) -> None:
 
 
 def _refusal(args: argparse.Namespace) -> str:
-    """Why ``--workers`` > 1 cannot run against this target ('' when it can: the embedded target)."""
-    from support.settings import EMBEDDED, SettingsError
+    """Why ``--workers`` > 1 cannot run against this target ('' when it can: the embedded target, or a managed one
+    on a machine that gives each worker its own loopback and its own view of the backend's folders)."""
+    from ibresilience import isolate
+    from support.settings import EMBEDDED, MANAGED, SettingsError
 
     try:
         target = _settings(args).target
@@ -402,14 +416,20 @@ def _refusal(args: argparse.Namespace) -> str:
         return ""  # the preflight says what is wrong with the settings
     if args.workers <= 1 or target == EMBEDDED:
         return ""
-    shared = "a managed backend's working directory and API port" if target == "managed" else "an external target"
-    return (f"--workers {args.workers} needs the embedded target, not {target}: faults act on a whole target, so two "
-            f"workers must never share {shared}; run --shard I/N on separate runners, one target each")
+    if target == MANAGED:
+        why = isolate.available()
+        return "" if not why else (
+            f"--workers {args.workers} with a managed target gives each worker its own network namespace (the "
+            f"backend's fixed ports in every worker) and its own overlay of backend_cwd, and this machine cannot: "
+            f"{why}; run without --workers, or --shard I/N on separate machines")
+    return (f"--workers {args.workers} needs a target the suite starts, not {target}: faults act on a whole target, so "
+            f"two workers must never share an external target; run --shard I/N on separate runners, one target each")
 
 
 def _main_parallel(args: argparse.Namespace, argv: list[str]) -> int:
     """``--workers N`` and/or ``--shard I/N``: this run's part of the partition, dealt out to N behave processes
-    (each starts its own embedded stack), their results merged into the reports folder."""
+    (each starts its own gateway, proxy and backend; a managed backend's worker runs isolated, see
+    :mod:`ibresilience.isolate`), their results merged into the reports folder."""
     from ibreport.results import read_properties, sanitize_junit
     from ibreport.summary import write_allure_metadata
     from ibresilience import parallel
@@ -516,6 +536,11 @@ def _worker_command(args: argparse.Namespace, folder: Path, locations: Path, res
     command[command.index(str(ROOT / "features"))] = f"@{locations}"
     command[command.index("-o") + 1] = str(results)
     command[command.index(f"allure_results={folder / 'allure-results'}")] = f"allure_results={results}"
+    settings = _settings(own)
+    if settings.managed and args.workers > 1:
+        from ibresilience import isolate
+        overlays = [Path(settings.backend_cwd)] if settings.backend_cwd else []
+        return isolate.command(command, overlays, folder / "isolated")
     return command
 
 

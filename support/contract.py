@@ -1,4 +1,4 @@
-"""The KTRDR API contract (../shared/contract.md) as data and as typed values.
+"""The KTRDR API contract (docs/contract.md) as data and as typed values.
 
 Endpoint names in the user's words and the shapes their answers must have (:data:`SHAPES`, for the shape
 claims); and each answer a claim reads, parsed once into a typed value (:class:`ResilienceReport`,

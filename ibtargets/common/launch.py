@@ -285,9 +285,10 @@ class ManagedProcess:
             os.killpg(self.proc.pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
-        for member in members:
-            with contextlib.suppress(psutil.Error):
-                member.send_signal(signum)
+        for member in members:  # those that left the group (setsid, or their own group); one signal each
+            with contextlib.suppress(psutil.Error, OSError):
+                if os.getpgid(member.pid) != self.proc.pid:
+                    member.send_signal(signum)
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of the process's output."""

@@ -358,7 +358,7 @@ class ConnectionPool:
     async def _open_within(self, budget_end: float) -> PooledConnection:
         """Open a connection in a reserved slot; when less than a connect timeout is left before ``budget_end``
         (a validation failed late), only within what is left: "a 3 s validation leaves 2 s for one bounded
-        replacement attempt" (shared/contract.md).
+        replacement attempt" (docs/contract.md).
 
         Raises:
             GatewayUnavailable: no connection within what was left.

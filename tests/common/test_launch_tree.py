@@ -101,3 +101,22 @@ def test_wait_ports_free_names_the_holder(tmp_path: Path) -> None:
         held = wait_ports_free([port], within_s=0.2)
         assert set(held) == {port} and str(os.getpid()) in held[port]
     assert wait_ports_free([port], within_s=2.0) == {}
+
+
+def test_a_process_in_the_group_gets_one_sigterm_not_two(tmp_path: Path) -> None:
+    """A second SIGTERM makes servers like uvicorn abandon their graceful shutdown (a traceback in the output)."""
+    script = tmp_path / "counts.py"
+    script.write_text(textwrap.dedent("""
+        import signal, sys, threading
+        done = threading.Event()
+        def term(*_):
+            print("TERM", flush=True)
+            threading.Timer(0.3, done.set).start()       # a graceful shutdown takes a moment
+        signal.signal(signal.SIGTERM, term)
+        print("READY counts ok=1", flush=True)
+        done.wait(30)
+    """))
+    process = ManagedProcess([sys.executable, str(script)], tmp_path / "counts.log", name="counts")
+    process.start(ready_timeout_s=10.0)
+    process.stop(grace_s=5.0)
+    assert (tmp_path / "counts.log").read_text().count("TERM") == 1

@@ -157,18 +157,25 @@ def test_rerun_commands_leave_out_how_the_run_was_spread():
 
 # ------------------------------------------------------------------------------------------- refusals
 
-@pytest.mark.parametrize("target_args, target", [
-    (["--api-base-url", "http://127.0.0.1:9", "--ib-host", "127.0.0.1", "--ib-port", "9", "--cli", "true"],
-     "external"),
-    (["--target", "managed", "--backend-command", "true", "--cli", "true"], "managed"),
-])
-def test_more_than_one_worker_is_refused_unless_the_target_is_embedded(target_args, target, tmp_path, capsys):
+def test_more_than_one_worker_is_refused_against_an_external_target(tmp_path, capsys):
     started = time.monotonic()
-    code = runner.main(["--level", "basic", "--workers", "2", "--reports-dir", str(tmp_path), *target_args])
+    code = runner.main(["--level", "basic", "--workers", "2", "--reports-dir", str(tmp_path), "--api-base-url",
+                        "http://127.0.0.1:9", "--ib-host", "127.0.0.1", "--ib-port", "9", "--cli", "true"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and time.monotonic() - started < 5.0
-    assert len(err.splitlines()) == 1 and f"needs the embedded target, not {target}" in err
+    assert len(err.splitlines()) == 1 and "needs a target the suite starts, not external" in err
     assert "two workers must never share" in err
+
+
+def test_managed_workers_are_refused_in_one_line_where_namespaces_are_not_allowed(tmp_path, capsys, monkeypatch):
+    from ibresilience import isolate
+
+    monkeypatch.setattr(isolate, "available", lambda: "unshare -m -n is not allowed here (Operation not permitted)")
+    code = runner.main(["--level", "basic", "--workers", "2", "--reports-dir", str(tmp_path),
+                        "--target", "managed", "--backend-command", "true", "--cli", "true"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "its own network namespace" in err and "Operation not permitted" in err
 
 
 def test_a_bad_shard_or_worker_count_stops_the_run_with_one_line(tmp_path, capsys):
@@ -294,3 +301,32 @@ def test_sigterm_stops_every_worker_and_frees_every_port_within_5_s(tmp_path):
     assert time.monotonic() - signalled <= 5.0
     assert not [p for p in tree if not gone(p)] and not [p for p in ports if not port_free(p)]
     assert "Traceback" not in out + err and "stopped by SIGTERM" in err and "on 2 workers" in out
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(bool(__import__("ibresilience.isolate", fromlist=["available"]).available()),
+                    reason="this machine does not allow network and mount namespaces")
+def test_managed_workers_share_a_fixed_port_and_never_write_the_backends_folder(tmp_path, capsys):
+    """Two workers, each its own reference backend on the same fixed port (the CLI always calls localhost:8000),
+    each writing its bar cache into the same relative folder of the same working directory."""
+    from ibtargets.common.launch import venv_script
+
+    home = tmp_path / "backend-home"
+    home.mkdir()
+    (home / "keep.txt").write_text("as it was")
+    refbackend = venv_script("refbackend")
+    profile = tmp_path / "fixed.toml"
+    profile.write_text(f'target = "managed"\nbackend_command = "{refbackend} serve --host 127.0.0.1 --port {{api_port}}"\n'
+                       f'backend_cwd = "{home}"\n'
+                       'backend_env = "IB_HOST={ib_host},IB_PORT={ib_port},IB_CLIENT_ID=1,REFBACKEND_DATA_DIR=data"\n'
+                       f'cli = "{refbackend}"\ncli_api = "fixed:http://localhost:8000"\n')
+    reports = tmp_path / "reports"
+    code = runner.main(["--level", "basic", "--profile", str(profile), "--workers", "2", "--reports-dir", str(reports),
+                        "--name", "Discover, load|ib test|IB status names|preferred client ID"])
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, captured.out + captured.err
+    assert "on 2 workers" in out and " 0 failed" in out
+    assert sorted(p.name for p in home.iterdir()) == ["keep.txt"], "a worker wrote into the backend's own folder"
+    written = list((reports / "workers").glob("w*/isolated/overlay-1/upper/data"))
+    assert written, "each worker's writes are kept in its own overlay"

@@ -85,3 +85,11 @@ def test_runner_maps_levels_and_external_options():
     command = behave_command(args)
     assert command[command.index("--tags") + 1] == "@basic or @standard"
     assert "target=external" in command and "ib_port=4003" in command and "cli=ktrdr" in command
+
+
+def test_plain_behave_runs_the_basic_level_and_its_dry_run_passes():
+    result = subprocess.run([sys.executable, "-m", "behave", "--dry-run", "-f", "null"], capture_output=True,
+                            text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    match = re.search(r"(\d+) scenarios? passed, (\d+) failed, (\d+) skipped, (\d+) untested", result.stdout)
+    assert match and match.group(2) == "0" and int(match.group(4)) == scenario_count("@basic"), result.stdout
