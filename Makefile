@@ -16,7 +16,7 @@ install: $(STAMP) $(NODE_STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,plots]'
 	touch $@
 
 $(NODE_STAMP): package.json
@@ -31,6 +31,19 @@ test: install lint
 	$(PYTEST) tests
 	$(BIN)/ib-resilience run --level basic
 	$(BIN)/ib-resilience run --level basic -D ib_library=ib_async --reports-dir reports/ib_async
+
+## The suite as an installed tool (also part of `make test`, about a minute): the wheel's contents, a fresh venv
+## outside the repository running the basic level from an empty directory, the Dockerfile and the CI example.
+test-install: install
+	$(BIN)/pytest -q tests/spec/test_install.py
+
+## The wheel (dist/), as `pipx install .` builds it; the image from the Dockerfile (needs a Docker daemon).
+dist: install
+	rm -rf build
+	$(BIN)/python -m pip wheel --no-deps -q -w dist .
+
+image:
+	docker build -t ib-resilience .
 
 ## The specification against the embedded targets, by level.
 acceptance: install
@@ -98,7 +111,7 @@ bench-levels: install
 	$(BIN)/python -m benchmarks.levels_bench --levels $(BENCH_LEVELS)
 
 clean:
-	rm -rf reports build *.egg-info
+	rm -rf reports build dist *.egg-info
 
 ## A rehearsal against your own, already-built KTRDR (not part of `make test`; README, "Rehearsing against KTRDR").
 ## The suite never builds KTRDR: KTRDR_DIR is a checkout you built, KTRDR_VENV its virtual environment. The

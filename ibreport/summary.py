@@ -47,7 +47,10 @@ from support.evidence import ENVIRONMENT_FILE, read_properties, write_properties
 from support.settings import ROOT, Thresholds
 
 T = TypeVar("T")
+#: A clone's Allure CLI (``make install`` runs npm install); an installed tool has none: :func:`allure_cli`.
 ALLURE_CLI = ROOT / "node_modules" / ".bin" / "allure"
+#: Names an Allure binary to use instead (e.g. where the suite is installed as a tool, without node_modules).
+ALLURE_ENV = "ALLURE"
 #: Bound on one ``allure generate`` (Java start-up included).
 ALLURE_TIMEOUT_S = 180.0
 VERDICT_MARK = {PASS: "✅", FAIL: "❌", NOT_EXERCISED: "➖", NOT_JUDGED: "⚠️"}
@@ -123,9 +126,12 @@ def allure_generate(results_dir: Path, output_dir: Path, single_file: bool = Fal
     Raises:
         RuntimeError: the CLI is missing, failed, or took longer than ``timeout_s``.
     """
-    if not ALLURE_CLI.exists():
-        raise RuntimeError(f"Allure CLI not installed at {ALLURE_CLI} (run `make install`, which runs npm install)")
-    command = [str(ALLURE_CLI), "generate", str(results_dir), "-o", str(output_dir), "--clean"]
+    cli = allure_cli()
+    if cli is None:
+        raise RuntimeError(f"no Allure CLI (in a clone: `make install`, which runs npm install; elsewhere: "
+                           f"{ALLURE_ENV}=/path/to/allure or `allure` on PATH, or later `npx allure-commandline "
+                           f"generate {_shown(results_dir)} -o {_shown(output_dir)}`; Allure needs Java)")
+    command = [str(cli), "generate", str(results_dir), "-o", str(output_dir), "--clean"]
     if single_file:
         command.append("--single-file")
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true"}
@@ -134,11 +140,22 @@ def allure_generate(results_dir: Path, output_dir: Path, single_file: bool = Fal
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"allure generate took more than {timeout_s:.0f} s") from None
     except OSError as exc:
-        raise RuntimeError(f"cannot run {ALLURE_CLI}: {exc}") from None
+        raise RuntimeError(f"cannot run {cli}: {exc}") from None
     index = Path(output_dir) / "index.html"
     if done.returncode != 0 or not index.exists():
         raise RuntimeError(f"allure generate exited {done.returncode}: {(done.stderr or done.stdout).strip()[-800:]}")
     return index
+
+
+def allure_cli() -> Path | None:
+    """The Allure CLI to render with: ``$ALLURE``, else the clone's npm one, else ``allure`` on PATH (None: none)."""
+    given = os.environ.get(ALLURE_ENV, "")
+    if given:
+        return Path(given)
+    if ALLURE_CLI.exists():
+        return ALLURE_CLI
+    found = shutil.which("allure")
+    return Path(found) if found else None
 
 
 def _carry_history(report_dir: Path, results_dir: Path) -> None:
@@ -246,7 +263,7 @@ def read_run_record(results_dir: Path) -> dict[str, Any]:
 
 def _shown(path: Path) -> str:
     try:
-        return str(Path(path).resolve().relative_to(ROOT))
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
 
@@ -911,7 +928,7 @@ def _evidence(reports_dir: Path, html_index: Path | None, single_index: Path | N
     out = []
     if html_index is not None:
         out.append(f"- Allure report: `{_shown(html_index)}` (serve it with "
-                   f"`node_modules/.bin/allure open {_shown(html_index.parent)}`)")
+                   f"`{_shown(allure_cli() or Path('allure'))} open {_shown(html_index.parent)}`)")
     if single_index is not None:
         out.append(f"- Allure report, one file that opens from disk: `{_shown(single_index)}`")
     if html_error:

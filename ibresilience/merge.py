@@ -19,16 +19,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from support.settings import ROOT
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ib-resilience report",
                                      description="Render the reports of results written elsewhere (CI shards).")
     parser.add_argument("--merge", nargs="+", type=Path, required=True, metavar="DIR",
                         help="result folders of the shards (each a run's --reports-dir, or its allure-results)")
-    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "merged",
-                        help="where the merged results and the reports go (default: reports/merged)")
+    parser.add_argument("--out", type=Path, default=Path("reports") / "merged",
+                        help="where the merged results and the reports go (default: ./reports/merged)")
     parser.add_argument("--level", choices=("basic", "standard", "exhaustive"),
                         help="the level (default: what the shards recorded)")
     parser.add_argument("--no-html", action="store_true", help="only the Markdown summary (no Allure HTML)")

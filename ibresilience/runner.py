@@ -19,6 +19,20 @@ from support.settings import LEVELS, ROOT
 RUN_TIMEOUT_S = {"basic": 600, "standard": 1800, "exhaustive": 3600}
 
 
+def _here(path: str) -> str:
+    """``path`` made absolute against the directory the command was given in (behave runs in the spec's)."""
+    return str(Path(path).absolute()) if path else path
+
+
+def _here_path(path: str) -> Path:
+    return Path(_here(path))
+
+
+def _profile(name_or_path: str) -> str:
+    """A profile's name as given (``ktrdr``), a profile file made absolute (``./mine.toml``)."""
+    return _here(name_or_path) if Path(name_or_path).suffix else name_or_path
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options (the seed's ``--test-level`` spelling accepted)."""
     parser = argparse.ArgumentParser(prog="ib-resilience run",
@@ -32,17 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", choices=("embedded", "managed", "external"),
                         help="embedded (default): the project's own gateway, proxy and backend; managed: your "
                              "backend started by --backend-command behind them; external: all yours")
-    parser.add_argument("--profile", help="a named profile of settings (e.g. 'ktrdr', README) or a .toml file; "
+    parser.add_argument("--profile", type=_profile, help="a named profile of settings (e.g. 'ktrdr', README) or a .toml file; "
                                           "options and -D settings override it")
     parser.add_argument("--backend-command", help="managed: how to start your backend's API; placeholders "
                                                   "{ib_host} {ib_port} (the fault proxy) {api_port}")
-    parser.add_argument("--backend-cwd", help="managed: the directory it starts in")
+    parser.add_argument("--backend-cwd", type=_here, help="managed: the directory it starts in")
     parser.add_argument("--backend-env", action="append", default=[], metavar="K=V",
                         help="managed: extra environment (IB_HOST/IB_PORT point at the proxy already)")
     parser.add_argument("--backend-reset", help="managed: shell command run before every start of the backend")
     parser.add_argument("--api-port", type=int, help="managed: the port its API listens on (default: a free one)")
-    parser.add_argument("--backend-venv", help="managed: its virtual environment (the {backend_venv} placeholder)")
-    parser.add_argument("--backend-log", help="external: a file your backend writes its output to (read for "
+    parser.add_argument("--backend-venv", type=_here, help="managed: its virtual environment (the {backend_venv} placeholder)")
+    parser.add_argument("--backend-log", type=_here, help="external: a file your backend writes its output to (read for "
                                               "warnings, un-awaited coroutines and tracebacks)")
     parser.add_argument("--cli-api", help="how the CLI is pointed at the API: env:NAME (default env:KTRDR_API_URL), "
                                           "option:--flag, or fixed:URL when it cannot be pointed")
@@ -54,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--proxy-control", help="control URL of a fault proxy you started")
     parser.add_argument("--timeout-multiplier", type=float, help="scale every bound (slow machines)")
     parser.add_argument("--name", action="append", default=[], help="only scenarios whose name matches (regex)")
-    parser.add_argument("--reports-dir", type=Path, default=ROOT / "reports", help="where results go")
+    parser.add_argument("--reports-dir", type=_here_path, default=_here_path("reports"),
+                        help="where results go (default: ./reports)")
     parser.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",
                         help="any other setting (behave userdata)")
     parser.add_argument("--verbose", action="store_true", help="print every step (pretty formatter)")
@@ -64,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shard", metavar="I/N",
                         help="run only part I of N of the selected scenarios (a duration-balanced partition every "
                              "shard computes alike); merge the shards with 'ib-resilience report --merge'")
-    parser.add_argument("--durations", action="append", type=Path, default=[], metavar="PATH",
+    parser.add_argument("--durations", action="append", type=_here_path, default=[], metavar="PATH",
                         help="scenario durations for --workers/--shard: a reports folder, its junit or "
                              "allure-results, or scenario-durations.json (default: the reports folder's last runs)")
     return parser
@@ -84,7 +99,7 @@ def behave_command(args: argparse.Namespace) -> list[str]:
         userdata["target"] = "external"
     elif args.backend_command and not args.target:
         userdata["target"] = "managed"
-    command = [sys.executable, "-m", "behave", str(ROOT / "features"),
+    command = [sys.executable, "-m", "ibresilience.spec_behave", str(ROOT / "features"),
                "--tags", LEVELS[args.level], "--no-skipped",
                "-f", "ibreport.allure_formatter:AllureFormatter", "-o", str(results / "allure-results"),
                "-f", "pretty" if args.verbose else "progress3", "--no-summary",
@@ -564,6 +579,6 @@ def _combined_code(codes: list[int]) -> int:
 
 def _shown(path: Path) -> str:
     try:
-        return str(Path(path).resolve().relative_to(ROOT))
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)

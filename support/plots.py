@@ -9,6 +9,7 @@ floor per series), so a wiggle of a fraction of a MB does not fill the panel and
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import statistics
 from collections.abc import Mapping, Sequence
@@ -52,10 +53,15 @@ def y_range(values: Sequence[float], limit: float | None, floor: float) -> tuple
     return bottom - margin, top + margin
 
 
+def plotting_available() -> bool:
+    """Whether matplotlib is installed (``pip install 'ib-resilience[plots]'``): plots are evidence, never verdicts."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def resources_png(samples: Sequence[ProcessSample], faults: Sequence[FaultWindow], origin_mono: float,
                   limits: Mapping[str, float] | None = None) -> bytes:
-    """The PNG of :func:`resources_figure` (empty without samples)."""
-    if not samples:
+    """The PNG of :func:`resources_figure` (empty without samples, or without matplotlib: the ``plots`` extra)."""
+    if not samples or not plotting_available():
         return b""
     from matplotlib import pyplot
 

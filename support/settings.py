@@ -127,7 +127,7 @@ class Settings:
     timeout_multiplier: float = 1.0
     squatter_client_id_base: int = 900   # IDs the suite's own probes use
     ib_library: str = "ib_insync"        # the IB client of the suite's driver and the embedded backend: or ib_async
-    reports_dir: Path = ROOT / "reports"
+    reports_dir: Path = field(default_factory=lambda: Path.cwd() / "reports")  # the runner always says where
     allure_results: str = ""             # where the Allure results go ('': reports_dir/allure-results)
     symbols: tuple[str, ...] = ("AAPL", "MSFT", "IBM", "SPY", "GOOGL", "AMZN", "NVDA", "TSLA",
                                 "META", "JPM", "XOM", "KO", "INTC", "QQQ")  # real symbols, rotated

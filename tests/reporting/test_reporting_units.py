@@ -211,7 +211,7 @@ def test_title_names_the_level_and_the_two_ib_addresses(results):
 
 def test_rerun_commands_keep_every_target_argument(results, monkeypatch):
     results.scenario("Silence (after 2 s) is caught", "failed", message="AssertionError: x", failing_step="Then y")
-    monkeypatch.setattr(reporting, "ALLURE_CLI", Path("/nonexistent/allure"))
+    monkeypatch.setattr(reporting, "allure_cli", lambda: None)
     argv = ["run", "--level", "standard", "--report", "--api-base-url", "http://h:8000", "--cli", "ktrdr --quiet",
             "--ib-host", "gw", "--ib-port", "4002", "--gateway-control", "http://gw:7000", "--proxy-control",
             "http://px:7001", "-D", "silent_detection_s=6", "--timeout-multiplier", "2", "--name", "old",
@@ -251,7 +251,7 @@ def test_junit_counts_sum_every_suite(tmp_path):
 
 def test_render_reports_without_the_allure_cli_still_writes_the_markdown(results, monkeypatch):
     results.scenario("a")
-    monkeypatch.setattr(reporting, "ALLURE_CLI", Path("/nonexistent/allure"))
+    monkeypatch.setattr(reporting, "allure_cli", lambda: None)
     made = reporting.render_reports(results.path.parent, "basic", 2.0, 0)
     assert not (results.path / reporting.RUN_RECORD_FILE).exists()  # no arguments given, none recorded
     assert re.fullmatch(r"resilience_test_report_\d{8}_\d{6}\.md", made.markdown.name)
