@@ -105,10 +105,12 @@ bench-backend: install
 	$(BIN)/python -m benchmarks.backend_bench
 
 ## Wall time of each level with 1, 2 and 4 workers, the floor its Gherkin forces, the ten slowest scenarios
-## (reports/bench-levels.md). BENCH_LEVELS=basic,standard,exhaustive adds the exhaustive level (≈ 25 min).
+## (reports/bench-levels.md), for the embedded target and the reference as a managed one (fixed port, isolated workers).
+## BENCH_LEVELS=basic,standard,exhaustive adds the exhaustive level (≈ 25 min); BENCH_TARGETS=embedded for one target.
 BENCH_LEVELS ?= basic,standard
+BENCH_TARGETS ?= embedded,managed
 bench-levels: install
-	$(BIN)/python -m benchmarks.levels_bench --levels $(BENCH_LEVELS)
+	$(BIN)/python -m benchmarks.levels_bench --levels $(BENCH_LEVELS) --targets $(BENCH_TARGETS)
 
 clean:
 	rm -rf reports build dist *.egg-info

@@ -1,5 +1,10 @@
 """``make bench-levels``: wall time of each level with 1, 2 and 4 workers, measured in one run.
 
+Two targets (``--targets``): ``embedded`` (the reference backend the suite starts itself) and ``managed`` (the same
+reference backend started by a profile, as a user's backend is: its API on the fixed port 8000 that its CLI always
+calls, its data in a folder of its working directory — so more than one worker needs a network namespace and an
+overlay each, ``ibresilience.isolate``).
+
 For each level the sequential run comes first (``ib-resilience run --level L``), then the worker runs, each
 handed the sequential run's durations (``--durations``: what the runner finds in the reports folder of a
 machine that ran the level before). Printed, and written to ``reports/bench-levels.md``: wall time, speed-up
@@ -73,6 +78,7 @@ def floors(level: str) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Measured:
+    target: str
     level: str
     workers: int
     wall_s: float
@@ -82,9 +88,31 @@ class Measured:
     skipped: int
 
 
-def measure(level: str, workers: int, out: Path, durations: Path | None) -> Measured:
+def managed_reference_profile(folder: Path) -> Path:
+    """A profile starting the reference backend as a managed target, configured as the embedded one is (its
+    compressed timings as ``backend_tuning_env``), on the fixed port its CLI calls."""
+    from ibtargets.common.launch import venv_script
+    from support.targets import backend_environment
+
+    env = backend_environment(Settings(), 0)
+    tuning = {k: env.pop(k) for k in ("REFBACKEND_MAX_IDLE_S", "REFBACKEND_HEALTH_INTERVAL_S")}
+    env |= {"IB_HOST": "{ib_host}", "IB_PORT": "{ib_port}", "REFBACKEND_DATA_DIR": "data"}
+    home = folder / "backend-home"
+    home.mkdir(parents=True, exist_ok=True)
+    refbackend = venv_script("refbackend")
+    profile = folder / "managed-reference.toml"
+    pairs = lambda values: ",".join(f"{k}={v}" for k, v in values.items())  # noqa: E731
+    profile.write_text(f'target = "managed"\nbackend_command = "{refbackend} serve --host 127.0.0.1 --port {{api_port}}"\n'
+                       f'backend_cwd = "{home}"\nbackend_env = "{pairs(env)}"\nbackend_tuning_env = "{pairs(tuning)}"\n'
+                       f'cli = "{refbackend}"\ncli_api = "fixed:http://localhost:8000"\n', encoding="utf-8")
+    return profile
+
+
+def measure(level: str, workers: int, out: Path, durations: Path | None, profile: Path | None = None) -> Measured:
     """One ``ib-resilience run`` as a process, timed from start to exit."""
     command = [sys.executable, "-m", "ibresilience.main", "run", "--level", level, "--reports-dir", str(out)]
+    if profile is not None:
+        command += ["--profile", str(profile)]
     if workers > 1:
         command += ["--workers", str(workers)] + (["--durations", str(durations)] if durations else [])
     started = time.monotonic()
@@ -96,8 +124,8 @@ def measure(level: str, workers: int, out: Path, durations: Path | None) -> Meas
             code = 124
     wall = time.monotonic() - started
     counts = junit_outcomes(out / "junit")
-    return Measured(level, workers, wall, code, counts.get("passed", 0), counts.get("failed", 0),
-                    counts.get("skipped", 0))
+    return Measured("managed" if profile else "embedded", level, workers, wall, code, counts.get("passed", 0),
+                    counts.get("failed", 0), counts.get("skipped", 0))
 
 
 def slowest(results: Path, level_floors: dict[str, float], count: int = 10) -> list[tuple[str, float, float]]:
@@ -109,14 +137,16 @@ def slowest(results: Path, level_floors: dict[str, float], count: int = 10) -> l
 
 def markdown(rows: list[Measured], level_floors: dict[str, dict[str, float]],
              slow: list[tuple[str, float, float]], slow_level: str) -> str:
-    lines = ["| level | workers | wall s | speed-up | scenarios | exit | floor s (sum / N, or longest) |",
-             "|---|---|---|---|---|---|---|"]
-    sequential = {r.level: r.wall_s for r in rows if r.workers == 1}
+    lines = ["| target | level | workers | wall s | speed-up | scenarios | exit | floor s (sum / N, or longest) |",
+             "|---|---|---|---|---|---|---|---|"]
+    sequential = {(r.target, r.level): r.wall_s for r in rows if r.workers == 1}
     for r in rows:
         level_floor = level_floors[r.level]
         bound = max(sum(level_floor.values()) / r.workers, max(level_floor.values(), default=0.0))
-        ratio = f"{sequential[r.level] / r.wall_s:.2f}×" if r.level in sequential and r.wall_s else "–"
-        lines.append(f"| {r.level} | {r.workers} | {r.wall_s:.1f} | {ratio} | {r.passed} passed, {r.failed} failed"
+        base = sequential.get((r.target, r.level))
+        ratio = f"{base / r.wall_s:.2f}×" if base and r.wall_s else "–"
+        lines.append(f"| {r.target} | {r.level} | {r.workers} | {r.wall_s:.1f} | {ratio} | {r.passed} passed, "
+                     f"{r.failed} failed"
                      f"{f', {r.skipped} skipped' if r.skipped else ''} | {r.code} | {bound:.1f} |")
     lines += ["", f"Ten slowest scenarios ({slow_level}, sequential run):", "",
               "| scenario | s | floor s |", "|---|---|---|"]
@@ -129,8 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", default="basic,standard",
                         help="comma-separated levels (exhaustive takes about 25 minutes with 1, 2 and 4 workers)")
     parser.add_argument("--workers", default="1,2,4", help="comma-separated worker counts (1 is the baseline)")
-    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench-levels.md")
+    parser.add_argument("--targets", default="embedded,managed",
+                        help="comma-separated: embedded (the reference started by the suite), managed (the same "
+                             "reference by a profile, fixed port, isolated workers)")
+    parser.add_argument("--out", type=Path, default=Path.cwd() / "reports" / "bench-levels.md")
     args = parser.parse_args(argv)
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = set(targets) - {"embedded", "managed"}
+    if unknown:
+        parser.error(f"unknown target(s) {', '.join(sorted(unknown))}: embedded, managed")
     levels = [lvl.strip() for lvl in args.levels.split(",") if lvl.strip()]
     counts = sorted({int(n) for n in args.workers.split(",")} | {1})
     work = Path(tempfile.mkdtemp(prefix="bench-levels-"))
@@ -140,13 +177,16 @@ def main(argv: list[str] | None = None) -> int:
         total = sum(level_floors[level].values())
         print(f"{level}: {len(level_floors[level])} scenarios, floor {total:.1f} s sequential "
               f"(longest scenario floor {max(level_floors[level].values(), default=0):.1f} s)", flush=True)
-        for workers in counts:
-            row = measure(level, workers, work / f"{level}-w{workers}", work / f"{level}-w1")
-            rows.append(row)
-            print(f"  {workers} worker(s): {row.wall_s:.1f} s, {row.passed} passed, {row.failed} failed, "
-                  f"exit {row.code}", flush=True)
+        for target in targets:
+            profile = managed_reference_profile(work / target) if target == "managed" else None
+            for workers in counts:
+                row = measure(level, workers, work / f"{target}-{level}-w{workers}", work / f"{target}-{level}-w1",
+                              profile)
+                rows.append(row)
+                print(f"  {target}, {workers} worker(s): {row.wall_s:.1f} s, {row.passed} passed, {row.failed} failed, "
+                      f"exit {row.code}", flush=True)
     top = levels[-1]
-    text = markdown(rows, level_floors, slowest(work / f"{top}-w1", level_floors[top]), top)
+    text = markdown(rows, level_floors, slowest(work / f"{targets[0]}-{top}-w1", level_floors[top]), top)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(f"# Levels × workers ({time.strftime('%Y-%m-%d %H:%M')})\n\n{text}", encoding="utf-8")
     print("\n" + text)
