@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -19,6 +20,7 @@ from support.progress import PLAN_SETTING, Progress
 from support.run_history import RunHistory
 from support.settings import Settings
 from support.targets import EmbeddedTargets, external_targets
+from support.time_budget import time_budget
 from support.verdict import FAIL
 from support.world import World
 
@@ -99,11 +101,22 @@ def after_all(context):
     worker = reports.name if reports.parent.name == "workers" else ""
     records = run_evidence.record_run(reports, settings.allure_dir, judged, window, limits, worker)
     broken = [r for r in records if r["status"] == FAIL]
+    _write_time_budget(window, reports)
     for record in records:
         sys.__stderr__.write(f"RUN-WIDE {record['status'].upper():13} {record['title']}: {record['message']}\n")
     if broken:
         raise RunInvariantBroken(f"{len(broken)} run-wide invariant(s) broken: "
                                  + "; ".join(f"{r['title']} ({r['message']})" for r in broken))
+
+
+def _write_time_budget(window, reports) -> None:
+    """Where the run's time went (support/time_budget.py): on stderr and in ``time-budget.json``."""
+    try:
+        budget = time_budget(window, waiting.failing_waits_s())
+        (reports / "time-budget.json").write_text(json.dumps(budget.to_json(), indent=2), encoding="utf-8")
+        sys.__stderr__.write("\n".join(budget.lines()) + "\n")
+    except Exception as exc:  # a budget must never change a verdict
+        sys.__stderr__.write(f"time budget unavailable: {exc!r}\n")
 
 
 def before_tag(context, tag):

@@ -60,6 +60,13 @@ class Measured:
 
 _measured: list[Measured] = []
 _measured_lock = threading.Lock()
+_failing_waits_s = [0.0]   # the run's total: seconds spent on timed claims that never held
+
+
+def failing_waits_s() -> float:
+    """Seconds this process spent waiting on timed claims that never held (the run's time budget)."""
+    with _measured_lock:
+        return _failing_waits_s[0]
 
 
 def measurements_since(mark: int) -> list[Measured]:
@@ -83,6 +90,8 @@ def clear_measurements() -> None:
 def _measure(what: str, bound: Bound, measured_s: float, held: bool) -> None:
     with _measured_lock:
         _measured.append(Measured(what, bound, max(0.0, measured_s), held))
+        if not held:
+            _failing_waits_s[0] += max(0.0, measured_s)
 
 
 class ConditionTimeout(BoundExceeded):
