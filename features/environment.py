@@ -77,6 +77,7 @@ def before_all(context):
     # Safety first: never touch a live account, not even with one scenario.
     world.accounts = world.ib.ensure_paper_account(settings.squatter_client_id_base,
                                                 settings.bound_of(10.0, "the account check").seconds)
+    sys.__stderr__.write(f"preflight: the gateway is logged in to paper account(s) {', '.join(world.accounts)}\n")
     evidence.record_targets(settings.reports_dir / "allure-results", world)
     context.run_began = True  # the run-wide invariants judge a run that began (not one refused in before_all)
 

@@ -42,9 +42,9 @@ LEVELS = ("basic", "standard", "exhaustive")
 #: Feature tag → Allure severity, by the requirement the feature guards (never by the level it runs at: an
 #: exhaustive scenario that catches a silent connection handed out is as critical as a basic one). The seed's
 #: two bugs (silent connections handed out, un-awaited coroutines) and the claims the user trusts to find them
-#: (validation, the honest score, client IDs, a paper account) are critical; the rest is normal.
+#: (validation, the honest score, client IDs) are critical; the rest is normal.
 SEVERITY_BY_FEATURE = {tag: Severity.CRITICAL for tag in ("silent", "validation", "score", "self_report",
-                                                           "client_ids", "backend_output", "cli", "safety")}
+                                                           "client_ids", "backend_output", "cli")}
 #: A scenario's own ``@severity.<blocker|critical|normal|minor|trivial>`` tag wins.
 SEVERITY_TAG = "severity."
 

@@ -64,7 +64,6 @@ class Capability:
 
 #: Capabilities by tag, first match wins (the feature tags of ``features/*.feature``).
 CAPABILITIES: tuple[Capability, ...] = (
-    Capability("safety", "safety (paper accounts only)", frozenset({"safety"})),
     Capability("validation", "silent connections & validation (phase 1)",
                frozenset({"phase1", "silent", "validation"})),
     Capability("gc", "garbage collection (phase 2)", frozenset({"phase2", "gc"})),

@@ -750,7 +750,6 @@ CAPABILITY_ADVICE = {
     "cli": "each command must finish in time, do what it says (ask IB, show the live state) and fail honestly.",
     "pipeline": "what the backend caches must be what IB served, `ib_requests_made` must be honest, and a fault "
                 "mid-load must end the load with a clear status.",
-    "safety": "the suite must refuse anything but a paper account before any scenario runs.",
     "self_report": "IB status, IB configuration, IB health and the client-ID phase must come from the live "
                    "connections (what the gateway saw), never from constants or placeholders.",
     "backend_output": "on SIGTERM the backend must close every IB connection it holds (a disconnect the gateway "

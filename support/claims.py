@@ -30,7 +30,6 @@ from support.contract import (
     needed,
 )
 from support.drivers.api import ApiDriver, ApiResponse
-from support.drivers.ib import LiveAccountError
 from support.timeline import Window
 from support.verdict import FAIL, ClaimFailed, ComplaintFound, Verdict, holds, require, require_within
 from support.waiting import Bound, eventually, settled
@@ -797,21 +796,6 @@ def stopped_by_itself(shutdown: Shutdown, bound: Bound) -> None:
     """The backend ended on the stop signal, within ``bound``, without being killed."""
     require_within(not shutdown.killed and shutdown.elapsed_s <= bound.seconds,
             f"expected the backend to stop by itself within {bound}: {shutdown.describe()}")
-
-
-# =========================================================================================== safety
-
-def paper_accounts_only(accounts: Sequence[str]) -> None:
-    """The gateway reported accounts, and every one is a paper account."""
-    from ibtargets.common.accounts import is_paper_account
-
-    require(accounts and all(is_paper_account(a) for a in accounts), f"accounts {list(accounts)}")
-
-
-def refused_live_account(world: World) -> None:
-    """The suite refused the live account (it raised :class:`LiveAccountError`)."""
-    require(isinstance(world.seen.refusal, LiveAccountError),
-            f"the live account was accepted: {list(world.seen.accounts)}")
 
 
 # =========================================================================================== patience

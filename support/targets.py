@@ -327,7 +327,7 @@ class BackendState:
 
 
 def start_lone_gateway(account: str, log_dir: Path) -> ManagedProcess:
-    """A throw-away simulator logged in to ``account`` (for the safety scenarios); caller stops it."""
+    """A throw-away simulator logged in to ``account`` (for the suite's own safety tests); caller stops it."""
     process = ManagedProcess([venv_script("ib-resilience"), "gateway", "--host", "127.0.0.1", "--port", "0",
                               "--control-port", "0", "--account", account, "--allow-live-account"],
                              Path(log_dir) / f"gateway-{account}.log", name=f"gateway-{account}")
