@@ -1,12 +1,4 @@
-"""Reading a command's output as a person does: a label and its value, in whatever layout the CLI printed.
-
-A label is matched by its words, case-insensitively, whatever its spelling (``Resilience score``,
-``resilience_score``, ``RESILIENCE SCORE:``, ``overallResilienceScore``); the value is read from the same line
-(``key: value``, ``key = value``, a label padded to any width, a table row) or, in a table with a header row,
-from the same column; a JSON object (or a printed Python dict) anywhere in the output is searched, nested keys
-included. Colour codes are stripped first. A label that is not there reads as None: nothing is ever taken from
-another line or another label.
-"""
+"""A command's output read as a person reads it: a label's value, found by the label's words, in any layout."""
 
 from __future__ import annotations
 
@@ -38,9 +30,11 @@ _SEPARATOR = re.compile(r"^(?::(?=\s|$)|=>|->|→|=|[.·…]{2,})\s*")
 _LABEL_NUMBER = re.compile(r"^(?P<label>[^\W\d](?:[^\W\d]|[ \t'/.-])*?)(?:\s*[.·…]{2,}\s*|\s+)(?P<value>[-+$]?\.?\d.*)$")
 _NUMBER = re.compile(r"^[^\w(\[{<#+\-.]*?(?P<number>[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[+-]?\.\d+)"
                      r"(?![\d.,]*\d|[-:]\d)")
-_ANY_NUMBER = re.compile(r"(?<![\w.:/-])[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w.]*\d|[-:/]\d)")
 #: In a label, a number with punctuation inside (``75/100``, ``1.5``): the label has run into its value.
 _VALUE_IN_LABEL = re.compile(r"\d[\d.,/:%]*[.,/:%]\d")
+#: Where a printed Python dict (or a list of them) may start: ``{'key'``, ``[{'key'``.
+_DICT_REPR = re.compile(r"(?:\[\s*)?\{\s*['\"]")
+_DICT_REPR_TRIES = 20
 _MAX_LABEL_WORDS = 8
 _MAX_EXTRA_WORDS = 3
 
@@ -84,13 +78,21 @@ def words_of(label: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def readings(output: str) -> list[Reading]:
-    """Every label and value the output shows, in the order printed (JSON first within its place)."""
+    """Every label and value the output shows, in the order printed.
+
+    A value is read from its label's line (``key: value``, ``key = value``, dot leaders, a label padded to any
+    width, a row of a box-drawing or ASCII table), from its column under a table's header row, or from a JSON
+    object (or a printed Python dict) anywhere in the output, nested keys included. Colour codes are stripped
+    first. Nothing is read across lines but a table's columns.
+    """
     text = plain(output)
     found: list[Reading] = []
+    pieces, done = [], 0   # the text with its JSON blanked out (lines kept), for the line readers
     for start, end, value in _json_spans(text):
         found += _json_readings(value, (), start)
-        text = text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
-    found += _line_readings(text)
+        pieces += [text[done:start], re.sub(r"[^\n]", " ", text[start:end])]
+        done = end
+    found += _line_readings("".join([*pieces, text[done:]]))
     return sorted(found, key=lambda r: r.at)
 
 
@@ -122,11 +124,6 @@ def number_in(value: str) -> float | None:
     return float(match.group("number").replace(",", "")) if match else None
 
 
-def numbers_in(output: str) -> list[float]:
-    """Every number the output shows, in order (colour codes out; versions, addresses and dates skipped)."""
-    return [float(m.group(0).replace(",", "")) for m in _ANY_NUMBER.finditer(plain(output))]
-
-
 # --------------------------------------------------------------------------- matching
 
 
@@ -154,12 +151,13 @@ def _json_spans(text: str) -> Iterator[tuple[int, int, object]]:
     """The JSON objects (or dict reprs) in ``text``: start, end and the decoded value."""
     decoder = json.JSONDecoder()
     at = 0
+    tries = [_DICT_REPR_TRIES]   # printed dicts are parsed by scanning ahead: a few tries per output, no more
     while True:
         starts = [i for i in (text.find("{", at), text.find("[", at)) if i >= 0]
         if not starts:
             return
         start = min(starts)
-        value, end = _decode(decoder, text, start)
+        value, end = _decode(decoder, text, start, tries)
         if _holds_an_object(value):
             yield start, end, value
             at = end
@@ -167,11 +165,14 @@ def _json_spans(text: str) -> Iterator[tuple[int, int, object]]:
             at = start + 1
 
 
-def _decode(decoder: json.JSONDecoder, text: str, start: int) -> tuple[object, int]:
+def _decode(decoder: json.JSONDecoder, text: str, start: int, tries: list[int]) -> tuple[object, int]:
     try:
         return decoder.raw_decode(text, start)
     except ValueError:
         pass
+    if tries[0] <= 0 or not _DICT_REPR.match(text, start):
+        return None, start
+    tries[0] -= 1
     end = _matching_bracket(text, start)
     if end is None:
         return None, start
@@ -181,7 +182,7 @@ def _decode(decoder: json.JSONDecoder, text: str, start: int) -> tuple[object, i
         return None, start
 
 
-def _matching_bracket(text: str, start: int, limit_chars: int = 200_000) -> int | None:
+def _matching_bracket(text: str, start: int, limit_chars: int = 20_000) -> int | None:
     """The end of the bracketed expression starting at ``start`` (quotes respected), or None."""
     closing = {"{": "}", "[": "]", "(": ")"}
     stack: list[str] = []

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from ibtargets.refbackend import cli as refcli
 from ibtargets.refbackend.client import ApiResponse
 from support import cli_claims
-from support.cli_reading import number_in, number_of, numbers_in, plain, readings, value_of, words_of
+from support.cli_reading import number_in, number_of, plain, readings, value_of, words_of
 
 SCORE = ("resilience", "score")
 
@@ -251,7 +251,6 @@ def test_a_value_starts_with_its_number():
 def test_plain_strips_colours_and_keeps_what_a_carriage_return_left():
     assert plain("\x1b[1;32mOK\x1b[0m \x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\") == "OK link"
     assert plain("[ 10%] loading\r[100%] done\r\n") == "[100%] done\n"
-    assert numbers_in("\x1b[1m101.25\x1b[0m 127.0.0.1 2026-12-07 99.5") == [101.25, 99.5]
 
 
 # --------------------------------------------------------------------------- the suite's own claims
@@ -338,3 +337,8 @@ def test_the_reference_cli_with_labels_padded_to_any_width(capsys, monkeypatch, 
     if width > len("IB available"):
         assert value_of(output, ("ib", "available")) == "True"
     assert cli_claims.score_in(_ib_status(capsys, None)) is None
+
+
+def test_phrases_are_found_through_colour_codes():
+    assert cli_claims.says_cannot_connect("\x1b[1;31mCould not\x1b[0m connect to the API at http://127.0.0.1:9")
+    assert not cli_claims.says_cannot_connect("\x1b[32mConnected\x1b[0m to the API")
