@@ -35,6 +35,8 @@ _VALUE_IN_LABEL = re.compile(r"\d[\d.,/:%]*[.,/:%]\d")
 #: Where a printed Python dict (or a list of them) may start: ``{'key'``, ``[{'key'``.
 _DICT_REPR = re.compile(r"(?:\[\s*)?\{\s*['\"]")
 _DICT_REPR_TRIES = 20
+#: A line that opens a section (YAML's ``resilience:``, ``Resilience score:`` over its indented details).
+_SECTION = re.compile(r"^([^\W\d][^:=]*?)\s*:$")
 _MAX_LABEL_WORDS = 8
 _MAX_EXTRA_WORDS = 3
 
@@ -47,7 +49,8 @@ class Reading:
         label: the label as printed (a JSON key, a table header, the text before a colon).
         value: the value as printed (a JSON scalar as JSON spells it: ``true``, ``null``, ``100.0``).
         at: where it was found (a position in the output), to prefer the first of equal readings.
-        context: the keys a nested JSON value sits under (``resilience`` for ``resilience.overall_score``).
+        context: the labels a value sits under: a nested JSON value's keys (``resilience`` for
+            ``resilience.overall_score``), an indented line's sections (``resilience:`` above ``  score: 75``).
     """
 
     label: str
@@ -139,9 +142,9 @@ def _best(found: list[Reading], wanted: tuple[str, ...]) -> Reading | None:
         if not need <= set(own) | set(words_of(reading.context)):
             continue
         extra = len(set(own) - need)
-        if extra <= _MAX_EXTRA_WORDS:
-            scored.append((extra, reading.at, reading))
-    return min(scored, key=lambda s: s[:2])[2] if scored else None
+        if extra <= _MAX_EXTRA_WORDS:   # a label with every word itself beats one completed by its section
+            scored.append((not need <= set(own), extra, reading.at, reading))
+    return min(scored, key=lambda s: s[:3])[3] if scored else None
 
 
 # --------------------------------------------------------------------------- JSON (and printed Python dicts)
@@ -301,9 +304,19 @@ def _line_readings(text: str) -> list[Reading]:
             for name, value in zip(names, values, strict=True):
                 if value and _label_like(name):
                     found.append(Reading(_clean_label(name), value, row.at + 0.5))
+    sections: list[tuple[int, str]] = []   # (indent, label) of the "Section:" lines above, outermost first
     for line in lines:
+        if not line.text.strip():
+            continue
+        indent = len(line.text) - len(line.text.lstrip())
+        while sections and sections[-1][0] >= indent:
+            sections.pop()
         if line.cells and line.at not in headers:
-            found += _row_readings(line)
+            context = tuple(label for _, label in sections)
+            found += [Reading(r.label, r.value, r.at, context) for r in _row_readings(line)]
+        section = _SECTION.match(_LEAD.sub("", line.text.strip()))
+        if section and len(line.cells) == 1 and _label_like(section.group(1)):
+            sections.append((indent, _clean_label(section.group(1))))
     return found
 
 

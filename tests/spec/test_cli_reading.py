@@ -219,6 +219,17 @@ def test_json_null_and_strings_are_not_numbers():
     assert number_of('{"resilience_score": "unavailable"}', SCORE) is None
 
 
+def test_yaml_and_indented_sections():
+    yaml = "status:\n  connected: true\nresilience:\n  overall_score: 75.0\n  phase_1:\n    status: working\npool:\n  size: 3\n"
+    assert number_of(yaml, SCORE) == 75.0
+    assert number_of(yaml, ("pool", "size")) == 3.0
+    assert value_of(yaml, ("phase", "1", "status")) == "working"
+    assert number_of("Resilience:\n  Score: 75\n  Phases: 3 working\n", SCORE) == 75.0
+    # a label with every word itself beats one its section completes; a section ends where its indent does
+    assert number_of("Resilience:\n  score: 35\nResilience score: 100\n", SCORE) == 100.0
+    assert number_of("Resilience:\n  status: ok\nScore: 9\n", SCORE) is None
+
+
 # --------------------------------------------------------------------------- what must not be read
 
 
