@@ -23,7 +23,8 @@ _GAP = re.compile(r"\s{2,}|\t")
 _LEAD = re.compile(r"^(?:[^\w(\[{]+|\[[^\]]*\]|\d{4}-\d\d-\d\d[T ][\d:.,]+(?:Z|[+-]\d\d:?\d\d)?)+")
 #: ``label: value``, ``label = value``, ``label -> value`` (a colon must be followed by a space or the end, so
 #: times and URLs stay whole).
-_KEY_VALUE = re.compile(r"^(?P<label>[^\W\d][^:=]*?)\s*(?::(?=\s|$)|=>|->|→|=|[.·…]{2,})\s*(?P<value>.*)$")
+_KEY_VALUE = re.compile(r"^(?P<label>[^\W\d](?:[^:=()]|\([^()]*\))*?)\s*(?::(?=\s|$)|=>|->|→|=|[.·…]{2,})\s*"
+                        r"(?P<value>.*)$")
 #: What may stand between a label and the value in the next cell (``Connected    = True``).
 _SEPARATOR = re.compile(r"^(?::(?=\s|$)|=>|->|→|=|[.·…]{2,})\s*")
 #: ``label 100`` / ``label ..... 100``: a label of words followed by a number on the same line.
@@ -375,7 +376,9 @@ def _unruled_header(first: _Line, second: _Line):
 
 
 def _clean_label(text: str) -> str:
-    return _LEAD.sub("", text).rstrip(" .:·…=-_>→").strip()
+    """A label without its decoration, its trailing marks and a unit in brackets (``Uptime (s):`` → ``Uptime``)."""
+    label = _LEAD.sub("", text).rstrip(" .:·…=-_>→").strip()
+    return re.sub(r"\s*\([^()]*\)$", "", label) if not label.startswith("(") else label
 
 
 def _label_like(text: str) -> bool:

@@ -69,6 +69,7 @@ def test_the_label_with_fewest_other_words_wins_then_the_first_printed():
     "  • Resilience score: 75.0 (healthy)", "✅ Resilience score: 75/100", "Resilience score: 75.0 %",
     "Resilience score\t75", "[INFO] Resilience score: 75", "INFO: Resilience score: 75",
     "2026-12-07 06:00:00,120 INFO Resilience score: 75", "resilience score: 75, pool size: 3",
+    "Resilience score (0..100): 75", "Resilience score (%)   75", "Resilience score 75/100 (phase 1: working)",
 ])
 def test_plain_lines(line):
     assert number_of(f"IB status\n{line}\nConnected: True\n", SCORE) == 75.0
@@ -269,6 +270,7 @@ def test_plain_strips_colours_and_keeps_what_a_carriage_return_left():
 
 @pytest.mark.parametrize("text, count", [
     ("Closed 3 IB connection(s). Pool emptied", 3), ("3 connections closed", 3), ("Connections closed: 3", 3),
+    ("IB connection(s) closed: 3", 3),
     ('{"success": true, "connections_closed": 3, "message": "done"}', 3), ("| Closed connections | 3 |", 3),
     ("Cleanup done", None), ("Connections closed: none", None),
 ])
