@@ -218,7 +218,12 @@ def _holds_an_object(value: object) -> bool:
 
 
 def _scalar_text(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):   # a printed dict may hold a set, bytes, a tuple of them …
+        return repr(value)
 
 
 def _json_readings(value: object, path: tuple[str, ...], at: float) -> list[Reading]:

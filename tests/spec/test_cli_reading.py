@@ -212,6 +212,8 @@ def test_json_printed_by_rich_with_colours_and_python_dicts():
     assert "\x1b[" in buffer.getvalue()
     assert number_of(buffer.getvalue(), SCORE) == 75.0
     assert number_of("{'overall_resilience_score': 75.0, 'connected': True, 'error': None}", SCORE) == 75.0
+    printed = "{'ids': {1, 2}, 'raw': b'x', 'resilience': {'score': 75}}"
+    assert number_of(printed, SCORE) == 75.0 and value_of(printed, "ids") == "{1, 2}"
 
 
 def test_json_null_and_strings_are_not_numbers():
