@@ -9,6 +9,8 @@ import click
 import pytest
 from cli_samples import TABULATE_COLUMNS, TABULATE_LABELS, TABULATE_LABELS_WITH_HEADER
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ibtargets.refbackend import cli as refcli
 from ibtargets.refbackend.client import ApiResponse
@@ -357,3 +359,29 @@ def test_the_reference_cli_with_labels_padded_to_any_width(capsys, monkeypatch, 
 def test_phrases_are_found_through_colour_codes():
     assert cli_claims.says_cannot_connect("\x1b[1;31mCould not\x1b[0m connect to the API at http://127.0.0.1:9")
     assert not cli_claims.says_cannot_connect("\x1b[32mConnected\x1b[0m to the API")
+
+
+_WORDS = ("pool", "size", "resilience", "score", "uptime", "client", "id", "connections", "closed", "requests",
+          "failed", "bars", "latency", "health", "rate")
+_LAYOUTS = ("{label}: {value}", "{label} = {value}", "{label:<{w}} {value}", "  {label:.<{w}}. {value}",
+            "│ {label:<{w}} │ {value:>8} │", "| {label:<{w}} | {value} |", "{key}={value}", "- {label}: {value}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_WORDS), min_size=1, max_size=3, unique=True), min_size=1, max_size=6,
+                unique_by=frozenset),
+       st.lists(st.decimals(min_value=-10_000, max_value=10_000, places=2, allow_nan=False), min_size=6, max_size=6),
+       st.sampled_from(_LAYOUTS), st.integers(min_value=0, max_value=30), st.sampled_from(["", "json"]))
+def test_every_label_reads_as_its_own_number_and_only_its_own(labels, values, layout, width, json_too):
+    """Whatever the labels, layout and padding: each label reads as its own value, an absent one as None."""
+    rows = [(" ".join(words).capitalize(), float(value)) for words, value in zip(labels, values, strict=False)]
+    lines = [layout.format(label=label, key="_".join(label.split()), value=f"{value:g}", w=width)
+             for label, value in rows]
+    if json_too:
+        lines.append(json.dumps({"details": {"_".join(label.split()) + "_x": value for label, value in rows}}))
+    output = "\n".join(["IB status", *lines, "done"])
+    for label, value in rows:
+        assert number_of(output, label) == value, (label, output, readings(output))
+    absent = next((w for w in _WORDS if not any(w in label.lower().split() for label, _ in rows)), None)
+    if absent is not None:
+        assert number_of(output, absent) is None, (absent, output)
