@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -385,3 +389,18 @@ def test_every_label_reads_as_its_own_number_and_only_its_own(labels, values, la
     absent = next((w for w in _WORDS if not any(w in label.lower().split() for label, _ in rows)), None)
     if absent is not None:
         assert number_of(output, absent) is None, (absent, output)
+
+
+@pytest.mark.timeout(300)
+def test_a_cli_with_its_labels_padded_passes_the_ib_status_scenarios(tmp_path):
+    """Issue 23's report, end to end: the reference CLI printing ``Resilience score`` padded to 30 characters (the
+    old reader saw "score None" there and failed two of these four scenarios) passes the ``ib status`` scenarios."""
+    run = subprocess.run(
+        [sys.executable, "-m", "ibresilience.main", "run", "--level", "standard", "--name", '"ib status',
+         "--reports-dir", str(tmp_path / "run")],
+        cwd=Path(__file__).resolve().parents[2], env={**os.environ, refcli.LABEL_WIDTH_ENV: "30"},
+        capture_output=True, text=True, timeout=280)
+    assert run.returncode == 0 and "4 scenarios passed, 0 failed" in run.stdout, run.stdout[-4000:] + run.stderr[-2000:]
+    printed = [p for p in (tmp_path / "run").rglob("*") if p.is_file() and p.suffix in ("", ".txt", ".json", ".log")
+               and f"  {'Resilience score':<30} " in p.read_text(encoding="utf-8", errors="replace")]
+    assert printed, "no CLI transcript shows the padded layout: the setting did not reach the CLI"
