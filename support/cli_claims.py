@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from support import bars, claims
+from support import bars, claims, cli_reading
 from support.checks import wire
 from support.contract import needed
 from support.drivers.cli import CliDriver, CliRun
@@ -19,10 +19,13 @@ from support.world import World
 
 _CANNOT_CONNECT = re.compile(r"(could not|couldn't|cannot|can't|unable to|failed to) connect|connection refused"
                              r"|is the (api|server|backend) running", re.IGNORECASE)
-_SCORE = re.compile(r"(?:resilience[_ ]score|overall_resilience_score)\W{0,6}(\d+(?:\.\d+)?)", re.IGNORECASE)
-_CLOSED = re.compile(r"closed\W{0,3}(\d+)|(\d+)\s+(?:IB\s+)?connections?\W{0,3}closed|connections_closed\W{0,4}(\d+)",
-                     re.IGNORECASE)
-_OPERATION = re.compile(r"operation(?:[ _]?id)?\W{1,4}([A-Za-z0-9][\w-]{5,})", re.IGNORECASE)
+#: Sentences (not labels) that say how many connections were closed: "Closed 3 IB connection(s)", "3 connections
+#: closed". A label with a value ("Connections closed: 3", a table row, JSON) is read by :mod:`support.cli_reading`.
+_CLOSED_SAID = re.compile(r"\bclosed\s+(\d+)\b|\b(\d+)\s+(?:IB\s+)?connections?(?:\(s\))?\s+(?:were\s+)?closed",
+                          re.IGNORECASE)
+#: A sentence naming an operation ("Loading MSFT 1h, operation 5f2c..."); labelled IDs are read by meaning.
+_OPERATION_SAID = re.compile(r"\boperation\s+([A-Za-z0-9][\w-]{5,})", re.IGNORECASE)
+_OPERATION_ID = re.compile(r"[A-Za-z0-9][\w-]{5,}")
 
 
 def run_without_api(world: World, args: Sequence[str], timeout_s: float) -> CliRun:
@@ -103,7 +106,8 @@ def could_not_connect(run: CliRun) -> None:
 
 def output_changed(before: CliRun, after: CliRun) -> None:
     """Two runs of one command printed different things (the output follows the system's state)."""
-    require(before.output.split() != after.output.split(), f"the same output before and after the fault:\n{after.describe()}")
+    require(cli_reading.plain(before.output).split() != cli_reading.plain(after.output).split(),
+            f"the same output before and after the fault:\n{after.describe()}")
 
 
 def operation_cancelled(world: World, run: CliRun) -> None:
@@ -116,24 +120,33 @@ def operation_cancelled(world: World, run: CliRun) -> None:
 
 def says_cannot_connect(text: str) -> bool:
     """Whether the output tells the operator the API could not be reached."""
-    return bool(_CANNOT_CONNECT.search(text))
+    return bool(_CANNOT_CONNECT.search(cli_reading.plain(text)))
 
 
-def score_in(text: str) -> str | None:
-    """The resilience score a CLI printed (None if it printed none)."""
-    match = _SCORE.search(text)
-    return match.group(1) if match else None
+def score_in(text: str) -> float | None:
+    """The resilience score a CLI printed, read by its label in any layout (None if it printed none)."""
+    return cli_reading.number_of(text, ("resilience", "score"))
 
 
 def operation_id_in(text: str) -> str | None:
-    """The operation ID a CLI printed (None if it printed none)."""
-    match = _OPERATION.search(text)
+    """The operation ID a CLI printed: labelled ("Operation ID: …", JSON ``operation_id``) or in a sentence
+    ("…, operation 5f2c…") (None if it printed none)."""
+    labelled = cli_reading.value_of(text, ("operation", "id"))
+    if labelled is not None:
+        match = _OPERATION_ID.match(labelled.strip())
+        return match.group(0) if match else None
+    match = _OPERATION_SAID.search(cli_reading.plain(text))
     return match.group(1) if match else None
 
 
 def closed_count_in(text: str) -> int | None:
-    """The number of closed connections a cleanup printed (None if it printed none)."""
-    match = _CLOSED.search(text)
+    """The number of closed connections a cleanup printed: labelled ("Connections closed: 3", a table row, JSON
+    ``connections_closed``) or in a sentence ("Closed 3 IB connection(s)") (None if it printed none)."""
+    labelled = cli_reading.value_of(text, ("connections", "closed"))
+    if labelled is not None:
+        number = cli_reading.number_in(labelled)
+        return int(number) if number is not None and number == int(number) else None
+    match = _CLOSED_SAID.search(cli_reading.plain(text))
     return int(next(g for g in match.groups() if g is not None)) if match else None
 
 
@@ -154,8 +167,9 @@ def shows_live_score(world: World, run: CliRun) -> None:
     """The command printed the resilience score the API reports now."""
     state, response = claims.report(world)
     shown, actual = score_in(run.output), needed(state.score, "overall_resilience_score", response)
-    require(shown is not None and float(shown) == actual,
-            f"the CLI shows score {shown}, the API reports {actual}:\n{run.describe()}")
+    said = "no resilience score (no label with the words 'resilience score' and a number)" if shown is None \
+        else f"score {shown:g}"
+    require(shown == actual, f"the CLI shows {said}, the API reports {actual:g}:\n{run.describe()}")
 
 
 def reported_gateway_closes(world: World, run: CliRun) -> None:
@@ -187,6 +201,6 @@ def printed_cached_bars(world: World, run: CliRun, symbol: str, kind: str, rows:
     timeframe = bars.LOADS[kind][0]
     cached = claims.cached_bars(world, symbol, timeframe)
     require(len(cached) >= rows, f"only {len(cached)} {symbol} {timeframe} bars cached")
-    numbers = {round(float(n), 2) for n in re.findall(r"-?\d+\.\d+", run.output)}
+    numbers = {round(float(n), 2) for n in re.findall(r"-?\d+\.\d+", cli_reading.plain(run.output))}
     missing = [b.key for b in cached[-rows:] if round(b.ohlcv[3], 2) not in numbers]
     require(not missing, f"the CLI did not print the close of the cached bars {missing}:\n{run.describe()}")

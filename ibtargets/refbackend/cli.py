@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import typer
@@ -25,6 +25,9 @@ API_URL_ENV = "KTRDR_API_URL"
 #: Bound on ``data load`` waiting for its operation (seconds; env REFBACKEND_CLI_LOAD_TIMEOUT_S).
 LOAD_TIMEOUT_ENV = "REFBACKEND_CLI_LOAD_TIMEOUT_S"
 DEFAULT_LOAD_TIMEOUT_S = 600.0
+#: ``ib status`` with its labels capitalised, without colons, padded to this many characters (env
+#: REFBACKEND_CLI_LABEL_WIDTH): another layout a correct CLI may print, for proving the suite reads by meaning.
+LABEL_WIDTH_ENV = "REFBACKEND_CLI_LABEL_WIDTH"
 POLL_INTERVAL_S = 0.25
 FINISHED = ("completed", "failed", "cancelled")
 
@@ -146,6 +149,24 @@ def _score_line(resilience: ApiResponse) -> str:
     return f"{data['overall_resilience_score']:.0f}/100 ({detail})"
 
 
+def _label_width() -> int | None:
+    try:
+        return max(0, int(os.environ[LABEL_WIDTH_ENV]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _status_row(label_width: int | None) -> Callable[[str, str], None]:
+    """How ``ib status`` prints a label and its value: ``  label:   value`` (labels with a colon, padded to 20),
+    or, with a label width, ``  Label   value`` (capitalised, no colon, padded to that width, one space at least)."""
+    def row(label: str, value: str) -> None:
+        if label_width is None:
+            out(f"  {label + ':':<20}{value}")
+        else:
+            out(f"  {label[0].upper() + label[1:]:<{label_width}} {value}")
+    return row
+
+
 def ib_status(api: ApiClient, output_format: str, verbose: bool) -> int:
     """Print the live ``/ib/status`` and the resilience score."""
     status = api.call("GET", "/ib/status")
@@ -158,15 +179,16 @@ def ib_status(api: ApiClient, output_format: str, verbose: bool) -> int:
         return 0
     data = status.data
     conn, cm, dm = data["connection"], data["connection_metrics"], data["data_metrics"]
+    row = _status_row(_label_width())
     out("IB connection status")
-    out(f"  connected:          {conn['connected']}  ({conn['host']}:{conn['port']}, client ID {conn['client_id']})")
-    out(f"  IB available:       {data['ib_available']}")
-    out(f"  pool:               {data['pool']['total_connections']} open, {data['pool']['active_connections']} in use, "
+    row("connected", f"{conn['connected']}  ({conn['host']}:{conn['port']}, client ID {conn['client_id']})")
+    row("IB available", f"{data['ib_available']}")
+    row("pool", f"{data['pool']['total_connections']} open, {data['pool']['active_connections']} in use, "
         f"client IDs {data['pool']['client_ids_in_use']}")
-    out(f"  connections:        {cm['total_connections']} opened, {cm['failed_connections']} failed")
-    out(f"  data requests:      {dm['total_requests']} ({dm['successful_requests']} ok, "
+    row("connections", f"{cm['total_connections']} opened, {cm['failed_connections']} failed")
+    row("data requests", f"{dm['total_requests']} ({dm['successful_requests']} ok, "
         f"{dm['failed_requests']} failed), {dm['total_bars_fetched']} bars")
-    out(f"  resilience score:   {_score_line(resilience)}")
+    row("resilience score", _score_line(resilience))
     if verbose:
         out(json.dumps(data, indent=2))
     return 0

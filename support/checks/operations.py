@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from support.checks.limits import Limits
+from support.cli_reading import plain
 from support.contract import FINISHED, Operation
 from support.run_history import HistoryWindow
 from support.verdict import Verdict, Violation
@@ -43,7 +44,7 @@ def cancels_honoured(window: HistoryWindow, limits: Limits) -> Verdict:
         if run.timed_out or took_s > bound.seconds:
             violations.append(Violation(run.interrupted_mono + bound.seconds,
                                         f"$ {' '.join(run.argv)} ended {took_s:.1f} s after Ctrl-C, past {bound}"))
-        said = [line.strip() for line in run.output.splitlines() if CANCEL_FAILED.search(line)]
+        said = [line.strip() for line in plain(run.output).splitlines() if CANCEL_FAILED.search(line)]
         if said:
             violations.append(Violation(run.finished_mono, f"$ {' '.join(run.argv)} printed after Ctrl-C: {said[0][:200]}"))
     return Verdict.over(violations, judged,

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pexpect
+import pytest
 from backend_helpers import BackendProcess, cli_env, events, free_port, open_connections
 
 from ibtargets.common.faults import Delay, Silent
 from ibtargets.gateway import ThreadedGateway
 from ibtargets.proxy import ThreadedProxy
+from ibtargets.refbackend.cli import LABEL_WIDTH_ENV
+from support.cli_reading import number_of
 from support.waiting import Bound, eventually
 
 CLI = str(Path(sys.executable).parent / "refbackend")
@@ -36,10 +39,10 @@ def clean(output: str) -> None:
         assert word not in output, f"{word!r} in CLI output:\n{output}"
 
 
-def cli(args: list[str], api_url: str, timeout_s: float = CLI_BOUND_S) -> CliRun:
-    """Run the CLI in a pseudo-terminal until it exits (bounded)."""
+def cli(args: list[str], api_url: str, timeout_s: float = CLI_BOUND_S, env: dict[str, str] | None = None) -> CliRun:
+    """Run the CLI in a pseudo-terminal until it exits (bounded); ``env`` adds to its environment."""
     started = time.monotonic()
-    child = pexpect.spawn(CLI, args, env=cli_env(api_url), encoding="utf-8", timeout=timeout_s,
+    child = pexpect.spawn(CLI, args, env={**cli_env(api_url), **(env or {})}, encoding="utf-8", timeout=timeout_s,
                           dimensions=(50, 160))
     try:
         child.expect(pexpect.EOF)
@@ -95,6 +98,19 @@ def test_ib_status_prints_the_live_status_and_score(backend: BackendProcess, gat
     assert printed["resilience"]["overall_resilience_score"] == 100.0
     table = cli(["ib", "status", "-v"], backend.url)
     assert table.exit_code == 0 and "resilience score:   100/100" in table.output
+
+
+@pytest.mark.parametrize("label_width", [None, 1, 30])
+def test_ib_status_reads_as_the_live_score_in_either_layout(backend: BackendProcess, gateway: ThreadedGateway,
+                                                            label_width: int | None) -> None:
+    """The suite's reader finds the score in the default table, and in the one with labels padded to any width."""
+    backend.api.post("/ib/symbols/discover", json={"symbol": "AAPL"})
+    env = {} if label_width is None else {LABEL_WIDTH_ENV: str(label_width)}
+    run = cli(["ib", "status"], backend.url, env=env)
+    score = backend.api.get("/ib/resilience").data["overall_resilience_score"]
+    assert run.exit_code == 0 and score == 100.0, run.output
+    assert ("Resilience score" in run.output) == (label_width is not None), run.output
+    assert number_of(run.output, ("resilience", "score")) == score, run.output
 
 
 def test_ib_cleanup_prints_the_real_count(backend: BackendProcess, gateway: ThreadedGateway) -> None:
