@@ -184,18 +184,6 @@ def loaded_from_ib(world: World, run: CliRun) -> None:
 
 
 #: What each command must have done, by its first two words.
-JOBS = {"ib test": asked_ib, "ib status": shows_live_score, "ib cleanup": reported_gateway_closes,
-        "data load": loaded_from_ib}
-
-
-def did_its_job(world: World, run: CliRun) -> None:
-    """The command did what its name says (judged from what IB saw or the API reports)."""
-    words = " ".join(world.cli.arguments(run)[:2])
-    if words not in JOBS:
-        raise KeyError(f"no judge for {words!r}; known: {', '.join(JOBS)}")
-    JOBS[words](world, run)
-
-
 def printed_cached_bars(world: World, run: CliRun, symbol: str, kind: str, rows: int) -> None:
     """The command printed the closes of the last ``rows`` bars the API has cached."""
     timeframe = bars.LOADS[kind][0]
