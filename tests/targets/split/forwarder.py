@@ -198,6 +198,7 @@ class ForwardingServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default 5 drops connections in the suite's bursts of concurrent calls
 
     def __init__(self, api_port: int, ib_side_port: int, store: Store):
         self.ib_side_port, self.store = ib_side_port, store

@@ -108,6 +108,7 @@ class StoreServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default 5 drops connections in the suite's bursts of concurrent calls
 
     def __init__(self, port: int, data_dir: Path):
         self.data_dir = data_dir
