@@ -18,6 +18,7 @@ import psutil
 import pytest
 import requests
 
+from ibtargets.common.launch import ManagedProcess
 from support.settings import Settings
 from support.targets import backend_environment, free_port
 
@@ -211,3 +212,20 @@ def test_the_wrapper_exits_non_zero_when_a_child_dies(split):
     api_child = next(p for p in group_members(split.wrapper.pid) if "forwarder.py" in " ".join(p.cmdline()))
     api_child.kill()
     assert split.wrapper.wait(5.0) == 2
+
+
+def test_the_suites_stop_ends_the_whole_tree_and_frees_both_ports(split, tmp_path):
+    """What the suite does with it (ManagedProcess, as a managed target): the wrapper's early exit does not end
+    the stop; the IB and API processes are stopped and waited for, and neither port stays bound."""
+    split.start_store()
+    env = {**backend_environment(Settings(), split.ib_port), "REFBACKEND_DATA_DIR": str(tmp_path / "data")}
+    backend = ManagedProcess([sys.executable, str(SPLIT / "wrapper.py"), "--api-port", str(split.api_port),
+                              "--ib-side-port", str(split.ib_side_port), "--store-port", str(split.store_port)],
+                             tmp_path / "managed.log", env=env, name="split")
+    backend.start_until_url(split.api + "/health", START_S)
+    try:
+        assert len(backend.members()) == 3
+    finally:
+        code = backend.stop(grace_s=10.0)
+    assert code == 0 and not backend.leftovers and not backend.members()
+    assert not listeners(split.api_port) and not listeners(split.ib_side_port)
