@@ -135,7 +135,8 @@ class ForwardingHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         parts = urlsplit(self.path)
         path, method = parts.path, self.command
-        if not (path == PREFIX or path.startswith(PREFIX + "/")) or is_removed(method, path, parts.query):
+        removed = not self.server.keep_sync_load and is_removed(method, path, parts.query)  # type: ignore[attr-defined]
+        if not (path == PREFIX or path.startswith(PREFIX + "/")) or removed:
             self._answer(404, NO_ROUTE_BODY)
             return
         body = self._body()
@@ -200,8 +201,8 @@ class ForwardingServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # the default 5 drops connections in the suite's bursts of concurrent calls
 
-    def __init__(self, api_port: int, ib_side_port: int, store: Store):
-        self.ib_side_port, self.store = ib_side_port, store
+    def __init__(self, api_port: int, ib_side_port: int, store: Store, keep_sync_load: bool = False):
+        self.ib_side_port, self.store, self.keep_sync_load = ib_side_port, store, keep_sync_load
         self._seq, self._seq_lock = 0, threading.Lock()
         super().__init__(("127.0.0.1", api_port), ForwardingHandler)
 
@@ -222,9 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-port", type=int, required=True, help="the API's port on 127.0.0.1")
     parser.add_argument("--ib-side-port", type=int, required=True, help="the IB process's API port")
     parser.add_argument("--store-port", type=int, required=True, help="the store's port")
+    parser.add_argument("--keep-sync-load", action="store_true",
+                        help="forward the synchronous load too (to judge the shape without the missing endpoint)")
     args = parser.parse_args(argv)
     try:
-        server = ForwardingServer(args.api_port, args.ib_side_port, Store(args.store_port))
+        server = ForwardingServer(args.api_port, args.ib_side_port, Store(args.store_port), args.keep_sync_load)
     except OSError as exc:
         print(f"api: cannot listen on 127.0.0.1:{args.api_port}: {exc}", file=sys.stderr)
         return 1

@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store-port", type=int, required=True, help="the store's port")
     parser.add_argument("--data-dir", type=Path, help="the IB process's bar cache goes in a fresh folder under this "
                         "one at every start (default: REFBACKEND_DATA_DIR as inherited)")
+    parser.add_argument("--keep-sync-load", action="store_true",
+                        help="the API process forwards the synchronous load too (the shape without the missing endpoint)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, exit_now)
     signal.signal(signal.SIGINT, exit_now)
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrapper: {problem}", file=sys.stderr, flush=True)
         return 1
     api = subprocess.Popen([sys.executable, str(HERE / "forwarder.py"), "--api-port", str(args.api_port),
-                            "--ib-side-port", str(args.ib_side_port), "--store-port", str(args.store_port)],
+                            "--ib-side-port", str(args.ib_side_port), "--store-port", str(args.store_port),
+                            *(["--keep-sync-load"] if args.keep_sync_load else [])],
                            stdin=subprocess.DEVNULL)
     names = {ib.pid: "IB process", api.pid: "API process"}
     print(f"wrapper: IB process {ib.pid} on {args.ib_side_port}, API process {api.pid} on {args.api_port}",
