@@ -533,7 +533,8 @@ class HistoryWindow:
                 "samples": [_exchange_json(r) for r in self.samples],
                 "cli_runs": [asdict(r) for r in self.cli_runs],
                 "faults": [{"label": f.label, "plane": f.plane, "definition": f.fault.to_json(),
-                            "applied_mono": f.applied_mono, "healed_mono": f.healed_mono} for f in self.faults],
+                            "applied_mono": f.applied_mono, "healed_mono": f.healed_mono,
+                            "confirmed_mono": f.confirmed_mono} for f in self.faults],
                 "output": [asdict(line) for line in self.output],
                 "lives": [asdict(life) for life in self.lives],
                 "spans": [asdict(s) for s in self.spans],
@@ -546,7 +547,7 @@ class HistoryWindow:
         for f in data.get("faults", []):
             try:
                 faults.append(FaultWindow(f["label"], f["plane"], Fault.from_json(f["plane"], f["definition"]),
-                                          f["applied_mono"], f.get("healed_mono")))
+                                          f["applied_mono"], f.get("healed_mono"), f.get("confirmed_mono")))
             except FaultError:
                 continue
         return HistoryWindow(

@@ -66,11 +66,12 @@ DELAY_SLACK_MS = 50
 def answer_delays(window: HistoryWindow, least: bool) -> list[tuple[float, float, float]]:
     """When the fault proxy delivered the gateway's answers late: ``(start, end, seconds)`` of each downstream
     latency. The proxy adds ±jitter, so a client got an answer written then at least ``latency - jitter`` later
-    (``least``: what a checker may rely on to blame a request sent too early) and at most ``latency + jitter``
-    (to blame a backend for discarding an answer it had in time)."""
+    (``least``: what a checker may rely on to blame a request sent too early — and only from the moment the proxy
+    confirmed the latency, since an answer written while the call was under way may have passed undelayed) and at
+    most ``latency + jitter`` (to blame a backend for discarding an answer it had in time; from the call's start)."""
     sign = -1 if least else 1
     slack_ms = -DELAY_SLACK_MS if least else DELAY_SLACK_MS
-    return [(f.applied_mono, _until(f.healed_mono, window),
+    return [(f.surely_on_mono if least else f.applied_mono, _until(f.healed_mono, window),
              max(0.0, f.fault.latency_ms + sign * f.fault.jitter_ms + slack_ms) / 1000.0)
             for f in window.faults if f.fault.shaping_slot == "latency" and f.fault.shapes("downstream")]
 

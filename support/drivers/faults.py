@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -32,13 +33,24 @@ class FaultUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class FaultWindow:
-    """When a fault was on, in suite monotonic time (``healed_mono`` None while active)."""
+    """When a fault was on, in suite monotonic time (``healed_mono`` None while active).
+
+    ``applied_mono`` is when the apply call began (the fault may act from then on: a checker blaming the backend
+    for what a fault may have caused starts there); ``confirmed_mono`` when the control API answered (the fault
+    acts for sure from then on: a checker relying on the fault's effect starts there).
+    """
 
     label: str
     plane: str
     fault: Fault
     applied_mono: float
     healed_mono: float | None = None
+    confirmed_mono: float | None = None
+
+    @property
+    def surely_on_mono(self) -> float:
+        """From when the fault surely acted (its confirmation, else the call's start for older records)."""
+        return self.applied_mono if self.confirmed_mono is None else self.confirmed_mono
 
 
 @dataclass
@@ -165,8 +177,9 @@ class FaultDriver:
             fault = type(fault)(**{**_fields(fault), "name": name})
         now = time.monotonic()  # it may act before the control API answers: its window begins with the call
         self._plane(plane).apply(fault)
+        confirmed = time.monotonic()
         ends = now if fault.one_shot else (now + auto_heal_s if auto_heal_s and plane == "gateway" else None)
-        window = FaultWindow(label, plane, fault, now, ends)
+        window = FaultWindow(label, plane, fault, now, ends, confirmed)
         with self._lock:
             self.timeline.append(window)
             if ends is None:
@@ -186,7 +199,7 @@ class FaultDriver:
         with self._lock:
             if self._active.pop(f"{window.plane}/{window.fault.name}", None) is None:
                 return
-            healed = FaultWindow(window.label, window.plane, window.fault, window.applied_mono, time.monotonic())
+            healed = dataclasses.replace(window, healed_mono=time.monotonic())
             if window in self.timeline:
                 self.timeline[self.timeline.index(window)] = healed
         if self.on_change is not None:
@@ -198,7 +211,7 @@ class FaultDriver:
         with self._lock:
             ending, self._auto = [w for w in self._auto if w.healed_mono is not None and w.healed_mono > now], []
         for window in ending:
-            healed = FaultWindow(window.label, window.plane, window.fault, window.applied_mono, now)
+            healed = dataclasses.replace(window, healed_mono=now)
             with self._lock:
                 if window in self.timeline:
                     self.timeline[self.timeline.index(window)] = healed

@@ -158,6 +158,20 @@ def test_an_answer_the_proxy_held_back_keeps_its_caller_waiting():
     assert wire.one_caller_at_a_time(g.window(), LIMITS).status == FAIL
 
 
+def test_an_answer_written_while_the_latency_was_being_applied_is_not_assumed_held_back():
+    """The split backend's run: the answer was written 1 ms into the proxy's apply call, the caller already had it
+    and validated 30 ms later; the latency was only sure to act once the proxy confirmed it."""
+    def blamed(confirmed_mono: float) -> str:
+        g = Gateway()
+        g.run.fault_changed(None, FaultWindow("latency", "proxy", Latency(latency_ms=1000), 2.0, 10.0, confirmed_mono))
+        conn = g.connect(1.0, 1)
+        g.ask(conn, 1.995, "reqContractDetails", 2.001, req_id=5)
+        g.ask(conn, 2.031, "reqCurrentTime", 2.0315)
+        return wire.one_caller_at_a_time(g.window(), LIMITS).status
+    assert blamed(confirmed_mono=2.004) == PASS
+    assert blamed(confirmed_mono=2.0005) == FAIL, "confirmed before the answer was written: it was held back"
+
+
 def test_the_proxy_jitter_lets_an_answer_arrive_early_and_only_what_cannot_is_blamed():
     def overlap_at(sent_after_s: float) -> str:
         g = Gateway()
