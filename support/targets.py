@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ibtargets.common.accounts import is_paper_account
-from ibtargets.common.launch import ManagedProcess, ProcessStartError, venv_script, wait_ports_free
+from ibtargets.common.launch import ManagedProcess, ProcessStartError, sweep_orphans, venv_script, wait_ports_free
 from support.settings import Settings, fill_placeholders
 
 if TYPE_CHECKING:
@@ -123,6 +124,10 @@ class EmbeddedTargets:
 
     def start(self) -> Targets:
         """Start the gateway, the proxy in front of it, then the backend behind the proxy."""
+        swept = sweep_orphans()
+        if swept:
+            print(f"ib-resilience: stopped {len(swept)} process(es) left by an earlier run that was killed: {swept}",
+                  file=sys.stderr, flush=True)
         tool = venv_script("ib-resilience")
         self._state.snapshot()
         account = self.settings.gateway_account

@@ -49,6 +49,43 @@ def parse_ready(line: str) -> tuple[str, dict[str, str]] | None:
 
 #: Inherited by every process a :class:`ManagedProcess` starts, so its whole tree can be found and stopped.
 TAG_VARIABLE = "IB_RESILIENCE_PROCESS_TAG"
+#: Inherited too: ``<pid>:<start time>`` of the process that started the tree, so a tree whose starter was
+#: killed (SIGKILL leaves no chance to stop anything) is found and stopped by the next one (:func:`sweep_orphans`).
+OWNER_VARIABLE = "IB_RESILIENCE_OWNER"
+
+
+def owner_token(pid: int | None = None) -> str:
+    """``<pid>:<start time>`` of a process (this one by default): unique even when PIDs are reused."""
+    proc = psutil.Process(pid or os.getpid())
+    return f"{proc.pid}:{proc.create_time():.3f}"
+
+
+def _owner_alive(token: str) -> bool:
+    pid, _, created = token.partition(":")
+    try:
+        return f"{int(pid)}:{psutil.Process(int(pid)).create_time():.3f}" == token
+    except (ValueError, psutil.Error):
+        return False
+
+
+def sweep_orphans(grace_s: float = 5.0) -> list[int]:
+    """Stop every process a run of this suite started whose starter is gone (a run killed with SIGKILL, whose
+    servers' children outlived the parent-death signal their leaders got); return their PIDs."""
+    orphans = set()
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            token = proc.environ().get(OWNER_VARIABLE)
+            if token and not _owner_alive(token) and _alive(proc):
+                orphans.add(proc)
+    for proc in orphans:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    left = wait_gone(orphans, grace_s)
+    for proc in left:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    wait_gone(left, KILL_WAIT_S)
+    return sorted(p.pid for p in orphans)
 #: How long to wait for processes to die after SIGKILL.
 KILL_WAIT_S = 5.0
 
@@ -166,7 +203,8 @@ class ManagedProcess:
         self.cwd = cwd
         self.log_path = Path(log_path)
         self.tag = uuid.uuid4().hex
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {}), TAG_VARIABLE: self.tag}
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {}), TAG_VARIABLE: self.tag,
+                    OWNER_VARIABLE: owner_token()}
         self.leftovers: tuple[int, ...] = ()   # PIDs still alive after the SIGKILL (none, normally)
         self.name = name or Path(self.argv[0]).name
         self.proc: subprocess.Popen[str] | None = None

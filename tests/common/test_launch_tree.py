@@ -120,3 +120,35 @@ def test_a_process_in_the_group_gets_one_sigterm_not_two(tmp_path: Path) -> None
     process.start(ready_timeout_s=10.0)
     process.stop(grace_s=5.0)
     assert (tmp_path / "counts.log").read_text().count("TERM") == 1
+
+
+def test_a_tree_whose_starter_was_killed_is_swept_by_the_next_run(tmp_path: Path) -> None:
+    """SIGKILL gives the starter no chance to stop anything: a wrapper's children outlive it. The next run finds
+    them by the starter token they inherited and stops them; a tree whose starter lives is left alone."""
+    import subprocess
+
+    from ibtargets.common.launch import sweep_orphans
+
+    (tmp_path / "wrapper.py").write_text(WRAPPER)
+    (tmp_path / "stubborn.py").write_text(STUBBORN)
+    port = free_port()
+    starter = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import signal, sys
+        from pathlib import Path
+        from ibtargets.common.launch import ManagedProcess
+        p = ManagedProcess([sys.executable, {str(tmp_path / 'wrapper.py')!r}, {str(tmp_path / 'stubborn.py')!r},
+                            "{port}", "own-session"], Path({str(tmp_path / 'w.log')!r}), name="wrapper")
+        print(p.start(ready_timeout_s=10.0)["pid"], flush=True)
+        signal.pause()
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        child = psutil.Process(int(starter.stdout.readline()))
+        assert sweep_orphans() == [] and child.is_running(), "its starter lives: not an orphan"
+        starter.kill()
+        starter.wait(5.0)
+        assert child.pid in sweep_orphans()
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+        assert wait_ports_free([port], within_s=2.0) == {}
+    finally:
+        starter.kill()
+        sweep_orphans()
