@@ -66,7 +66,8 @@ def before_all(context):
     context.observer = Observer(history, Path(targets.backend_log) if targets.backend_log else None,
                                 history.serving_url,
                                 settings.bound("API response", extra_s=5.0).seconds,
-                                output_from_end=embedded is None).start()
+                                output_from_end=embedded is None,
+                                services=tuple((name, Path(path)) for name, path in targets.service_logs)).start()
     context.add_cleanup(context.observer.stop)
     context.add_cleanup(lambda: world.faults.heal_all())  # runs first: an external target is left without faults
     # Safety first: never touch a live account, not even with one scenario.

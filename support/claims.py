@@ -760,7 +760,8 @@ def sockets_within_pool(world: World) -> None:
 
 
 def output_clean(world: World, since: int, settle: bool = True) -> None:
-    """Nothing the backend printed after ``since`` is a warning, an un-awaited coroutine or a traceback.
+    """Nothing the backend (or a service it needs) printed after ``since`` is a warning, an un-awaited coroutine or a
+    traceback.
 
     Args:
         settle: wait (bounded) until the backend stops writing first (a coroutine is reported when it is
@@ -770,7 +771,8 @@ def output_clean(world: World, since: int, settle: bool = True) -> None:
         world.backend_output.settled()
     lines = world.backend_output.complaints_since(since)
     if lines:
-        raise ComplaintFound(f"the backend printed {len(lines)} complaint line(s) ({world.backend_output.path}):\n"
+        raise ComplaintFound(f"the backend printed {len(lines)} complaint line(s) ({world.backend_output.path}"
+                             + "".join(f", {path}" for _, path in world.backend_output.services) + "):\n"
                              + _listed(lines, 12))
 
 
