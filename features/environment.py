@@ -14,6 +14,7 @@ from ibtargets.common.launch import run_log_dir
 from support import evidence, gherkin_types, plots, preflight, run_evidence
 from support.checks import run_wide
 from support.checks.limits import Limits
+from support.drivers.api import RouteMissing
 from support.observer import Observer
 from support.run_history import RunHistory
 from support.settings import Settings
@@ -36,6 +37,9 @@ CAPABILITIES = {
                          "(cli_api=fixed:…)"),
     "needs.real_gateway": (lambda w: not w.targets.gateway_control, "runs only against a real IB Gateway"),
 }
+
+#: The tag prefix of what a scenario uses of the backend (support/capabilities.py): ``@uses.sync_data_load``.
+USES = "uses."
 
 gherkin_types.register()  # before behave loads the steps (it loads this module first)
 
@@ -137,15 +141,28 @@ def fresh_backend(context):
     yield
 
 
-def before_scenario(context, scenario: Scenario):
-    world = context.world
+def _not_judged(world: World, scenario: Scenario) -> str:
+    """Why the scenario cannot run here ('' when it can): the target lacks what a ``@needs.*`` tag names, or the
+    backend what a ``@uses.*`` tag names (its profile's ``lacks``, or a route found missing earlier in the run)."""
     for tag in scenario.effective_tags:
         if tag in CAPABILITIES:
             available, reason = CAPABILITIES[tag]
             if not available(world):
-                scenario.skip(f"{tag}: {reason}")
-                sys.__stderr__.write(f"SKIPPED {scenario.name!r}: {tag}: {reason}\n")
-                return
+                return f"{tag}: {reason}"
+        elif tag.startswith(USES):
+            lacking = world.lacking(tag.removeprefix(USES))
+            if lacking:
+                return f"not judged: {lacking}"
+    return ""
+
+
+def before_scenario(context, scenario: Scenario):
+    world = context.world
+    reason = _not_judged(world, scenario)
+    if reason:
+        scenario.skip(reason)
+        sys.__stderr__.write(f"SKIPPED {scenario.name!r}: {reason}\n")
+        return
     context.scenario_began = True
     world.begin_scenario()
     context.scenario_span = world.run_history.open_span("scenario", scenario.name)
@@ -170,6 +187,9 @@ def after_scenario(context, scenario: Scenario):
     if not getattr(context, "scenario_began", False):
         return
     world = context.world
+    for step in scenario.all_steps:
+        if isinstance(getattr(step, "exception", None), RouteMissing):
+            world.learn_missing(step.exception.method, step.exception.path, str(step.exception), scenario.name)
     try:
         world.end_scenario()
         world.run_history.close_span(context.scenario_span, scenario.status.name)

@@ -33,8 +33,8 @@ STEPS: dict[str, tuple[str, ...]] = {
     "api_cleanup": (r"cleans up its IB connections", r"clean up the pool", r"the cleanup reports"),
     "cli_cleanup": (r'"ib cleanup',),
     "resilience_report": (r"resilience (report|score|phase)", r"the report states", r"the score", r"client-ID phase",
-                          r"garbage collection working"),
-    "health_check_loop": (r"health intervals?\b", r"health-check interval"),
+                          r"garbage collection working", r"pool has let go of the dropped"),
+    "health_check_loop": (r"within two health intervals", r"health-check interval", r"pool has let go of the dropped"),
     "idle_gc": (r"idle timeout",),
 }
 

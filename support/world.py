@@ -119,7 +119,28 @@ class World:
         self.run_history.is_own = OwnConnections(self.ib.own_ports, self.ib.own_connects)
         self.symbols = SymbolRotation(settings.symbols)
         self.seen = Observations()
+        #: Capabilities found missing during the run (a route the API does not have) → why, said once: a later
+        #: scenario needing one is not judged again (features/environment.py).
+        self.missing: dict[str, str] = {}
         self.bind(targets)
+
+    def lacking(self, capability: str) -> str:
+        """Why the backend is known not to provide ``capability`` ('' when it is not known to lack it): its profile
+        says so (``lacks``), or a scenario of this run found its route missing."""
+        from support.capabilities import CAPABILITIES
+
+        if capability in self.settings.lacks:
+            return f"the backend does not provide {capability} ({CAPABILITIES[capability]}): its profile says so"
+        return self.missing.get(capability, "")
+
+    def learn_missing(self, method: str, path: str, message: str, scenario: str) -> None:
+        """A scenario found the API without ``method path``: the capabilities that route carries are missing."""
+        from support.capabilities import CAPABILITIES, taken_by_route
+
+        for name in taken_by_route(method, path):
+            self.missing.setdefault(name, f"the backend does not provide {name} ({CAPABILITIES[name]}): "
+                                          f"{message.removeprefix('contract: not provided: ')} "
+                                          f"(found by {scenario!r})")
 
     def bind(self, targets: Targets) -> None:
         """(Re)create the drivers that depend on where the system is."""
