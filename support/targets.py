@@ -162,7 +162,6 @@ class EmbeddedTargets:
             raise ProcessStartError(f"ports still in use after the backend's last stop: {describe_ports(busy)}")
         self._backend_runs += 1
         launch = self._managed_launch(defaults) if self.settings.managed else self._reference_launch(defaults)
-        self._start_services("backend")
         started, ready, url = time.monotonic(), None, ""
         try:
             targets = self._launch(launch)
@@ -208,13 +207,14 @@ class EmbeddedTargets:
                 "run_dir": str(self.log_dir), **{f"port:{name}": port for name, port in self.ports.items()}}
 
     def _launch(self, launch: BackendLaunch) -> Targets:
-        """Reset the backend's state, start it, wait until its API answers."""
+        """Reset the backend's state, start the services living with it, start it, wait until its API answers."""
         values = {**self._values(), **({"api_port": launch.api_port} if launch.api_port else {})}
         fill = lambda text: fill_placeholders(text, values)  # noqa: E731
         self._state.restore()
         if launch.reset:
             subprocess.run(fill(launch.reset), shell=True, cwd=launch.cwd or None, timeout=60, check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._start_services("backend")   # after the reset (it may clear their state), before the backend
         # Every un-awaited coroutine is printed, not only the first one at each place in the code.
         env = {"PYTHONWARNINGS": "always::RuntimeWarning", **{k: fill(v) for k, v in launch.env.items()}}
         self.backend = ManagedProcess([fill(word) for word in launch.command], self.backend_log_path,
@@ -261,7 +261,11 @@ class EmbeddedTargets:
                                  env={k: fill(v) for k, v in service.env}, name=f"service {service.name}",
                                  cwd=fill(service.cwd) or None)
         self.services[service.name] = process      # registered first: whatever happens, the run's end stops it
-        process.spawn()
+        try:
+            process.spawn()
+        except OSError as exc:
+            del self.services[service.name]
+            raise ProcessStartError(f"service {service.name} could not start: {exc}") from None
         bound_s = service.ready_timeout_s * self.settings.timeout_multiplier
         check, pause = fill(service.ready), threading.Event()
         deadline = time.monotonic() + bound_s
@@ -281,9 +285,15 @@ class EmbeddedTargets:
     def _stop_services(self, lifetime: str) -> None:
         """Stop the running services of this lifetime, the last started first; every one, whatever the others do."""
         declared = {s.name: s for s in self.settings.services}
+        failed: list[BaseException] = []
         for name in reversed(list(self.services)):
             if declared[name].lifetime == lifetime:
-                self.services.pop(name).stop(grace_s=declared[name].stop_timeout_s)
+                try:
+                    self.services.pop(name).stop(grace_s=declared[name].stop_timeout_s)
+                except Exception as exc:  # the others are stopped all the same; the first failure is raised after
+                    failed.append(exc)
+        if failed:
+            raise failed[0]
 
     def _named_ports(self, texts: list[str]) -> set[str]:
         from support.settings import PLACEHOLDER

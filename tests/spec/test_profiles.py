@@ -201,3 +201,12 @@ def test_every_scenario_tags_the_capabilities_its_steps_use_and_only_known_ones(
 def test_the_readme_names_every_capability():
     readme = (ROOT / "README.md").read_text()
     assert [c for c in CAPABILITIES if f"`{c}`" not in readme] == []
+
+
+def test_preflight_names_a_service_whose_program_is_missing(tmp_path):
+    from support.preflight import programs_missing
+
+    text = ('target = "managed"\nbackend_command = "srv {api_port}"\ncli = "true"\n'
+            '[[services]]\nname = "db"\ncommand = "/nonexistent/db --port {port:db}"\nready = { port = "{port:db}" }\n')
+    settings = Settings.from_userdata({"profile": _write(tmp_path, text)})
+    assert "service db's command '/nonexistent/db' is not an executable program" in programs_missing(settings)
