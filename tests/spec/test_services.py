@@ -151,3 +151,18 @@ def test_a_service_that_never_gets_ready_fails_the_start_with_its_output_and_is_
         assert embedded.services == {}
     finally:
         embedded.stop()
+
+
+def test_the_observer_reads_each_service_into_the_history_under_its_name(tmp_path):
+    from support.observer import Observer
+    from support.run_history import RunHistory
+
+    (tmp_path / "backend.log").write_text("INFO up\n")
+    (tmp_path / "service-store.log").write_text("store up\nRuntimeWarning: coroutine 'x' was never awaited\n")
+    history = RunHistory()
+    observer = Observer(history, tmp_path / "backend.log", lambda: "", 1.0,
+                        services=(("store", tmp_path / "service-store.log"),))
+    observer.sync()
+    assert [(line.source, line.text) for line in history.output] == [
+        ("backend", "INFO up"), ("service store", "store up"),
+        ("service store", "RuntimeWarning: coroutine 'x' was never awaited")]
