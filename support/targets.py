@@ -44,7 +44,11 @@ class Targets:
 
     def describe(self) -> dict[str, str]:
         """Flat text view (for reports and environment.properties)."""
-        return {k: " ".join(v) if isinstance(v, tuple) else str(v) for k, v in dataclasses.asdict(self).items()}
+        def text(value: object) -> str:
+            if isinstance(value, tuple):
+                return " ".join("=".join(map(str, v)) if isinstance(v, tuple) else str(v) for v in value)
+            return str(value)
+        return {k: text(v) for k, v in dataclasses.asdict(self).items()}
 
 
 #: Embedded gateway rules: IB's pacing windows compressed so a whole run stays within them.
