@@ -320,7 +320,11 @@ class Settings:
         return filled
 
     def _check_placeholders(self) -> None:
-        """Only the placeholders a start fills are left; anything else is a misspelling or an unstated fact."""
+        """Only the placeholders a start fills are left; a name close to a known one is a misspelling, a fact left 0
+        is unstated (other braces, ``awk '{print}'``, are the command's own and left alone)."""
+        import difflib
+
+        known = sorted({*LAUNCH_PLACEHOLDERS, "profile_dir", "backend_cwd", "backend_venv", *self.facts()})
         for setting, texts in self.launch_texts().items():
             for text in texts:
                 for name in PLACEHOLDER.findall(text):
@@ -329,10 +333,11 @@ class Settings:
                     if name in UNSTATED_HINTS:
                         raise SettingsError(f"{setting} uses {{{name}}}, but {name} is not stated "
                                             f"(0: {UNSTATED_HINTS[name]}); set it in the profile or with -D {name}=…")
-                    known = sorted({*LAUNCH_PLACEHOLDERS, "port:NAME", "profile_dir", "backend_cwd", "backend_venv",
-                                    *self.facts()})
-                    raise SettingsError(f"{setting} uses an unknown placeholder {{{name}}}; known: "
-                                        + ", ".join(f"{{{k}}}" for k in known))
+                    close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+                    if close:
+                        raise SettingsError(f"{setting} uses an unknown placeholder {{{name}}}: did you mean "
+                                            f"{{{close[0]}}}? known: " + ", ".join(f"{{{k}}}" for k in known)
+                                            + ", {port:NAME}")
 
     def check_relevant(self, given: set[str], uses: set[str]) -> None:
         """Refuse a setting given for a target it does nothing for (one line naming it and why).

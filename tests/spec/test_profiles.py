@@ -93,7 +93,8 @@ def test_a_dash_d_environment_still_works_and_its_values_may_hold_commas():
 
 @pytest.mark.parametrize("extra, message", [
     ('lacks = ["sync_data_lod"]', r"lacks: unknown capability 'sync_data_lod'; valid: sync_data_load, async_data_load"),
-    ('backend_reset = "rm -rf {pool_limt}"', r"backend_reset uses an unknown placeholder \{pool_limt\}; known: "),
+    ('backend_reset = "rm -rf {pool_limt}"',
+     r"backend_reset uses an unknown placeholder \{pool_limt\}: did you mean \{pool_limit\}\? known: "),
     ('[cli_env]\nA = "{health_check_interval_s}"',
      r"cli_env uses \{health_check_interval_s\}, but health_check_interval_s is not stated \(0: the health interval"),
     ('[[services]]\nname = "db"\ncommand = "db"\nready = { tcp = "1" }', r"services: 'db': ready must be one of"),
@@ -115,6 +116,12 @@ def test_a_bad_profile_is_one_line_naming_what_is_wrong(tmp_path, extra, message
     with pytest.raises(SettingsError, match=message) as raised:
         Settings.from_userdata({"profile": _write(tmp_path, text)})
     assert "\n" not in str(raised.value)
+
+
+def test_braces_of_the_command_s_own_are_left_alone(tmp_path):
+    text = ('target = "managed"\nbackend_command = "srv {api_port}"\ncli = "c"\n'
+            'backend_reset = "awk \'{print}\' log > /dev/null"\n')
+    assert Settings.from_userdata({"profile": _write(tmp_path, text)}).backend_reset == "awk '{print}' log > /dev/null"
 
 
 def test_a_fact_used_as_a_placeholder_is_no_idle_setting(tmp_path):
