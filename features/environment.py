@@ -14,6 +14,7 @@ from ibtargets.common.launch import run_log_dir
 from support import evidence, gherkin_types, plots, preflight, run_evidence
 from support.checks import run_wide
 from support.checks.limits import Limits
+from support.contract import ContractError
 from support.drivers.api import RouteMissing
 from support.observer import Observer
 from support.run_history import RunHistory
@@ -188,8 +189,11 @@ def after_scenario(context, scenario: Scenario):
         return
     world = context.world
     for step in scenario.all_steps:
-        if isinstance(getattr(step, "exception", None), RouteMissing):
-            world.learn_missing(step.exception.method, step.exception.path, str(step.exception), scenario.name)
+        raised = getattr(step, "exception", None)
+        if isinstance(raised, RouteMissing):
+            world.learn_missing(raised.method, raised.path, str(raised), scenario.name)
+        elif isinstance(raised, ContractError):
+            world.learn_missing("", "", str(raised).split(": {", 1)[0][:300], scenario.name, raised.field_path)
     try:
         world.end_scenario()
         world.run_history.close_span(context.scenario_span, scenario.status.name)

@@ -49,6 +49,14 @@ ROUTES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
+#: A field an answer lacks → the capabilities it takes away (the others stay a failure of each scenario judging them).
+FIELDS: dict[str, tuple[str, ...]] = {
+    "overall_resilience_score": ("resilience_report",),
+    "phase_2_garbage_collection.health_check_interval": ("health_check_loop",),
+    "phase_2_garbage_collection.max_idle_time_seconds": ("idle_gc",),
+}
+
+
 def needed_by(step_text: str) -> set[str]:
     """The capabilities a step of this text needs."""
     return {name for name, patterns in STEPS.items() if any(re.search(p, step_text) for p in patterns)}

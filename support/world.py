@@ -133,11 +133,12 @@ class World:
             return f"the backend does not provide {capability} ({CAPABILITIES[capability]}): its profile says so"
         return self.missing.get(capability, "")
 
-    def learn_missing(self, method: str, path: str, message: str, scenario: str) -> None:
-        """A scenario found the API without ``method path``: the capabilities that route carries are missing."""
-        from support.capabilities import CAPABILITIES, taken_by_route
+    def learn_missing(self, method: str, path: str, message: str, scenario: str, field_path: str = "") -> None:
+        """A scenario found the API without ``method path`` (or an answer of it without ``field_path``): the
+        capabilities that route (or field) carries are missing."""
+        from support.capabilities import CAPABILITIES, FIELDS, taken_by_route
 
-        for name in taken_by_route(method, path):
+        for name in FIELDS.get(field_path, ()) if field_path else taken_by_route(method, path):
             self.missing.setdefault(name, f"the backend does not provide {name} ({CAPABILITIES[name]}): "
                                           f"{message.removeprefix('contract: not provided: ')} "
                                           f"(found by {scenario!r})")

@@ -217,3 +217,14 @@ def test_preflight_names_a_service_whose_program_is_missing(tmp_path):
             '[[services]]\nname = "db"\ncommand = "/nonexistent/db --port {port:db}"\nready = { port = "{port:db}" }\n')
     settings = Settings.from_userdata({"profile": _write(tmp_path, text)})
     assert "service db's command '/nonexistent/db' is not an executable program" in programs_missing(settings)
+
+
+def test_a_missing_field_is_learnt_once_as_the_capability_it_carries():
+    world = SimpleNamespace(settings=Settings(), missing={})
+    World.learn_missing(world, "", "", "contract: not provided: GET /ib/resilience answers without "
+                        "phase_2_garbage_collection.health_check_interval", "The default timings",
+                        "phase_2_garbage_collection.health_check_interval")
+    World.learn_missing(world, "", "", "… without client_id_range.min", "The IB configuration", "client_id_range.min")
+    assert list(world.missing) == ["health_check_loop"]
+    assert "answers without phase_2_garbage_collection.health_check_interval (found by 'The default timings')" \
+        in World.lacking(world, "health_check_loop")
