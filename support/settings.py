@@ -303,7 +303,7 @@ class Settings:
         Raises:
             SettingsError: a placeholder names nothing the suite knows, or a fact left unstated.
         """
-        fixed = {"profile_dir": self.profile_dir}
+        fixed = {"profile_dir": self.profile_dir} if self.profile_dir else {}
         cwd = fill_placeholders(self.backend_cwd, fixed)
         venv = fill_placeholders(self.backend_venv, {**fixed, "backend_cwd": cwd})
         values = {**fixed, "backend_cwd": cwd, "backend_venv": venv, **self.facts()}
@@ -330,6 +330,8 @@ class Settings:
                 for name in PLACEHOLDER.findall(text):
                     if name in LAUNCH_PLACEHOLDERS or name.startswith("port:"):
                         continue
+                    if name == "profile_dir":
+                        raise SettingsError(f"{setting} uses {{profile_dir}}, but no profile file was given (--profile)")
                     if name in UNSTATED_HINTS:
                         raise SettingsError(f"{setting} uses {{{name}}}, but {name} is not stated "
                                             f"(0: {UNSTATED_HINTS[name]}); set it in the profile or with -D {name}=…")

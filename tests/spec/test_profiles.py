@@ -89,6 +89,8 @@ def test_a_dash_d_environment_still_works_and_its_values_may_hold_commas():
     assert dict(settings.backend_env) == {"POOL": "5", "LOG": "info"}
     with pytest.raises(SettingsError, match="must be a table or K=V,K=V"):
         env_pairs("backend_env", "just words")
+    with pytest.raises(SettingsError, match=r"backend_command uses \{profile_dir\}, but no profile file was given"):
+        Settings.from_userdata({"target": "managed", "backend_command": "{profile_dir}/srv", "cli": "c"})
 
 
 @pytest.mark.parametrize("extra, message", [
