@@ -49,7 +49,7 @@ WRAPPER = textwrap.dedent('''
     with open(seen, "w") as f:
         json.dump({"store_port": store_port, "env": dict(os.environ)}, f)
     child = subprocess.Popen(sys.argv[4:])
-    signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+    signal.signal(signal.SIGTERM, lambda *_: None)   # the group's SIGTERM reaches the child once
     code = child.wait()
     with open(order, "a") as f:
         f.write("stop backend\\n")
