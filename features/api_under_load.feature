@@ -31,9 +31,13 @@ Feature: The API answers quickly and honestly, under load and in trouble
         | the service health    |
         | the IB status         |
         | the IB health         |
-        | the resilience report |
         | the IB configuration  |
         | the discovered symbols|
+
+      @uses.resilience_report
+      Examples: what the resilience report needs
+        | endpoint              |
+        | the resilience report |
 
     @standard
     Scenario: The same symbol looked up again and again stays within the bound
@@ -66,7 +70,7 @@ Feature: The API answers quickly and honestly, under load and in trouble
       Then the answer is a 503 with an IB error code and a message
       And the answer came within the API response bound
 
-    @standard @needs.fault_proxy
+    @standard @needs.fault_proxy @uses.sync_data_load
     Scenario: A synchronous data load while the gateway refuses connections fails fast and blocks no one
       Given a symbol discovery succeeds
       And the backend holds no IB connections

@@ -20,7 +20,7 @@ Feature: The backend's own output stays clean, and stopping it gives IB its conn
       And a client discovers a symbol
       Then the backend printed no warning, coroutine complaint or traceback meanwhile
 
-    @standard @needs.backend_output
+    @standard @needs.backend_output @uses.sync_data_load
     Scenario: A data load prints no complaint
       Given a symbol discovery succeeds
       When a client loads "IBM" daily bars from IB

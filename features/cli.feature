@@ -31,10 +31,14 @@ Feature: The CLI tells the truth, quickly, without coroutine warnings
         | ib test --symbol MSFT --verbose         | the gateway received a contract-details request from the backend while the command ran    |
         | ib status                               | the command's output shows the resilience score the API reports                           |
         | ib status --format json                 | the command's output shows the resilience score the API reports                           |
-        | ib cleanup --force                      | the command reported as many closed connections as the gateway saw close                  |
         | data load KO --timeframe 1d --mode tail | the gateway answered historical-data requests from the backend while the command ran      |
 
-    @standard
+      @uses.cli_cleanup
+      Examples: what the cleanup command needs
+        | command                                 | its job                                                                  |
+        | ib cleanup --force                      | the command reported as many closed connections as the gateway saw close |
+
+    @standard @uses.cached_data
     Scenario: "data show" prints the cached bars
       Given a client has loaded "JPM" daily bars from IB
       When the operator runs "data show JPM --timeframe 1d --rows 5"
@@ -44,7 +48,7 @@ Feature: The CLI tells the truth, quickly, without coroutine warnings
 
   Rule: "ib status" shows the live state, and "ib cleanup" the real count
 
-    @standard @needs.fault_proxy
+    @standard @needs.fault_proxy @uses.resilience_report
     Scenario Outline: "ib status" in <format> shows the live score, not a constant
       Given a symbol discovery succeeds
       When the operator runs "ib status <options>"
@@ -60,7 +64,7 @@ Feature: The CLI tells the truth, quickly, without coroutine warnings
         | table  |               |
         | JSON   | --format json |
 
-    @standard @needs.ib_history
+    @standard @needs.ib_history @uses.cli_cleanup
     Scenario: "ib cleanup" reports the connections the gateway saw close
       Given 3 clients have discovered symbols at the same time
       When the operator runs "ib cleanup --force"
@@ -97,7 +101,7 @@ Feature: The CLI tells the truth, quickly, without coroutine warnings
       And no command printed a warning, coroutine complaint or traceback
       And the gateway received a contract-details request from the backend while each command ran
 
-    @standard @needs.gateway_control
+    @standard @needs.gateway_control @uses.operation_cancel
     Scenario: Ctrl-C during a data load cancels the operation cleanly
       Given the gateway answers historical-data requests 8000 ms late
       When the operator starts "data load MSFT --timeframe 1h --mode tail" and presses Ctrl-C once it is running

@@ -33,7 +33,7 @@ Feature: Client IDs: the preferred one first, the next in order on error 326, fr
         | 1     |
         | 2     |
 
-    @standard @needs.ib_history
+    @standard @needs.ib_history @uses.api_cleanup
     Scenario: The preferred ID is used again once it is free
       Given another application holds 1 client ID(s) starting at the preferred one
       And a client has discovered a symbol
@@ -42,7 +42,7 @@ Feature: Client IDs: the preferred one first, the next in order on error 326, fr
       And a client discovers a symbol
       Then the gateway last accepted the backend with the preferred client ID
 
-    @standard @needs.gateway_control
+    @standard @needs.gateway_control @uses.health_check_loop @uses.resilience_report
     Scenario: A freed ID is reused before a new one is taken
       Given the gateway answers contract-detail requests 300 ms late
       And 2 clients have discovered symbols at the same time

@@ -11,7 +11,7 @@ Feature: The data pipeline, end to end, survives faults honestly
 
   Rule: what is cached is what IB served
 
-    @basic @needs.ib_history
+    @basic @needs.ib_history @uses.sync_data_load @uses.cached_data
     Scenario: Discover, load and read back
       When a client discovers the symbol "AAPL"
       And a client loads "AAPL" daily bars from IB
@@ -19,14 +19,14 @@ Feature: The data pipeline, end to end, survives faults honestly
       And the load's bars came from IB during the request
       And the cached "AAPL" daily bars are exactly the bars IB serves for the same request
 
-    @standard @needs.ib_history
+    @standard @needs.ib_history @uses.sync_data_load
     Scenario: The load reports the IB requests it really made
       When a client loads "MSFT" hourly bars from IB
       Then the data load succeeds
       And the load's bars came from IB during the request
       And the load reported as many IB requests as the gateway received
 
-    @standard
+    @standard @uses.async_data_load @uses.cached_data
     Scenario: An asynchronous load reports progress and completes
       When a client starts an asynchronous load of "SPY" hourly bars
       Then the operation completes within 60 seconds
@@ -35,7 +35,7 @@ Feature: The data pipeline, end to end, survives faults honestly
 
   Rule: a fault mid-load ends the load honestly
 
-    @standard @needs.gateway_control
+    @standard @needs.gateway_control @uses.async_data_load @uses.cached_data
     Scenario: The gateway goes silent during an asynchronous load
       Given the gateway answers historical-data requests 1500 ms late
       When a client starts an asynchronous load of "IBM" 5-minute bars

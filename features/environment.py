@@ -15,6 +15,8 @@ from ibtargets.common.launch import run_log_dir
 from support import evidence, gherkin_types, plots, preflight, run_evidence, waiting
 from support.checks import run_wide
 from support.checks.limits import Limits
+from support.contract import ContractError
+from support.drivers.api import RouteMissing
 from support.observer import Observer
 from support.progress import PLAN_SETTING, Progress
 from support.run_history import RunHistory
@@ -39,6 +41,9 @@ CAPABILITIES = {
                          "(cli_api=fixed:…)"),
     "needs.real_gateway": (lambda w: not w.targets.gateway_control, "runs only against a real IB Gateway"),
 }
+
+#: The tag prefix of what a scenario uses of the backend (support/capabilities.py): ``@uses.sync_data_load``.
+USES = "uses."
 
 gherkin_types.register()  # before behave loads the steps (it loads this module first)
 
@@ -71,7 +76,8 @@ def before_all(context):
     context.observer = Observer(history, Path(targets.backend_log) if targets.backend_log else None,
                                 history.serving_url,
                                 settings.bound("API response", extra_s=5.0).seconds,
-                                output_from_end=embedded is None).start()
+                                output_from_end=embedded is None,
+                                services=tuple((name, Path(path)) for name, path in targets.service_logs)).start()
     context.add_cleanup(context.observer.stop)
     context.add_cleanup(lambda: world.faults.heal_all())  # runs first: an external target is left without faults
     # Safety first: never touch a live account, not even with one scenario.
@@ -153,16 +159,29 @@ def fresh_backend(context):
     yield
 
 
-def before_scenario(context, scenario: Scenario):
-    waiting.clear_measurements()
-    world = context.world
+def _not_judged(world: World, scenario: Scenario) -> str:
+    """Why the scenario cannot run here ('' when it can): the target lacks what a ``@needs.*`` tag names, or the
+    backend what a ``@uses.*`` tag names (its profile's ``lacks``, or a route found missing earlier in the run)."""
     for tag in scenario.effective_tags:
         if tag in CAPABILITIES:
             available, reason = CAPABILITIES[tag]
             if not available(world):
-                scenario.skip(f"{tag}: {reason}")
-                sys.__stderr__.write(f"SKIPPED {scenario.name!r}: {tag}: {reason}\n")
-                return
+                return f"{tag}: {reason}"
+        elif tag.startswith(USES):
+            lacking = world.lacking(tag.removeprefix(USES))
+            if lacking:
+                return f"not judged: {lacking}"
+    return ""
+
+
+def before_scenario(context, scenario: Scenario):
+    waiting.clear_measurements()
+    world = context.world
+    reason = _not_judged(world, scenario)
+    if reason:
+        scenario.skip(reason)
+        sys.__stderr__.write(f"SKIPPED {scenario.name!r}: {reason}\n")
+        return
     context.scenario_began = True
     world.begin_scenario()
     context.scenario_span = world.run_history.open_span("scenario", scenario.name)
@@ -192,6 +211,12 @@ def after_scenario(context, scenario: Scenario):
     if not getattr(context, "scenario_began", False):
         return
     world = context.world
+    for step in scenario.all_steps:
+        raised = getattr(step, "exception", None)
+        if isinstance(raised, RouteMissing):
+            world.learn_missing(raised.method, raised.path, str(raised), scenario.name)
+        elif isinstance(raised, ContractError):
+            world.learn_missing("", "", str(raised).split(": {", 1)[0][:300], scenario.name, raised.field_path)
     try:
         world.end_scenario()
         world.run_history.close_span(context.scenario_span, scenario.status.name)

@@ -12,13 +12,13 @@ Feature: Idle and dead connections are collected, busy ones never
 
   Rule: the defaults are KTRDR's: 300 s idle timeout, 60 s health interval
 
-    @standard @fixture.backend.defaults @needs.backend_restart
+    @standard @fixture.backend.defaults @needs.backend_restart @uses.resilience_report @uses.idle_gc @uses.health_check_loop
     Scenario: A backend started without tuning reports the default timings
       When a client reads the resilience report
       Then the report states an idle timeout of 300 seconds
       And the report states a health-check interval of 60 seconds
 
-    @exhaustive @fixture.backend.defaults @needs.backend_restart @needs.ib_history
+    @exhaustive @fixture.backend.defaults @needs.backend_restart @needs.ib_history @uses.idle_gc
     Scenario: An idle connection is closed after the real 300 seconds
       Given a client has discovered a symbol
       When no client uses IB afterwards
@@ -29,7 +29,7 @@ Feature: Idle and dead connections are collected, busy ones never
     The suite waits as long as the target's own timings require, up to its max_wait_s setting; a target
     whose idle timeout is longer skips these scenarios with that reason (compress its timings to run them).
 
-    @basic @needs.ib_history
+    @basic @needs.ib_history @uses.idle_gc @uses.resilience_report
     Scenario: An idle connection is closed after the idle timeout
       Given a client has discovered a symbol
       When no client uses IB afterwards
@@ -37,7 +37,7 @@ Feature: Idle and dead connections are collected, busy ones never
       And no backend connection was closed before the idle timeout
       And the resilience report shows garbage collection working
 
-    @standard @needs.gateway_control
+    @standard @needs.gateway_control @uses.idle_gc @uses.sync_data_load
     Scenario: A connection in use is never collected, however long the request takes
       Given the gateway answers historical-data requests 3 idle timeouts late
       When a client loads "TSLA" daily bars from IB
@@ -47,7 +47,7 @@ Feature: Idle and dead connections are collected, busy ones never
 
   Rule: dead connections are removed at the next check
 
-    @standard @needs.gateway_control
+    @standard @needs.gateway_control @uses.health_check_loop
     Scenario: Connections the gateway dropped are removed from the pool
       Given a client has discovered a symbol
       When the gateway drops every client connection

@@ -1,4 +1,4 @@
-@nemesis @together
+@nemesis @together @uses.sync_data_load @uses.async_data_load @uses.cached_data @uses.api_cleanup @uses.resilience_report
 Feature: Exhaustive means exhaustive: the contract holds under a seeded schedule of overlapping faults
   One planned fault per scenario proves one claim at a time; bugs that need two faults at once pass them all.
   A seeded nemesis interleaves silence, unanswered requests, latency, restarts, resets, refusals, IB notices

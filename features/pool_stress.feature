@@ -18,7 +18,7 @@ Feature: The connection pool holds up under stress and recovers
       Then the requests met the required success rate
       And the gateway never saw more backend connections at once than the pool allows
 
-    @standard @needs.ib_history
+    @standard @needs.ib_history @uses.api_cleanup
     Scenario: Rapid create and destroy cycles
       When clients discover a symbol and clean up the pool 10 times in a row
       Then the gateway never saw more backend connections at once than the pool allows
@@ -26,14 +26,14 @@ Feature: The connection pool holds up under stress and recovers
 
   Rule: nothing is left behind and the service comes back
 
-    @standard @needs.ib_history
+    @standard @needs.ib_history @uses.api_cleanup
     Scenario: Cleanup closes every connection the gateway saw
       Given 5 clients have discovered symbols at the same time
       When the backend cleans up its IB connections
       Then the cleanup reports as many closed connections as the gateway saw close
       And the gateway sees every backend connection close within 2 seconds
 
-    @standard
+    @standard @uses.resilience_report
     Scenario: Service is back within 10 seconds after a burst
       When 30 clients discover symbols at the same time
       Then a client can discover a symbol again within the recovery bound

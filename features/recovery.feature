@@ -46,7 +46,7 @@ Feature: Recovery from outages and IB errors
 
   Rule: IB errors become clear answers
 
-    @standard @needs.gateway_control
+    @standard @needs.gateway_control @uses.sync_data_load
     Scenario: A pacing violation is waited out, not crashed on
       Given the gateway enforces historical-data pacing strictly
       When a client loads "IBM" daily bars from IB twice in a row
@@ -54,7 +54,7 @@ Feature: Recovery from outages and IB errors
       And the gateway reported a pacing violation to the backend
       And the backend retried the paced request after waiting
 
-    @standard @needs.gateway_control
+    @standard @needs.gateway_control @uses.sync_data_load
     Scenario: Historical data that never comes ends in a clear failure
       Given the gateway stops answering historical-data requests
       When a client loads "INTC" daily bars from IB

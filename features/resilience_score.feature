@@ -12,7 +12,7 @@ Feature: The resilience score tells the truth about the IB connection
 
   Rule: healthy means at least 75, with every phase working
 
-    @basic @needs.ib_history
+    @basic @needs.ib_history @uses.resilience_report
     Scenario: A healthy gateway scores at least 75
       When a client reads the resilience report
       Then the resilience score is healthy
@@ -20,19 +20,19 @@ Feature: The resilience score tells the truth about the IB connection
       And the client-ID phase reports working only if the backend holds the preferred client ID
       And the score is one the contract allows
 
-    @standard
+    @standard @uses.resilience_report
     Scenario: The report is current
       When a client reads the resilience report
       Then the report's timestamp is the current UTC time
 
   Rule: the score falls when the gateway is in trouble, and comes back
 
-    @basic @needs.fault_proxy
+    @basic @needs.fault_proxy @uses.resilience_report
     Scenario: A silent gateway drives the score below 75
       When the gateway goes silent on every open connection
       Then the resilience score falls below healthy within the silent-detection bound
 
-    @standard
+    @standard @uses.resilience_report
     Scenario Outline: The score falls during <trouble> and recovers after it
       When the gateway suffers <trouble>
       Then the resilience score falls below healthy within the trouble-detection bound

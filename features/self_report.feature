@@ -28,7 +28,7 @@ Feature: What the backend says about IB agrees with what IB saw
 
   Rule: the client-ID phase is judged on the IDs IB accepted
 
-    @standard @needs.ib_history
+    @standard @needs.ib_history @uses.resilience_report
     Scenario: The resilience report lists the client IDs the gateway has open
       When a client reads the resilience report
       Then the client IDs it lists in use are the ones the gateway has open for the backend

@@ -161,7 +161,8 @@ def _run(args: argparse.Namespace, settings: Settings, out: Path) -> int:
         targets = embedded.start()
         world = World(settings, targets, embedded, run_history=history)
         observer = Observer(history, Path(targets.backend_log) if targets.backend_log else None,
-                            history.serving_url, settings.bound("API response", extra_s=5.0).seconds).start()
+                            history.serving_url, settings.bound("API response", extra_s=5.0).seconds,
+                            services=tuple((name, Path(path)) for name, path in targets.service_logs)).start()
         world.ib.ensure_paper_account(settings.squatter_client_id_base,
                                        settings.bound_of(10.0, "the account check").seconds)
         if args.replay is not None:

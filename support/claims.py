@@ -197,10 +197,14 @@ def discovery_succeeds(world: World, within: Bound) -> ApiResponse:
 
 
 def holds_no_connections(world: World, within: Bound) -> None:
-    """The backend holds no IB connection: its own cleanup first; whatever it leaves open, the suite cuts at the
-    proxy or the simulator (the cleanup's own correctness is judged by the cleanup scenarios, not here)."""
-    response = _fresh(world, ApiDriver.cleanup)
+    """The backend holds no IB connection: its own cleanup first (unless its profile says it has none); whatever it
+    leaves open, the suite cuts at the proxy or the simulator (the cleanup's own correctness is judged by the cleanup
+    scenarios, not here)."""
+    own_cleanup = "api_cleanup" not in world.settings.lacks
+    response = _fresh(world, ApiDriver.cleanup) if own_cleanup else None
     if not world.history.source:
+        require(response is not None, "the backend has no cleanup (its profile lacks api_cleanup) and the suite "
+                                      "cannot cut its connections itself")
         require(response.ok, f"cleanup failed (and the suite cannot cut connections itself): {response.describe()}")
         return
 
@@ -210,6 +214,8 @@ def holds_no_connections(world: World, within: Bound) -> None:
         return True
     left = world.history.backend_open_ids()
     try:
+        if not own_cleanup:
+            raise AssertionError("no cleanup of its own")
         eventually(lambda: closed(left), world.settings.bound_of(1.0, "the backend's own cleanup"),
                    "the backend's cleanup closes its connections", interval_s=0.1)
     except AssertionError:
@@ -334,7 +340,10 @@ def idle_timeout_s(world: World) -> float:
 
 
 def health_interval_s(world: World) -> float:
-    """The backend's health-check interval: the target profile's, else what its resilience report states."""
+    """The backend's health-check interval: the target profile's, else what its resilience report states (0 for a
+    backend whose profile declares it has no health-check loop)."""
+    if "health_check_loop" in world.settings.lacks:
+        return 0.0
     if world.settings.profile.health_check_interval_s:
         return world.settings.profile.health_check_interval_s
     state, response = report(world)
@@ -759,7 +768,8 @@ def sockets_within_pool(world: World) -> None:
 
 
 def output_clean(world: World, since: int, settle: bool = True) -> None:
-    """Nothing the backend printed after ``since`` is a warning, an un-awaited coroutine or a traceback.
+    """Nothing the backend (or a service it needs) printed after ``since`` is a warning, an un-awaited coroutine or a
+    traceback.
 
     Args:
         settle: wait (bounded) until the backend stops writing first (a coroutine is reported when it is
@@ -769,7 +779,8 @@ def output_clean(world: World, since: int, settle: bool = True) -> None:
         world.backend_output.settled()
     lines = world.backend_output.complaints_since(since)
     if lines:
-        raise ComplaintFound(f"the backend printed {len(lines)} complaint line(s) ({world.backend_output.path}):\n"
+        raise ComplaintFound(f"the backend printed {len(lines)} complaint line(s) ({world.backend_output.path}"
+                             + "".join(f", {path}" for _, path in world.backend_output.services) + "):\n"
                              + _listed(lines, 12))
 
 

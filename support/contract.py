@@ -136,7 +136,12 @@ def parse_timestamp(text: str) -> dt.datetime:
 # ------------------------------------------------------------------------------------------- typed answers
 
 class ContractError(NotProvided):
-    """An answer lacks a field a claim needs (the message names the field and quotes the answer)."""
+    """An answer lacks a field a claim needs (the message names the field and quotes the answer; ``field_path``
+    names it alone)."""
+
+    def __init__(self, message: str, field_path: str = ""):
+        super().__init__(message)
+        self.field_path = field_path
 
 
 def needed(value: T | None, field_path: str, response: ApiResponse) -> T:
@@ -144,7 +149,7 @@ def needed(value: T | None, field_path: str, response: ApiResponse) -> T:
     if value is None:
         if response.ok:
             raise ContractError(f"contract: not provided: {response.method} {response.path} answers without "
-                                f"{field_path}: {response.describe()}")
+                                f"{field_path}: {response.describe()}", field_path)
         raise ClaimFailed(f"no {field_path} in {response.describe()}")   # a failed answer lacks it for that reason
     return value
 

@@ -169,6 +169,8 @@ def target_properties(world: Any) -> dict[str, str]:
         properties |= {f"tuning.{k}": f"{v:g}" for k, v in vars(settings.tuning).items()}
     if settings.managed:
         properties["backend_command"] = " ".join(settings.backend_command)
+        properties["services"] = ", ".join(f"{s.name} ({s.lifetime})" for s in settings.services) or "none"
+    properties["lacks"] = ", ".join(settings.lacks) or "nothing declared"
     return properties
 
 

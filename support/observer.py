@@ -15,8 +15,9 @@ from support.run_history import OutputLine, RunHistory
 class OutputTail:
     """Reads the lines a file gains, each stamped with the read that found it (a partial last line waits)."""
 
-    def __init__(self, path: Path | None, from_end: bool = False):
+    def __init__(self, path: Path | None, from_end: bool = False, source: str = "backend"):
         self.path = path
+        self.source = source
         self.position = 0
         self._partial = b""
         self._last_read = time.monotonic()
@@ -46,7 +47,8 @@ class OutputTail:
         data = self._partial + data
         lines = data.split(b"\n")
         self._partial = lines.pop()
-        return [OutputLine(line.decode("utf-8", errors="replace").rstrip("\r"), now, after) for line in lines]
+        return [OutputLine(line.decode("utf-8", errors="replace").rstrip("\r"), now, after, self.source)
+                for line in lines]
 
 
 class Observer:
@@ -60,13 +62,15 @@ class Observer:
             may move when the backend restarts).
         sample_timeout_s: the sampler's patience (longer than the API bound, so a late answer is measured).
         output_from_end: start reading the output at its current end (an external backend's log with history).
+        services: (name, file) of each service the suite started: their lines join the history as ``service NAME``.
     """
 
     def __init__(self, history: RunHistory, output: Path | None, api_base_url: Callable[[], str],
                  sample_timeout_s: float, sync_every_s: float = 1.0, sample_every_s: float = 0.5,
-                 output_from_end: bool = False):
+                 output_from_end: bool = False, services: tuple[tuple[str, Path], ...] = ()):
         self.history = history
         self.tail = OutputTail(output, from_end=output_from_end)
+        self.tails = [self.tail, *(OutputTail(path, source=f"service {name}") for name, path in services)]
         self.api_base_url = api_base_url
         self.sample_timeout_s = sample_timeout_s
         self.sync_every_s, self.sample_every_s = sync_every_s, sample_every_s
@@ -85,9 +89,10 @@ class Observer:
         """Read the IB records and the output now (the threads do it every ``sync_every_s``)."""
         with self._lock:
             self.history.sync()
-            lines = self.tail.read()
-            if lines:
-                self.history.add_output(lines)
+            for tail in self.tails:
+                lines = tail.read()
+                if lines:
+                    self.history.add_output(lines)
 
     def _syncing(self) -> None:
         while not self._stop.wait(self.sync_every_s):

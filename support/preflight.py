@@ -33,6 +33,11 @@ def programs_missing(settings: Settings) -> list[str]:
     elif settings.managed and not _executable(settings.backend_command[0]):
         out.append(f"the backend command {settings.backend_command[0]!r} is not an executable program"
                    + (" (check --backend-cwd and --backend-venv)" if not settings.backend_cwd else ""))
+    for service in settings.services if settings.managed else ():
+        program = service.command[0]
+        if "{" not in program and not (_executable(program) or (service.cwd and not os.path.isabs(program)
+                                                                and _executable(os.path.join(service.cwd, program)))):
+            out.append(f"service {service.name}'s command {program!r} is not an executable program")
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,6 +89,30 @@ class EmbeddedTuning:
     client_id_span: int = 10           # preferred ID .. preferred + span - 1 (more IDs than pool slots)
 
 
+#: A service's readiness check: an open port, an HTTP answer below 500, or a command that exits 0.
+READY_KINDS = ("port", "http", "command")
+#: How long a service lives: the whole run, or one life of the backend (started before it, stopped after it).
+LIFETIMES = ("run", "backend")
+
+
+@dataclass(frozen=True)
+class Service:
+    """A process the backend needs (a database, a data store), started before it and stopped after it.
+
+    Placeholders as in ``backend_command``; ``{port:NAME}`` is a free loopback port allotted once per run.
+    """
+
+    name: str
+    command: tuple[str, ...]
+    cwd: str = ""
+    env: tuple[tuple[str, str], ...] = ()
+    ready_kind: str = "port"           # one of READY_KINDS
+    ready: str = ""                    # the port, URL or shell command
+    lifetime: str = "run"              # one of LIFETIMES
+    ready_timeout_s: float = 30.0
+    stop_timeout_s: float = 10.0
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the suite needs to know about its targets.
@@ -117,6 +142,10 @@ class Settings:
     backend_restore: tuple[str, ...] = ()  # managed: files (under backend_cwd) restored before every start
     backend_remove: tuple[str, ...] = ()   # managed: files and directories removed before every start
     backend_log: str = ""                # external: a file the backend writes its output to (the suite reads it)
+    services: tuple[Service, ...] = ()   # managed: processes started before the backend (a profile's [[services]])
+    cli_env: tuple[tuple[str, str], ...] = ()  # extra environment of every CLI command (placeholders too)
+    lacks: tuple[str, ...] = ()          # capabilities the backend does not provide (support/capabilities.py)
+    profile_dir: str = ""                # the folder of the profile file (the {profile_dir} placeholder)
     cli_api: str = "env:KTRDR_API_URL"   # how the CLI is pointed at the API: env:NAME, option:--flag or fixed:URL
     restart_after_failure: bool = True   # managed/embedded: a failed scenario's damage is not the next one's
     preferred_client_id: int = 1
@@ -187,58 +216,145 @@ class Settings:
 
     @classmethod
     def from_userdata(cls, userdata: Mapping[str, Any]) -> Settings:
-        """Build settings from behave's userdata (strings); unknown keys are ignored.
+        """Build settings from behave's userdata (strings) over a profile's values (TOML: strings, numbers, lists,
+        tables); formatter options (``Name.option``) are ignored.
 
-        Threshold and tuning fields are addressed by their own names (``recovery_s``,
-        ``max_idle_s`` …).
+        Threshold and tuning fields are addressed by their own names (``recovery_s``, ``max_idle_s`` …).
 
         Raises:
-            SettingsError: a value cannot be converted or is out of range.
+            SettingsError: a value cannot be converted, is out of range, or does nothing for the chosen target.
         """
         data = {str(k): v for k, v in userdata.items()}
         reject_unknown(data, "setting")
+        profile_dir = ""
         if str(data.get("profile", "")).strip():
+            path = profile_path(str(data["profile"]))
             profile = load_profile(str(data["profile"]))
             reject_unknown(profile, f"profile {data['profile']!r}: setting")
             data = {**profile, **data}
+            profile_dir = str(path.resolve().parent)
+        data = {k: _fill_deep(v, {"profile_dir": profile_dir}) for k, v in data.items()} if profile_dir else data
+        absent = _declared_absent(data)   # health_check_interval_s = "none": 0, and the loop lacked
         top = _convert_fields(cls, data, skip={"thresholds", "profile", "tuning", "cli", "backend_command", "symbols",
-                                               "backend_env", "backend_tuning_env", "restart_after_failure", "backend_restore",
-                                               "backend_remove"})
+                                               "backend_env", "backend_tuning_env", "restart_after_failure",
+                                               "backend_restore", "backend_remove", "services", "cli_env", "lacks",
+                                               "profile_dir"})
         if "restart_after_failure" in data:
             top["restart_after_failure"] = str(data["restart_after_failure"]).strip().lower() in ("1", "true", "yes", "on")
-        for name in ("backend_env", "backend_tuning_env"):
-            if str(data.get(name, "")).strip():
-                pairs = [kv.split("=", 1) for kv in str(data[name]).split(",") if kv.strip()]
-                if any(len(kv) != 2 for kv in pairs):
-                    raise SettingsError(f"{name} must be K=V,K=V: {data[name]!r}")
-                top[name] = tuple((k.strip(), v) for k, v in pairs)
+        for name in ("backend_env", "backend_tuning_env", "cli_env"):
+            if name in data:
+                top[name] = env_pairs(name, data[name])
         for name in ("cli", "backend_command"):
-            if name in data and str(data[name]).strip():
-                top[name] = tuple(shlex.split(str(data[name])))
+            if name in data and _words(data[name]):
+                top[name] = _words(data[name])
         for name in ("backend_restore", "backend_remove"):
-            if str(data.get(name, "")).strip():
-                top[name] = tuple(part.strip() for part in str(data[name]).split(",") if part.strip())
-        if str(data.get("symbols", "")).strip():
-            top["symbols"] = tuple(s.strip().upper() for s in str(data["symbols"]).split(",") if s.strip())
+            if name in data:
+                top[name] = _names(data[name])
+        if _names(data.get("symbols", "")):
+            top["symbols"] = tuple(name.upper() for name in _names(data["symbols"]))
+        top["lacks"] = check_lacks(_names(data.get("lacks", "")) + absent)
+        if "services" in data:
+            top["services"] = parse_services(data["services"])
         settings = cls(thresholds=Thresholds(**_convert_fields(Thresholds, data)),
                        profile=TargetProfile(**_convert_fields(TargetProfile, data)),
-                       tuning=EmbeddedTuning(**_convert_fields(EmbeddedTuning, data)), **top)
+                       tuning=EmbeddedTuning(**_convert_fields(EmbeddedTuning, data)), profile_dir=profile_dir, **top)
+        uses = settings.placeholders_used()
         settings = settings.with_paths_filled()
         settings.check()
+        settings.check_relevant(set(data), uses)
         return settings
 
+    def facts(self) -> dict[str, str]:
+        """The suite's facts by name, as a backend's environment or command may use them (``{pool_limit}``): every
+        threshold and target-profile field; a timing left 0 ("ask the backend") is no fact and is left out."""
+        values = {**dataclasses.asdict(self.thresholds), **dataclasses.asdict(self.profile)}
+        unstated = {name for name in ("idle_timeout_s", "health_check_interval_s", "client_id_min", "client_id_max",
+                                      "backend_ib_port") if not values[name]}
+        return {name: _fact_text(value) for name, value in values.items() if name not in unstated}
+
+    def launch_texts(self) -> dict[str, list[str]]:
+        """Every text a start fills placeholders in, by the setting it comes from."""
+        texts: dict[str, list[str]] = {
+            "backend_command": list(self.backend_command), "cli": list(self.cli),
+            "backend_cwd": [self.backend_cwd], "backend_venv": [self.backend_venv], "backend_reset": [self.backend_reset],
+            "backend_env": [v for _, v in self.backend_env], "backend_tuning_env": [v for _, v in self.backend_tuning_env],
+            "cli_env": [v for _, v in self.cli_env]}
+        for service in self.services:
+            texts[f"services.{service.name}"] = [*service.command, service.cwd, service.ready,
+                                                 *(v for _, v in service.env)]
+        return texts
+
+    def placeholders_used(self) -> set[str]:
+        """The placeholder names the launch texts use (``pool_limit``, ``port:store`` …)."""
+        return {name for texts in self.launch_texts().values() for text in texts for name in PLACEHOLDER.findall(text)}
+
+    @property
+    def port_names(self) -> tuple[str, ...]:
+        """The ``{port:NAME}`` names, in the order first used (each gets a free port once per run)."""
+        names = [name.split(":", 1)[1] for texts in self.launch_texts().values() for text in texts
+                 for name in PLACEHOLDER.findall(text) if name.startswith("port:")]
+        return tuple(dict.fromkeys(names))
+
     def with_paths_filled(self) -> Settings:
-        """The ``{backend_cwd}`` and ``{backend_venv}`` placeholders replaced in commands and environment
-        (the addresses ``{ib_host}`` ``{ib_port}`` ``{api_port}`` are filled when the backend starts)."""
-        cwd = self.backend_cwd
-        venv = fill_placeholders(self.backend_venv, {"backend_cwd": cwd})
-        values = {"backend_cwd": cwd, "backend_venv": venv}
-        return dataclasses.replace(
-            self, backend_venv=venv,
-            backend_command=tuple(fill_placeholders(w, values) for w in self.backend_command),
-            cli=tuple(fill_placeholders(w, values) for w in self.cli),
-            backend_env=tuple((k, fill_placeholders(v, values)) for k, v in self.backend_env),
-            backend_reset=fill_placeholders(self.backend_reset, values))
+        """The ``{profile_dir}``, ``{backend_cwd}``, ``{backend_venv}`` placeholders and the facts (``{pool_limit}``
+        …) replaced in commands and environments (``{ib_host}`` ``{ib_port}`` ``{api_port}`` ``{port:NAME}`` and
+        ``{run_dir}`` are filled when the targets start).
+
+        Raises:
+            SettingsError: a placeholder names nothing the suite knows, or a fact left unstated.
+        """
+        fixed = {"profile_dir": self.profile_dir} if self.profile_dir else {}
+        cwd = fill_placeholders(self.backend_cwd, fixed)
+        venv = fill_placeholders(self.backend_venv, {**fixed, "backend_cwd": cwd})
+        values = {**fixed, "backend_cwd": cwd, "backend_venv": venv, **self.facts()}
+        fill = lambda text: fill_placeholders(text, values)  # noqa: E731
+        pairs = lambda env: tuple((k, fill(v)) for k, v in env)  # noqa: E731
+        services = tuple(dataclasses.replace(s, command=tuple(fill(w) for w in s.command), cwd=fill(s.cwd),
+                                             env=pairs(s.env), ready=fill(s.ready)) for s in self.services)
+        filled = dataclasses.replace(
+            self, backend_venv=venv, backend_cwd=cwd,
+            backend_command=tuple(fill(w) for w in self.backend_command), cli=tuple(fill(w) for w in self.cli),
+            backend_env=pairs(self.backend_env), backend_tuning_env=pairs(self.backend_tuning_env),
+            cli_env=pairs(self.cli_env), backend_reset=fill(self.backend_reset), services=services)
+        filled._check_placeholders()
+        return filled
+
+    def _check_placeholders(self) -> None:
+        """Only the placeholders a start fills are left; a name close to a known one is a misspelling, a fact left 0
+        is unstated (other braces, ``awk '{print}'``, are the command's own and left alone)."""
+        import difflib
+
+        known = sorted({*LAUNCH_PLACEHOLDERS, "profile_dir", "backend_cwd", "backend_venv", *self.facts()})
+        for setting, texts in self.launch_texts().items():
+            for text in texts:
+                for name in PLACEHOLDER.findall(text):
+                    if name in LAUNCH_PLACEHOLDERS or name.startswith("port:"):
+                        continue
+                    if name == "profile_dir":
+                        raise SettingsError(f"{setting} uses {{profile_dir}}, but no profile file was given (--profile)")
+                    if name in UNSTATED_HINTS:
+                        raise SettingsError(f"{setting} uses {{{name}}}, but {name} is not stated "
+                                            f"(0: {UNSTATED_HINTS[name]}); set it in the profile or with -D {name}=…")
+                    close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+                    if close:
+                        raise SettingsError(f"{setting} uses an unknown placeholder {{{name}}}: did you mean "
+                                            f"{{{close[0]}}}? known: " + ", ".join(f"{{{k}}}" for k in known)
+                                            + ", {port:NAME}")
+
+    def check_relevant(self, given: set[str], uses: set[str]) -> None:
+        """Refuse a setting given for a target it does nothing for (one line naming it and why).
+
+        Args:
+            given: the names the profile and ``-D`` set.
+            uses: the placeholders the launch texts use (a fact used there acts on any target).
+        """
+        for name in sorted(given):
+            rule = ONLY_FOR.get(name)
+            if rule is None or self.target in rule[0] or name in uses:
+                continue
+            if name == "services" and not self.services:
+                continue
+            raise SettingsError(f"{name} does nothing for the {self.target} target: {rule[1]}")
 
     def check(self) -> None:
         """Reject inconsistent settings with a message naming the setting."""
@@ -306,7 +422,183 @@ CLIENT_ID_MAX = 2**31 - 1
 def known_settings() -> list[str]:
     """Every setting name ``-D`` (or a profile) may use."""
     names = {f.name for cls in (Settings, Thresholds, TargetProfile, EmbeddedTuning) for f in dataclasses.fields(cls)}
-    return sorted(names - {"thresholds", "tuning"})   # ``profile`` names a profile file
+    return sorted(names - {"thresholds", "tuning", "profile_dir"})   # ``profile`` names a profile file
+
+
+#: A placeholder in a command or an environment value: ``{name}`` or ``{port:NAME}`` (``${HOME}`` is the shell's).
+PLACEHOLDER = re.compile(r"(?<!\$)\{([a-z_][a-z0-9_]*(?::[A-Za-z0-9_-]+)?)\}")
+#: The placeholders a start fills: the proxy's address, the API's port, the run's log folder (``{port:NAME}`` too).
+LAUNCH_PLACEHOLDERS = frozenset({"ib_host", "ib_port", "api_port", "run_dir"})
+#: A fact whose 0 means "not stated" → where the suite reads it instead.
+UNSTATED_HINTS = {"idle_timeout_s": "the idle timeout the backend reports",
+                  "health_check_interval_s": "the health interval the backend reports",
+                  "client_id_min": "the range the backend reports", "client_id_max": "the range the backend reports",
+                  "backend_ib_port": "the fault proxy's listener"}
+
+_STARTED = ("embedded", "managed")
+_MANAGED_ONLY = "the suite starts no backend of yours (--target managed does)"
+#: A setting that acts only on some targets → (those targets, why it does nothing on the others).
+ONLY_FOR: dict[str, tuple[tuple[str, ...], str]] = {
+    **{name: (("managed",), _MANAGED_ONLY) for name in (
+        "backend_cwd", "backend_env", "backend_tuning_env", "backend_reset", "api_port", "backend_start_timeout_s",
+        "backend_ready_path", "backend_venv", "backend_restore", "backend_remove", "services")},
+    **{name: (_STARTED, "the suite starts no backend (an external one is yours)") for name in (
+        "backend_command", "backend_stop_timeout_s", "restart_after_failure", "gateway_account")},
+    **{name: (("embedded",), "it tunes the reference backend only; a managed backend's timings are its own "
+              "(state them as facts: idle_timeout_s, health_check_interval_s, pool_limit, client_id_min/max)")
+       for name in ("max_idle_s", "health_interval_s", "client_id_span")},
+    "connect_timeout_s": (("embedded",), "it configures the reference backend only (a managed backend may use it as "
+                          "{connect_timeout_s} in its backend_env)"),
+    **{name: (("external",), "the suite starts its own gateway, proxy and backend and knows where they are") for name in (
+        "api_base_url", "ib_port", "gateway_control", "proxy_control", "backend_pid", "backend_ib_host",
+        "backend_ib_port")},
+    "backend_log": (("external",), "the suite captures the output of the backend it starts itself"),
+}
+
+
+def check_lacks(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``lacks`` checked against the capability names (support/capabilities.py).
+
+    Raises:
+        SettingsError: an unknown name (the message lists the valid ones).
+    """
+    from support.capabilities import CAPABILITIES
+
+    for name in names:
+        if name not in CAPABILITIES:
+            raise SettingsError(f"lacks: unknown capability {name!r}; valid: {', '.join(CAPABILITIES)}")
+    return tuple(dict.fromkeys(names))
+
+
+def absent_facts(data: Mapping[str, Any]) -> list[str]:
+    """The facts declared absent (``health_check_interval_s = "none"``)."""
+    from support.capabilities import ABSENT, ABSENT_FACTS
+
+    return [name for name in ABSENT_FACTS if str(data.get(name, "")).strip().lower() in ABSENT]
+
+
+def _declared_absent(data: dict[str, Any]) -> tuple[str, ...]:
+    """Turn facts declared absent into 0 (the suite then asks nothing of them); return the capabilities lacked."""
+    from support.capabilities import ABSENT_FACTS
+
+    names = absent_facts(data)
+    for name in names:
+        data[name] = 0
+    return tuple(ABSENT_FACTS[name] for name in names)
+
+
+def _fact_text(value: object) -> str:
+    """A fact as a command or an environment takes it (300.0 → ``300``, 0.5 → ``0.5``)."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:g}"
+    return str(value)
+
+
+def _fill_deep(value: Any, values: Mapping[str, object]) -> Any:
+    """``value`` with placeholders filled in every string it holds (lists and tables too)."""
+    if isinstance(value, str):
+        return fill_placeholders(value, values)
+    if isinstance(value, list):
+        return [_fill_deep(v, values) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill_deep(v, values) for k, v in value.items()}
+    return value
+
+
+def _scalar_text(value: Any) -> str:
+    """A TOML scalar as an environment takes it (true → ``true``, [2, 5, 15] → ``2,5,15``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _fact_text(value)
+    if isinstance(value, list):
+        return ",".join(_scalar_text(v) for v in value)
+    return str(value)
+
+
+#: Where a ``K=V,K=V`` string splits: at a comma followed by the next ``NAME=`` (a value may hold commas).
+_NEXT_PAIR = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*=)")
+
+
+def env_pairs(name: str, raw: Any) -> tuple[tuple[str, str], ...]:
+    """An environment from a TOML table (any value) or a ``K=V,K=V`` string (``-D``; a value may hold commas:
+    ``IB_PACING_WAITS_S=2,5,15,LOG=info``).
+
+    Raises:
+        SettingsError: neither.
+    """
+    if isinstance(raw, dict):
+        bad = [k for k, v in raw.items() if isinstance(v, dict)]
+        if bad:
+            raise SettingsError(f"{name}: {bad[0]} must be a value, not a table")
+        return tuple((str(k), _scalar_text(v)) for k, v in raw.items())
+    text = str(raw).strip()
+    if not text:
+        return ()
+    pairs = [part.split("=", 1) for part in _NEXT_PAIR.split(text)]
+    if any(len(kv) != 2 or not kv[0].strip() for kv in pairs):
+        raise SettingsError(f"{name} must be a table or K=V,K=V: {raw!r}")
+    return tuple((k.strip(), v) for k, v in pairs)
+
+
+def _words(raw: Any) -> tuple[str, ...]:
+    """A command: a TOML list of words, or a string split as a shell would."""
+    if isinstance(raw, list):
+        return tuple(str(word) for word in raw)
+    return tuple(shlex.split(str(raw)))
+
+
+def _names(raw: Any) -> tuple[str, ...]:
+    """A list of names: a TOML list, or a comma-separated string."""
+    parts = raw if isinstance(raw, list) else str(raw).split(",")
+    return tuple(str(part).strip() for part in parts if str(part).strip())
+
+
+_SERVICE_KEYS = ("name", "command", "cwd", "env", "ready", "lifetime", "ready_timeout_s", "stop_timeout_s")
+_SERVICE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def parse_services(raw: Any) -> tuple[Service, ...]:
+    """A profile's ``[[services]]`` (see :class:`Service`).
+
+    Raises:
+        SettingsError: not an array of tables, or a service without a name, command or one readiness check.
+    """
+    if not isinstance(raw, list) or not all(isinstance(s, dict) for s in raw):
+        raise SettingsError("services must be declared in a profile, as [[services]] tables")
+    out: list[Service] = []
+    for index, table in enumerate(raw, 1):
+        name = str(table.get("name", "")).strip()
+        where = f"services: {name!r}" if name else f"services #{index}"
+        unknown = sorted(set(table) - set(_SERVICE_KEYS))
+        if unknown:
+            raise SettingsError(f"{where}: unknown key {unknown[0]!r}; valid: {', '.join(_SERVICE_KEYS)}")
+        if not _SERVICE_NAME.match(name):
+            raise SettingsError(f"{where}: needs a name of letters, digits, '-' or '_'")
+        if any(s.name == name for s in out):
+            raise SettingsError(f"{where}: declared twice")
+        command = _words(table.get("command", ""))
+        if not command:
+            raise SettingsError(f"{where}: needs a command")
+        ready = table.get("ready")
+        if not isinstance(ready, dict) or len(ready) != 1 or next(iter(ready)) not in READY_KINDS:
+            raise SettingsError(f"{where}: ready must be one of {{ port = … }}, {{ http = … }}, {{ command = … }}")
+        lifetime = str(table.get("lifetime", "run"))
+        if lifetime not in LIFETIMES:
+            raise SettingsError(f"{where}: lifetime must be 'run' or 'backend', not {lifetime!r}")
+        bounds = {}
+        for key in ("ready_timeout_s", "stop_timeout_s"):
+            if key in table:
+                try:
+                    bounds[key] = float(table[key])
+                except (TypeError, ValueError):
+                    raise SettingsError(f"{where}: {key}={table[key]!r} is not a number") from None
+                if not bounds[key] > 0:
+                    raise SettingsError(f"{where}: {key} must be > 0")
+        (kind, value), = ready.items()
+        out.append(Service(name, command, str(table.get("cwd", "")), env_pairs(f"{where}: env", table.get("env", {})),
+                           kind, _scalar_text(value), lifetime, **bounds))
+    return tuple(out)
 
 
 def reject_unknown(data: Mapping[str, Any], what: str) -> None:
@@ -331,21 +623,29 @@ def fill_placeholders(text: str, values: Mapping[str, object]) -> str:
 
 #: Where named profiles live (``--profile ktrdr`` reads ``profiles/ktrdr.toml``).
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+#: The settings a profile may give as a table (environments) or as an array of tables (services).
+TABLES = ("backend_env", "backend_tuning_env", "cli_env")
 
 
-def load_profile(name_or_path: str) -> dict[str, str]:
-    """The settings of a named profile (``ktrdr``) or of a TOML file, as userdata strings.
+def profile_path(name_or_path: str) -> Path:
+    """The file of a named profile (``ktrdr``) or the path given."""
+    path = Path(name_or_path)
+    return PROFILES_DIR / f"{name_or_path}.toml" if not path.suffix else path
 
-    A profile is a flat TOML table of setting names; ``-D`` settings and runner options override it.
+
+def load_profile(name_or_path: str) -> dict[str, Any]:
+    """The settings of a named profile (``ktrdr``) or of a TOML file.
+
+    A profile is a TOML table of setting names: scalars as strings (as ``-D`` gives them), lists as lists,
+    environments (``backend_env``, ``backend_tuning_env``, ``cli_env``) as tables and ``[[services]]`` as an array of
+    tables; ``{profile_dir}`` is its own folder. ``-D`` settings and runner options override it.
 
     Raises:
-        SettingsError: no such profile, or it is not a flat table of settings.
+        SettingsError: no such profile, or a table where a value belongs.
     """
     import tomllib
 
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = PROFILES_DIR / f"{name_or_path}.toml"
+    path = profile_path(name_or_path)
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -353,10 +653,11 @@ def load_profile(name_or_path: str) -> dict[str, str]:
         raise SettingsError(f"no profile {name_or_path!r} (known: {known}; or a path to a .toml file)") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"profile {path}: {exc}") from None
-    nested = [key for key, value in table.items() if isinstance(value, dict)]
+    nested = [key for key, value in table.items() if isinstance(value, dict) and key not in TABLES]
     if nested:
-        raise SettingsError(f"profile {path}: settings must be flat, not tables ({', '.join(nested)})")
-    return {key: ",".join(map(str, value)) if isinstance(value, list) else str(value) for key, value in table.items()}
+        raise SettingsError(f"profile {path}: only {', '.join(TABLES)} may be tables ([[services]] an array of "
+                            f"them), not {', '.join(nested)}")
+    return {key: value if isinstance(value, list | dict) else _scalar_text(value) for key, value in table.items()}
 
 
 def _convert_fields(cls: type, data: Mapping[str, Any], skip: set[str] = frozenset()) -> dict[str, Any]:

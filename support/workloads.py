@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from support.drivers.api import ApiDriver, ApiResponse
@@ -27,14 +27,16 @@ def discover_and_cleanup(api: ApiDriver, symbols: Sequence[str]) -> list[ApiResp
     return out
 
 
-def mixed_calls(api: ApiDriver, count: int, symbols: Sequence[str]) -> list[Callable[[], ApiResponse]]:
-    """A realistic mix: health, status, resilience, discovery (cached and forced), data reads and loads."""
+def mixed_calls(api: ApiDriver, count: int, symbols: Sequence[str],
+                lacks: Collection[str] = ()) -> list[Callable[[], ApiResponse]]:
+    """A realistic mix: health, status, resilience, discovery (cached and forced), data reads and loads; of what the
+    backend provides (``lacks``: the capabilities its profile says it lacks, support/capabilities.py)."""
     def symbol(i: int) -> str:
         return symbols[i % len(symbols)]
     kinds: list[Callable[[int], ApiResponse]] = [
         lambda i: api.health(),
         lambda i: api.ib_status(),
-        lambda i: api.resilience(),
+        *(() if "resilience_report" in lacks else (lambda i: api.resilience(),)),
         lambda i: api.discover(symbol(i), force_refresh=False),
         lambda i: api.discover(symbol(i), force_refresh=True),
         lambda i: api.ib_health(),
@@ -43,15 +45,16 @@ def mixed_calls(api: ApiDriver, count: int, symbols: Sequence[str]) -> list[Call
     ]
     calls = [lambda i=i: kinds[i % len(kinds)](i) for i in range(count)]
     # Two real data loads in every 40 calls, on different symbols (no pacing trouble).
-    for i in range(0, count, 40):
+    for i in range(0, count, 40) if "sync_data_load" not in lacks else ():
         calls[i] = lambda i=i: api.load_data(symbol(i // 40), "1d", mode="tail")
     return calls
 
 
 def run_mixed(api: ApiDriver, count: int, symbols: Sequence[str], workers: int = 5,
-              every: int = 0, between: Callable[[int], None] | None = None) -> list[ApiResponse]:
+              every: int = 0, between: Callable[[int], None] | None = None,
+              lacks: Collection[str] = ()) -> list[ApiResponse]:
     """``count`` mixed calls on ``workers`` threads; ``between(n)`` runs after each block of ``every``."""
-    calls = mixed_calls(api, count, symbols)
+    calls = mixed_calls(api, count, symbols, lacks)
     out: list[ApiResponse] = []
     block = every or count
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -62,9 +65,9 @@ def run_mixed(api: ApiDriver, count: int, symbols: Sequence[str], workers: int =
     return out
 
 
-def burst(api: ApiDriver, count: int, symbols: Sequence[str]) -> list[ApiResponse]:
+def burst(api: ApiDriver, count: int, symbols: Sequence[str], lacks: Collection[str] = ()) -> list[ApiResponse]:
     """``count`` mixed calls all at once."""
-    return api.concurrently(mixed_calls(api, count, symbols), max_workers=count)
+    return api.concurrently(mixed_calls(api, count, symbols, lacks), max_workers=count)
 
 
 def load_while_probing(api: ApiDriver, symbol: str, request: dict[str, str], bound_s: float,

@@ -11,7 +11,7 @@ from typing import Any
 from ibtargets.common.control_client import ControlClient
 from support.checks.limits import Limits
 from support.drivers.api import ApiDriver, ApiResponse
-from support.drivers.backend_output import BackendOutput
+from support.drivers.backend_output import BackendOutput, Position
 from support.drivers.cli import CliDriver, CliRun
 from support.drivers.faults import FaultDriver
 from support.drivers.history import IbHistory, OwnConnections
@@ -34,7 +34,7 @@ class Observations:
     acting_from: int = 0               # index of the first answer recorded once the When steps began
     acting: bool = False               # a When step has begun
     acting_mono: float | None = None   # when it began
-    output_from: int = 0               # position in the backend's output where the scenario (then its When) began
+    output_from: Position | int = 0    # position in the backend's output where the scenario (then its When) began
     history_positions: dict[str, int] = field(default_factory=dict)  # the IB history's records at the start
     operation_id: str = ""             # the asynchronous operation the scenario started
     last_use_mono: float | None = None  # when a client last used IB before the backend was left idle
@@ -82,8 +82,8 @@ class Shutdown:
     finished_mono: float
     exit_code: int | None
     held: frozenset[int]       # the gateway's IDs of the backend's connections open at the signal
-    output_from: int           # the backend's output written while it stopped: [output_from, output_to)
-    output_to: int
+    output_from: Position      # the backend's output written while it stopped: [output_from, output_to)
+    output_to: Position
 
     @property
     def elapsed_s(self) -> float:
@@ -119,7 +119,29 @@ class World:
         self.run_history.is_own = OwnConnections(self.ib.own_ports, self.ib.own_connects)
         self.symbols = SymbolRotation(settings.symbols)
         self.seen = Observations()
+        #: Capabilities found missing during the run (a route the API does not have) → why, said once: a later
+        #: scenario needing one is not judged again (features/environment.py).
+        self.missing: dict[str, str] = {}
         self.bind(targets)
+
+    def lacking(self, capability: str) -> str:
+        """Why the backend is known not to provide ``capability`` ('' when it is not known to lack it): its profile
+        says so (``lacks``), or a scenario of this run found its route missing."""
+        from support.capabilities import CAPABILITIES
+
+        if capability in self.settings.lacks:
+            return f"the backend does not provide {capability} ({CAPABILITIES[capability]}): its profile says so"
+        return self.missing.get(capability, "")
+
+    def learn_missing(self, method: str, path: str, message: str, scenario: str, field_path: str = "") -> None:
+        """A scenario found the API without ``method path`` (or an answer of it without ``field_path``): the
+        capabilities that route (or field) carries are missing."""
+        from support.capabilities import CAPABILITIES, FIELDS, taken_by_route
+
+        for name in FIELDS.get(field_path, ()) if field_path else taken_by_route(method, path):
+            self.missing.setdefault(name, f"the backend does not provide {name} ({CAPABILITIES[name]}): "
+                                          f"{message.removeprefix('contract: not provided: ')} "
+                                          f"(found by {scenario!r})")
 
     def bind(self, targets: Targets) -> None:
         """(Re)create the drivers that depend on where the system is."""
@@ -133,9 +155,11 @@ class World:
                              transcript=previous[0].transcript if previous[0] else [],
                              record=self.run_history.add_exchange, strict=True)
         self.cli = CliDriver(targets.cli, targets.api_base_url, api_pointing=self.settings.cli_api,
+                             extra_env=dict(targets.cli_env),
                              transcripts=previous[1].transcripts if previous[1] else [],
                              on_record=self.run_history.add_cli_run)
-        self.backend_output = BackendOutput(Path(targets.backend_log) if targets.backend_log else None)
+        self.backend_output = BackendOutput(Path(targets.backend_log) if targets.backend_log else None,
+                                            tuple((name, Path(path)) for name, path in targets.service_logs))
         gateway = ControlClient(targets.gateway_control) if targets.gateway_control else None
         proxy = ControlClient(targets.proxy_control) if targets.proxy_control else None
         self.faults = FaultDriver(gateway, proxy, timeline=previous[2].timeline if previous[2] else [],

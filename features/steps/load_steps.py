@@ -14,7 +14,7 @@ def step_cycles(context, cycles):
 @when("{count:d} mixed requests arrive at the same time")
 def step_mixed_burst(context, count):
     w = context.world
-    w.seen.responses += workloads.burst(w.api, count, w.symbols.batch(count))
+    w.seen.responses += workloads.burst(w.api, count, w.symbols.batch(count), w.settings.lacks)
 
 
 @when("{bursts:d} bursts of {size:d} concurrent symbol discoveries run back to back")

@@ -14,7 +14,7 @@ def step_sampling(context):
 @when("clients make {count:d} mixed requests")
 def step_mixed(context, count):
     w = context.world
-    w.seen.responses += workloads.run_mixed(w.api, count, w.settings.symbols)
+    w.seen.responses += workloads.run_mixed(w.api, count, w.settings.symbols, lacks=w.settings.lacks)
     w.sut.sample()
 
 
@@ -25,7 +25,8 @@ def step_mixed_with_faults(context, count, every):
     def blip(_n):
         troubles.silent_blip(w.faults, lambda: w.api.ib_health().ok, w.settings.bound("silent-detection"),
                              w.settings.bound("recovery"))
-    w.seen.responses += workloads.run_mixed(w.api, count, w.settings.symbols, every=every, between=blip)
+    w.seen.responses += workloads.run_mixed(w.api, count, w.settings.symbols, every=every, between=blip,
+                                            lacks=w.settings.lacks)
     w.sut.sample()
 
 

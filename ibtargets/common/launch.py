@@ -253,6 +253,10 @@ class ManagedProcess:
         self.stop()
         raise ProcessStartError(f"{self.name}: {url} did not answer within {timeout_s:.0f} s:\n{self.log_tail()}")
 
+    def spawn(self) -> None:
+        """Start the process without waiting for it: the caller judges when it is ready (a service's own check)."""
+        self._spawn()
+
     def _spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "a", encoding="utf-8")

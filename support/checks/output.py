@@ -11,12 +11,24 @@ from support.run_history import HistoryWindow, OutputLine
 from support.verdict import Verdict, Violation
 
 
-def _traceback_text(lines: tuple[OutputLine, ...], index: int) -> str:
-    """A traceback's header with the exception line that ends it (the first unindented line after it)."""
+def _traceback_text(lines: tuple[OutputLine, ...], index: int, everything: tuple[OutputLine, ...] = ()) -> str:
+    """A traceback's header with the exception line that ends it (the first unindented line after it).
+
+    Args:
+        lines: the lines of the traceback's source; ``index``, when ``everything`` is given, is its place there.
+    """
+    if everything:
+        header = everything[index]
+        index = next(i for i, line in enumerate(lines) if line is header)
     for later in lines[index + 1:index + 80]:
         if later.text and not later.text[0].isspace():
             return f"{lines[index].text.strip()} … {later.text.strip()[:200]}"
     return lines[index].text.strip()
+
+
+def _same_source(lines: tuple[OutputLine, ...], source: str) -> tuple[OutputLine, ...]:
+    """The lines one process printed (a service's lines may interleave the backend's in the history)."""
+    return tuple(line for line in lines if line.source == source)
 
 
 #: The second line Python prints under an un-awaited coroutine: part of the same warning, not another one.
@@ -66,9 +78,10 @@ def nothing_complained(window: HistoryWindow, limits: Limits) -> Verdict:
         if _TRACEMALLOC_HINT in line.text:
             continue
         if any(p.search(line.text) for p in COROUTINE_PATTERNS):
-            note(line.mono, f"the backend printed: {line.text.strip()[:240]}")
+            note(line.mono, f"the {line.source} printed: {line.text.strip()[:240]}")
         elif TRACEBACK_PATTERN.search(line.text) and not spans.overlaps(excused, line.after_mono, line.mono):
-            note(line.mono, f"the backend printed, outside trouble: {_traceback_text(window.output, index)}")
+            note(line.mono, f"the {line.source} printed, outside trouble: "
+                            f"{_traceback_text(_same_source(window.output, line.source), index, window.output)}")
     judged = len(window.cli_runs) + (1 if window.output else 0)
     if found:
         ranked = sorted(found.values(), key=lambda e: -e[2])

@@ -26,7 +26,11 @@ FIXED_PATHS = frozenset({"/health", "/ib/status", "/ib/health", "/ib/resilience"
 
 class RouteMissing(NotProvided):
     """The API has no such route: the contract's endpoint is not provided (a 404 or 405 with the framework's
-    default body, not an answer of the backend's own)."""
+    default body, not an answer of the backend's own). ``method`` and ``path`` (below ``/api/v1``) name it."""
+
+    def __init__(self, message: str, method: str = "", path: str = ""):
+        super().__init__(message)
+        self.method, self.path = method, path
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,7 @@ class ApiDriver:
             self.record(response)
         if self.strict and response.route_missing:
             raise RouteMissing(f"contract: not provided: the API has no {method} {PREFIX}{path} "
-                               f"(HTTP {response.status} {json.dumps(response.body)})")
+                               f"(HTTP {response.status} {json.dumps(response.body)})", method, path)
         return response
 
     # -------------------------------------------------------------- the contract's doors

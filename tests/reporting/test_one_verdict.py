@@ -257,6 +257,25 @@ def missing_endpoint(tmp_path_factory) -> Run:
 
 
 @pytest.fixture(scope="module")
+def declared_lacks(tmp_path_factory) -> Run:
+    """The reference backend, said to lack the resilience report (as a profile's ``lacks`` would)."""
+    return _run(tmp_path_factory.mktemp("lacks") / "reports", "--level", "basic", "-D", "lacks=resilience_report",
+                "--name", "A healthy gateway scores at least 75", "--name", "A silent gateway drives the score below 75",
+                "--name", "The IB status names")
+
+
+@pytest.fixture(scope="module")
+def missing_twice(tmp_path_factory) -> Run:
+    """A managed backend without /ib/resilience, and two scenarios that need it."""
+    folder = tmp_path_factory.mktemp("missing-twice")
+    backend = shlex.join([sys.executable, str(MISSING_ENDPOINT), "/ib/resilience"])
+    return _run(folder / "reports", "--level", "basic", "--target", "managed", "--backend-command",
+                f"{backend} serve --host 127.0.0.1 --port {{api_port}}", "--backend-cwd", str(folder), "--cli",
+                backend, "--name", "A healthy gateway scores at least 75",
+                "--name", "A silent gateway drives the score below 75")
+
+
+@pytest.fixture(scope="module")
 def sigterm(tmp_path_factory) -> Run:
     """A basic run stopped by SIGTERM once three scenarios have their results."""
     reports = tmp_path_factory.mktemp("sigterm") / "reports"
@@ -325,6 +344,31 @@ def test_a_managed_backend_missing_an_endpoint_fails_alike_everywhere(missing_en
     assert said.exit_code == 1 and "A healthy gateway scores at least 75" in said.failures, \
         missing_endpoint.output[-3000:]
     assert sum(said.counts.values()) == 3
+
+
+@FEW_SCENARIOS
+@pytest.mark.timeout(300)
+def test_what_a_backend_lacks_is_not_judged_and_says_so_everywhere(declared_lacks):
+    said = assert_one_verdict(declared_lacks)
+    assert said.counts == {"passed": 1, "failed": 0, "errors": 0, "skipped": 2, "not_run": 0}, \
+        declared_lacks.output[-3000:]
+    assert set(said.skips) == {"A healthy gateway scores at least 75", "A silent gateway drives the score below 75"}
+    assert all(reason.startswith("not judged: the backend does not provide resilience_report (")
+               and reason.endswith("its profile says so") for reason in said.skips.values()), said.skips
+    assert said.exit_code == 0
+
+
+@FEW_SCENARIOS
+@pytest.mark.timeout(300)
+def test_a_missing_endpoint_fails_once_and_later_scenarios_needing_it_are_not_judged(missing_twice):
+    said = assert_one_verdict(missing_twice)
+    assert said.failures == {"A healthy gateway scores at least 75"}, missing_twice.output[-3000:]
+    (reason,) = said.skips.values()
+    assert list(said.skips) == ["A silent gateway drives the score below 75"]
+    assert reason.startswith("not judged: the backend does not provide resilience_report (") and \
+        "the API has no GET /api/v1/ib/resilience" in reason and \
+        "found by 'A healthy gateway scores at least 75'" in reason, reason
+    assert said.exit_code == 1
 
 
 @WHOLE_LEVEL

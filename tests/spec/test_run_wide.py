@@ -38,6 +38,21 @@ def test_output_blames_a_coroutine_warning_any_time_and_a_traceback_only_outside
     assert output.nothing_complained(HistoryWindow(0.0, 1.0), LIMITS).status == NOT_EXERCISED
 
 
+def test_output_judges_a_service_like_the_backend_and_names_it():
+    g = Gateway()
+    g.run.add_output([OutputLine("INFO backend up", 1.0, 0.5),
+                      OutputLine("store.py:9: RuntimeWarning: coroutine 'flush' was never awaited", 2.0, 1.5,
+                                 "service store"),
+                      OutputLine("Traceback (most recent call last):", 40.0, 39.5, "service store"),
+                      OutputLine("INFO backend still up", 40.0, 39.5),
+                      OutputLine("KeyError: 'x'", 40.0, 39.5, "service store")])
+    verdict = output.nothing_complained(g.window(), LIMITS)
+    texts = [v.text for v in verdict.violations]
+    assert verdict.status == FAIL and any(t.startswith("the service store printed: store.py:9") for t in texts)
+    assert any(t.startswith("the service store printed, outside trouble: Traceback") and "KeyError: 'x'" in t
+               for t in texts), texts     # the traceback's own end, not the backend's line between
+
+
 # ----------------------------------------------------------------------------- bounds and liveness
 
 
