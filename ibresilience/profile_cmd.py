@@ -145,6 +145,7 @@ class Probe:
     label: str
     call: Callable  # (ApiDriver) -> ApiResponse
     shape: str = ""
+    capability: str = ""   # the name a profile's ``lacks`` gives it (support/capabilities.py)
 
 
 def _probe(settings, targets, findings: Findings) -> None:  # noqa: ANN001
@@ -160,17 +161,18 @@ def _probe(settings, targets, findings: Findings) -> None:  # noqa: ANN001
               Probe("GET /ib/config", lambda a: a.ib_config(), "the IB configuration"),
               Probe("POST /ib/symbols/discover", lambda a: a.discover(symbol)),
               Probe("GET /ib/symbols/discovered", lambda a: a.discovered(), "the discovered symbols"),
-              Probe("GET /ib/resilience", lambda a: a.resilience(), "the resilience report"),
-              Probe("POST /data/load (synchronous)", lambda a: a.load_data(symbol, "1d", "tail"))]
+              Probe("GET /ib/resilience", lambda a: a.resilience(), "the resilience report", "resilience_report"),
+              Probe("POST /data/load (synchronous)", lambda a: a.load_data(symbol, "1d", "tail"),
+                    capability="sync_data_load")]
     answers = {}
     for probe in probes:
         response = probe.call(api)
         answers[probe.label] = response
-        _judge_answer(probe, response, findings, contract)
+        _judge_answer(probe, response, findings, contract, settings.lacks)
     started = api.load_data(settings.symbols[1], "1h", "tail", async_mode=True)
     if started.route_missing:
-        findings.problem("endpoint", "POST /data/load (asynchronous): not provided "
-                                     f"(HTTP {started.status}); declare it in `lacks` if the backend has none")
+        _missing(Probe("POST /data/load (asynchronous)", lambda a: None, capability="async_data_load"), started,
+                 findings, settings.lacks)
     else:
         operation_id = contract.DataLoad.of(started).operation_id if started.status == 200 else None
         if operation_id:
@@ -187,10 +189,21 @@ def _probe(settings, targets, findings: Findings) -> None:  # noqa: ANN001
     _cli(settings, targets, findings)
 
 
-def _judge_answer(probe: Probe, response, findings: Findings, contract) -> None:  # noqa: ANN001
+def _missing(probe: Probe, response, findings: Findings, lacks: tuple[str, ...]) -> None:  # noqa: ANN001
+    """A route the backend does not have: declared in ``lacks`` (a note), or not (a finding naming the name)."""
+    if probe.capability and probe.capability in lacks:
+        findings.note("endpoint", f"{probe.label}: not provided (HTTP {response.status}), as the profile declares "
+                                  f"(lacks {probe.capability}): its scenarios are not judged")
+    elif probe.capability:
+        findings.problem("endpoint", f"{probe.label}: not provided (HTTP {response.status}); if the backend has "
+                                     f'none, add "{probe.capability}" to `lacks` (its scenarios are then not judged)')
+    else:
+        findings.problem("endpoint", f"{probe.label}: not provided (HTTP {response.status}); every scenario needs it")
+
+
+def _judge_answer(probe: Probe, response, findings: Findings, contract, lacks: tuple[str, ...] = ()) -> None:  # noqa: ANN001
     if response.route_missing:
-        findings.problem("endpoint", f"{probe.label}: not provided (HTTP {response.status}); the scenarios "
-                                     "using it will say so: declare it in `lacks` if the backend has none")
+        _missing(probe, response, findings, lacks)
         return
     if response.status is None:
         findings.problem("endpoint", f"{probe.label}: {response.error}")

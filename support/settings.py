@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +141,8 @@ class Settings:
     backend_stop_timeout_s: float = 20.0  # managed/embedded: SIGTERM, then SIGKILL after this long
     backend_venv: str = ""               # managed: a virtual environment, the {backend_venv} placeholder
     backend_restore: tuple[str, ...] = ()  # managed: files (under backend_cwd) restored before every start
+    fixed_ports: tuple[int, ...] = ()      # managed: ports the backend takes by itself (not from a placeholder); each
+                                           # must be free before every start, and is checked free after every stop
     backend_remove: tuple[str, ...] = ()   # managed: files and directories removed before every start
     backend_log: str = ""                # external: a file the backend writes its output to (the suite reads it)
     services: tuple[Service, ...] = ()   # managed: processes started before the backend (a profile's [[services]])
@@ -238,7 +241,7 @@ class Settings:
         top = _convert_fields(cls, data, skip={"thresholds", "profile", "tuning", "cli", "backend_command", "symbols",
                                                "backend_env", "backend_tuning_env", "restart_after_failure",
                                                "backend_restore", "backend_remove", "services", "cli_env", "lacks",
-                                               "profile_dir"})
+                                               "profile_dir", "fixed_ports"})
         if "restart_after_failure" in data:
             top["restart_after_failure"] = str(data["restart_after_failure"]).strip().lower() in ("1", "true", "yes", "on")
         for name in ("backend_env", "backend_tuning_env", "cli_env"):
@@ -250,6 +253,11 @@ class Settings:
         for name in ("backend_restore", "backend_remove"):
             if name in data:
                 top[name] = _names(data[name])
+        if "fixed_ports" in data:
+            try:
+                top["fixed_ports"] = tuple(int(port) for port in _names(data["fixed_ports"]))
+            except ValueError:
+                raise SettingsError(f"fixed_ports must be port numbers: {data['fixed_ports']!r}") from None
         if _names(data.get("symbols", "")):
             top["symbols"] = tuple(name.upper() for name in _names(data["symbols"]))
         top["lacks"] = check_lacks(_names(data.get("lacks", "")) + absent)
@@ -266,8 +274,9 @@ class Settings:
 
     def facts(self) -> dict[str, str]:
         """The suite's facts by name, as a backend's environment or command may use them (``{pool_limit}``): every
-        threshold and target-profile field; a timing left 0 ("ask the backend") is no fact and is left out."""
-        values = {**dataclasses.asdict(self.thresholds), **dataclasses.asdict(self.profile)}
+        threshold and target-profile field and the preferred client ID; a timing left 0 ("ask the backend") is no fact and is left out."""
+        values = {**dataclasses.asdict(self.thresholds), **dataclasses.asdict(self.profile),
+                  "preferred_client_id": self.preferred_client_id}
         unstated = {name for name in ("idle_timeout_s", "health_check_interval_s", "client_id_min", "client_id_max",
                                       "backend_ib_port") if not values[name]}
         return {name: _fact_text(value) for name, value in values.items() if name not in unstated}
@@ -303,7 +312,7 @@ class Settings:
         Raises:
             SettingsError: a placeholder names nothing the suite knows, or a fact left unstated.
         """
-        fixed = {"profile_dir": self.profile_dir} if self.profile_dir else {}
+        fixed = {"python": sys.executable, **({"profile_dir": self.profile_dir} if self.profile_dir else {})}
         cwd = fill_placeholders(self.backend_cwd, fixed)
         venv = fill_placeholders(self.backend_venv, {**fixed, "backend_cwd": cwd})
         values = {**fixed, "backend_cwd": cwd, "backend_venv": venv, **self.facts()}
@@ -324,7 +333,7 @@ class Settings:
         is unstated (other braces, ``awk '{print}'``, are the command's own and left alone)."""
         import difflib
 
-        known = sorted({*LAUNCH_PLACEHOLDERS, "profile_dir", "backend_cwd", "backend_venv", *self.facts()})
+        known = sorted({*LAUNCH_PLACEHOLDERS, "python", "profile_dir", "backend_cwd", "backend_venv", *self.facts()})
         for setting, texts in self.launch_texts().items():
             for text in texts:
                 for name in PLACEHOLDER.findall(text):
@@ -393,7 +402,8 @@ class Settings:
 
     def _check_ranges(self) -> None:
         """Ports within 0..65535, client IDs within IB's 0..2147483647, durations and thresholds positive."""
-        ports = {"ib_port": self.ib_port, "api_port": self.api_port, "backend_ib_port": self.profile.backend_ib_port}
+        ports = {"ib_port": self.ib_port, "api_port": self.api_port, "backend_ib_port": self.profile.backend_ib_port,
+                 **{f"fixed_ports[{i}]": port for i, port in enumerate(self.fixed_ports)}}
         for name, port in ports.items():
             if not 0 <= port <= 65535:
                 raise SettingsError(f"{name}={port} is not a TCP port (0..65535)")
@@ -441,7 +451,7 @@ _MANAGED_ONLY = "the suite starts no backend of yours (--target managed does)"
 ONLY_FOR: dict[str, tuple[tuple[str, ...], str]] = {
     **{name: (("managed",), _MANAGED_ONLY) for name in (
         "backend_cwd", "backend_env", "backend_tuning_env", "backend_reset", "api_port", "backend_start_timeout_s",
-        "backend_ready_path", "backend_venv", "backend_restore", "backend_remove", "services")},
+        "backend_ready_path", "backend_venv", "backend_restore", "backend_remove", "services", "fixed_ports")},
     **{name: (_STARTED, "the suite starts no backend (an external one is yours)") for name in (
         "backend_command", "backend_stop_timeout_s", "restart_after_failure", "gateway_account")},
     **{name: (("embedded",), "it tunes the reference backend only; a managed backend's timings are its own "

@@ -328,6 +328,7 @@ class EmbeddedTargets:
         life = [*s.backend_command, *(v for _, v in s.backend_env), *(v for _, v in s.backend_tuning_env),
                 *(t for s_ in s.services if s_.lifetime == "backend" for t in texts[f"services.{s_.name}"])]
         ports = {name: self.ports[name] for name in self._named_ports(life) - run_names if name in self.ports}
+        ports |= {f"fixed {port}": port for port in s.fixed_ports}
         return {**ports, "api": self._api_port} if self._api_port else ports
 
     def stop_backend(self) -> int | None:

@@ -45,3 +45,16 @@ def test_an_unusable_profile_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pool_limt" in err and "pool_limit" in err
     assert profile_cmd.main(["check", "ktrdr", "-D", "nonsense"]) == profile_cmd.UNUSABLE
+
+
+SPLIT = Path(__file__).resolve().parents[1] / "targets" / "split" / "profile.toml"
+
+
+@pytest.mark.timeout(120)
+def test_the_split_backend_checks_clean_with_its_declared_lack_and_is_told_what_to_declare_without_it(tmp_path, capsys):
+    assert profile_cmd.main(["check", str(SPLIT), "--logs", str(tmp_path / "a")]) == profile_cmd.OK
+    out = capsys.readouterr().out
+    assert "as the profile declares (lacks sync_data_load)" in out and "ports [47311, " in out, out
+    assert "3 process(es)" in out, "the wrapper, its API process and its IB process"
+    assert profile_cmd.main(["check", str(SPLIT), "-D", "lacks=", "--logs", str(tmp_path / "b")]) == profile_cmd.FINDINGS
+    assert 'add "sync_data_load" to `lacks`' in capsys.readouterr().out
