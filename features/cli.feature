@@ -27,18 +27,22 @@ Feature: The CLI tells the truth, quickly, without coroutine warnings
       And <its job>
 
       Examples:
-        | command                                 | its job                                                                                   |
-        | ib test --symbol MSFT --verbose         | the gateway received a contract-details request from the backend while the command ran    |
-        | ib status                               | the command's output shows the resilience score the API reports                           |
-        | ib status --format json                 | the command's output shows the resilience score the API reports                           |
-        | data load KO --timeframe 1d --mode tail | the gateway answered historical-data requests from the backend while the command ran      |
+        | command                                 | its job                                                                                |
+        | ib test --symbol MSFT --verbose         | the gateway received a contract-details request from the backend while the command ran |
+        | data load KO --timeframe 1d --mode tail | the gateway answered historical-data requests from the backend while the command ran   |
+
+      @uses.resilience_report
+      Examples: what the status command needs
+        | command                 | its job                                                         |
+        | ib status               | the command's output shows the resilience score the API reports |
+        | ib status --format json | the command's output shows the resilience score the API reports |
 
       @uses.cli_cleanup
       Examples: what the cleanup command needs
         | command                                 | its job                                                                  |
         | ib cleanup --force                      | the command reported as many closed connections as the gateway saw close |
 
-    @standard @uses.cached_data
+    @standard @uses.cached_data @uses.sync_data_load
     Scenario: "data show" prints the cached bars
       Given a client has loaded "JPM" daily bars from IB
       When the operator runs "data show JPM --timeframe 1d --rows 5"

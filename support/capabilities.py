@@ -26,7 +26,7 @@ ABSENT = ("none", "absent")
 
 #: Step texts that need a capability: a scenario with such a step carries ``@uses.NAME`` (tests/spec checks it).
 STEPS: dict[str, tuple[str, ...]] = {
-    "sync_data_load": (r'loads? "[^"]+" .*bars from IB',),
+    "sync_data_load": (r'load(?:s|ed)? "[^"]+" .*bars from IB',),
     "async_data_load": (r"asynchronous load", r"\bthe operation\b"),
     "operation_cancel": (r"presses Ctrl-C", r"ends up cancelled"),
     "cached_data": (r"\bcached\b.*\bbars?\b", r'"data show'),
@@ -40,7 +40,8 @@ STEPS: dict[str, tuple[str, ...]] = {
 
 #: A missing route → the capabilities it takes away (a later scenario needing one of them is not judged again).
 ROUTES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("POST", r"^/data/load$", ("sync_data_load", "async_data_load")),
+    ("POST", r"^/data/load\?(?:.*&)?async_mode=true(?:&|$)", ("async_data_load",)),
+    ("POST", r"^/data/load(?:\?|$)", ("sync_data_load",)),   # a load without async_mode=true is synchronous
     ("GET", r"^/operations/[^/]+$", ("async_data_load",)),
     ("DELETE", r"^/operations/[^/]+$", ("operation_cancel",)),
     ("GET", r"^/data/[^/]+/[^/]+$", ("cached_data",)),
@@ -65,7 +66,7 @@ def needed_by(step_text: str) -> set[str]:
 def taken_by_route(method: str, path: str) -> tuple[str, ...]:
     """The capabilities a backend lacks when it has no ``method path`` (a path below ``/api/v1``)."""
     for want, pattern, names in ROUTES:
-        if method == want and re.match(pattern, path.split("?")[0]):
+        if method == want and re.match(pattern, path if "?" in pattern else path.split("?")[0]):
             return names
     return ()
 

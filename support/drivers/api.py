@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 
@@ -147,8 +148,9 @@ class ApiDriver:
         if self.record is not None:
             self.record(response)
         if self.strict and response.route_missing:
-            raise RouteMissing(f"contract: not provided: the API has no {method} {PREFIX}{path} "
-                               f"(HTTP {response.status} {json.dumps(response.body)})", method, path)
+            asked = path + (f"?{urlencode(params)}" if params else "")   # a query may make the route (async_mode)
+            raise RouteMissing(f"contract: not provided: the API has no {method} {PREFIX}{asked} "
+                               f"(HTTP {response.status} {json.dumps(response.body)})", method, asked)
         return response
 
     # -------------------------------------------------------------- the contract's doors
