@@ -170,6 +170,8 @@ def judged(scenario, aborted: bool = False) -> tuple[str, StatusDetails | None, 
     was stopped (behave's runner aborted) by the time the scenario ended; if it broke, that is why.
     """
     status, details = scenario_status(scenario), scenario_status_details(scenario)
+    if status is None:   # a step left untested or executing (the run stopped in a hook): no verdict of its own
+        status = Status.BROKEN if aborted or scenario.hook_failed else Status.SKIPPED
     if scenario.hook_failed and status not in (Status.FAILED, Status.BROKEN):
         status = Status.BROKEN
         details = StatusDetails(message=(scenario.error_message or "a hook failed").strip())

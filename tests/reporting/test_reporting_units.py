@@ -566,3 +566,19 @@ def test_evidence_attached_in_after_step_hangs_on_the_step(tmp_path):
     (scenario,) = load_results(out).scenarios
     assert [e["step"] for e in scenario.attached_list("API exchanges")] == ["nothing", "nothing"]
     assert scenario.attached_text("Backend output") == "scenario-wide"
+
+
+def test_a_scenario_stopped_before_any_step_ran_still_gets_a_status():
+    """SIGTERM may leave a step executing: allure-behave's status is None, and its result had none."""
+    from types import SimpleNamespace
+
+    from behave.model_core import Status as BehaveStatus
+
+    from ibreport.allure_formatter import INTERRUPTED_MESSAGE, judged
+
+    step = SimpleNamespace(exception=None, status=BehaveStatus.executing, name="x", keyword="When",
+                           error_message=None)
+    scenario = SimpleNamespace(all_steps=[step], hook_failed=False, error_message=None, effective_tags=[],
+                               feature=SimpleNamespace(tags=[], name="F"), tags=[], name="S")
+    status, details, _ = judged(scenario, aborted=True)
+    assert status == "broken" and details.message.endswith(INTERRUPTED_MESSAGE)
