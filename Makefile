@@ -9,7 +9,7 @@ export ALLURE_NO_ANALYTICS := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install test lint pytest acceptance standard exhaustive report prove flaky bench bench-gateway bench-proxy bench-backend bench-levels clean ktrdr-rehearsal
-.PHONY: nemesis nemesis-prove contract-doc
+.PHONY: nemesis nemesis-prove contract-doc slow
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -28,7 +28,7 @@ $(NODE_STAMP): package.json
 PYTEST_WORKERS ?= 3
 PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 test: install lint
-	$(PYTEST) tests
+	$(PYTEST) -m "not slow" tests
 	$(BIN)/ib-resilience run --level basic
 	$(BIN)/ib-resilience run --level basic -D ib_library=ib_async --reports-dir reports/ib_async
 
@@ -132,3 +132,8 @@ ktrdr-rehearsal: install
 ## docs/contract.md's generated tables (shapes, bounds) rewritten from the code the claims use.
 contract-doc: install
 	$(BIN)/python -m support.contract_doc
+
+## Minutes-long comparisons of whole runs left out of `make test` (pytest -m slow): restarting only an unhealthy
+## backend after a failure changes no verdict, against seeded bugs that leave state behind (≈ 5 min).
+slow: install
+	$(PYTEST) -m slow tests

@@ -224,8 +224,21 @@ def after_scenario(context, scenario: Scenario):
         _attach_evidence(world, getattr(context, "backend_log_offset", 0), getattr(context, "history_positions", {}))
         if world.embedded and (world.embedded.backend is None or not world.embedded.backend.running()):
             _restart_after_failure(world, scenario)  # a scenario stopped it (or it died): the next one needs it
-        elif scenario.status.name in ("failed", "error") and world.embedded and world.settings.restart_after_failure:
+        elif scenario.status.name in ("failed", "error") and world.embedded and _needs_restart(world, scenario):
             _restart_after_failure(world, scenario)
+
+
+def _needs_restart(world: World, scenario: Scenario) -> bool:
+    """After a failed scenario: restart always (the default), never, or only when the backend is not healthy again
+    within the recovery bound (a restart costs a real backend seconds; a healthy one carries no damage forward
+    that the next scenario's own Background would not catch)."""
+    policy = world.settings.restart_after_failure
+    if policy != "when-unhealthy":
+        return policy == "always"
+    why = world.unhealthy_after(world.settings.bound("recovery"))
+    sys.__stderr__.write(f"after the failed {scenario.name!r}: "
+                         + (f"restarting the backend: {why[:200]}\n" if why else "the backend is healthy again; kept\n"))
+    return bool(why)
 
 
 def _restart_after_failure(world: World, scenario: Scenario) -> None:

@@ -150,7 +150,9 @@ class Settings:
     lacks: tuple[str, ...] = ()          # capabilities the backend does not provide (support/capabilities.py)
     profile_dir: str = ""                # the folder of the profile file (the {profile_dir} placeholder)
     cli_api: str = "env:KTRDR_API_URL"   # how the CLI is pointed at the API: env:NAME, option:--flag or fixed:URL
-    restart_after_failure: bool = True   # managed/embedded: a failed scenario's damage is not the next one's
+    restart_after_failure: str = "always"  # managed/embedded, after a failed scenario: "always" restart the backend
+                                           # (a failed scenario's damage is not the next one's), "when-unhealthy"
+                                           # (only if it is not healthy again within the recovery bound), "never"
     preferred_client_id: int = 1
     gateway_control: str = ""            # control URL of a simulator the user started
     proxy_control: str = ""              # control URL of a fault proxy the user started
@@ -243,7 +245,7 @@ class Settings:
                                                "backend_restore", "backend_remove", "services", "cli_env", "lacks",
                                                "profile_dir", "fixed_ports"})
         if "restart_after_failure" in data:
-            top["restart_after_failure"] = str(data["restart_after_failure"]).strip().lower() in ("1", "true", "yes", "on")
+            top["restart_after_failure"] = restart_policy(data["restart_after_failure"])
         for name in ("backend_env", "backend_tuning_env", "cli_env"):
             if name in data:
                 top[name] = env_pairs(name, data[name])
@@ -423,6 +425,25 @@ class Settings:
         for name in ("idle_timeout_s", "health_check_interval_s"):
             if getattr(self.profile, name) < 0:
                 raise SettingsError(f"{name} must be ≥ 0 (0: what the backend reports)")
+
+
+#: After a failed scenario: restart the backend always, only when it is not healthy again, or never.
+RESTART_POLICIES = ("always", "when-unhealthy", "never")
+
+
+def restart_policy(value: object) -> str:
+    """``restart_after_failure`` from a setting (``true``/``false`` are ``always``/``never``).
+
+    Raises:
+        SettingsError: not a policy.
+    """
+    text = str(value).strip().lower()
+    text = {"1": "always", "true": "always", "yes": "always", "on": "always",
+            "0": "never", "false": "never", "no": "never", "off": "never"}.get(text, text)
+    if text not in RESTART_POLICIES:
+        raise SettingsError(f"restart_after_failure must be one of {', '.join(RESTART_POLICIES)} (or true/false), "
+                            f"not {value!r}")
+    return text
 
 
 #: The largest client ID IB accepts (a signed 32-bit integer).

@@ -22,6 +22,7 @@ from support.settings import Settings
 from support.symbols import SymbolRotation
 from support.targets import EmbeddedTargets, Targets
 from support.timeline import Timeline
+from support.waiting import Bound
 
 
 @dataclass
@@ -223,6 +224,36 @@ class World:
             self.ib.release_all()
             if self.sut is not None:
                 self.sut.stop_sampling()
+
+    def unhealthy_after(self, bound: Bound) -> str:
+        """Why the backend is not back to a healthy state within ``bound`` ('' when it is): its process runs and
+        its own IB health (a bounded round-trip to the gateway, by the contract) says healthy, as after a fresh start. Asked after a failed scenario, its faults healed and its squatters gone, to
+        decide whether the next scenario needs a restart (``restart_after_failure = "when-unhealthy"``).
+
+        A backend whose IB health cannot be read (not provided, not the contract's shape) is unhealthy here: only
+        evidence of health spares a restart. The probe's exchanges are not recorded in the run's history."""
+        from support import contract
+        from support.waiting import ConditionTimeout, eventually
+
+        if self.embedded is None or self.embedded.backend is None or not self.embedded.backend.running():
+            return "its process is not running"
+
+        # A driver of its own: the decision is the suite's, not an observation of the run (its answers stay out of
+        # the history, so keeping a backend never adds evidence a restart-every-time run would not have).
+        probe = ApiDriver(self.api.base_url, timeout_s=bound.seconds)
+
+        def healthy() -> bool:
+            response = probe.ib_health()
+            assert response.status == 200, f"GET /ib/health → {response.describe()}"
+            assert contract.IbHealth.of(response).healthy is True, f"not healthy: {response.describe()}"
+            return True
+        try:
+            eventually(healthy, bound, "the backend is healthy again", interval_s=0.2, measure=False)
+        except ConditionTimeout as exc:
+            return str(exc)
+        except Exception as exc:  # NotProvided, or anything unreadable: no evidence of health
+            return f"its health cannot be read: {exc}"
+        return ""
 
     def close(self) -> None:
         """Stop the IB driver's loop."""

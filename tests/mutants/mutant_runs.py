@@ -45,7 +45,7 @@ def mutant_command(mutant: str) -> str:
 
 
 def run_spec(out_dir: Path, names: Iterable[str] = (), tags: str | None = None, mutant: str | None = None,
-             timeout_s: float = 900.0) -> SpecRun:
+             timeout_s: float = 900.0, defines: Iterable[str] = ()) -> SpecRun:
     """Run behave on the embedded targets; ``names`` are exact scenario names (regex-escaped here)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     result_file = out_dir / "behave.json"
@@ -56,6 +56,8 @@ def run_spec(out_dir: Path, names: Iterable[str] = (), tags: str | None = None, 
         command += ["--name", "^" + re.escape(name.strip())]
     if mutant:
         command += ["-D", f"backend_command={mutant_command(mutant)}", "-D", f"cli={mutant_command(mutant)}"]
+    for definition in defines:
+        command += ["-D", definition]
     started = time.monotonic()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
     elapsed_s = time.monotonic() - started

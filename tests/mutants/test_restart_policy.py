@@ -1,0 +1,32 @@
+"""Restarting only an unhealthy backend after a failure changes no verdict (issue 25, item 2).
+
+``restart_after_failure = "when-unhealthy"`` keeps a backend that is healthy again after a failed scenario instead
+of restarting it. Against seeded bugs that leave state behind — a silence remembered for a minute, connections
+leaked on release — the same scenarios fail, at the same steps, as in a run that restarts after every failure.
+"""
+
+from __future__ import annotations
+
+import pytest
+from mutant_runs import run_spec
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("restart-policy"), pytest.mark.timeout(900)]
+
+CASES = {
+    "silence_remembered": "@silent or @score",
+    "leak_on_release": "@pool",
+}
+
+
+def failures(run) -> dict[str, str]:
+    return {name: o.step for name, o in run.outcomes.items() if o.status in ("failed", "error")}
+
+
+@pytest.mark.parametrize("mutant", sorted(CASES))
+def test_keeping_a_healthy_backend_after_a_failure_changes_no_verdict(mutant, tmp_path):
+    tags = f"({CASES[mutant]}) and (@basic or @standard)"
+    always = run_spec(tmp_path / "always", tags=tags, mutant=mutant, defines=["restart_after_failure=always"])
+    kept = run_spec(tmp_path / "kept", tags=tags, mutant=mutant, defines=["restart_after_failure=when-unhealthy"])
+    assert failures(always), f"the seeded bug {mutant} failed nothing:\n{always.output}"
+    assert failures(kept) == failures(always), (failures(kept), failures(always), kept.output[-3000:])
+    assert kept.invariants == always.invariants
