@@ -60,7 +60,7 @@ report: install
 	$(BIN)/ib-resilience run --level basic --report
 
 pytest: install
-	$(PYTEST) tests
+	$(PYTEST) -m "not slow" tests
 
 ## ruff (rules in pyproject.toml); the wings' import walls are a test (tests/spec/test_wings.py).
 lint: install
