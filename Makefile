@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed-stamp
 export ALLURE_NO_ANALYTICS := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install test lint pytest acceptance standard exhaustive report prove flaky bench bench-gateway bench-proxy bench-backend bench-levels clean ktrdr-rehearsal
+.PHONY: install test lint pytest acceptance standard exhaustive report prove flaky bench bench-gateway bench-proxy bench-backend bench-levels clean ktrdr-rehearsal ktrdr-fast
 .PHONY: nemesis nemesis-prove contract-doc slow
 
 install: $(STAMP) $(NODE_STAMP)
@@ -128,6 +128,15 @@ ktrdr-rehearsal: install
 	@test -n "$(KTRDR_DIR)" || { echo "usage: make ktrdr-rehearsal KTRDR_DIR=<built KTRDR checkout> [KTRDR_VENV=<its venv>] [KTRDR_REF=<name>] [LEVEL=standard]"; exit 2; }
 	$(BIN)/ib-resilience run --level $(LEVEL) --report --reports-dir reports/ktrdr-$(KTRDR_REF) \
 	    --profile ktrdr --backend-cwd "$(KTRDR_DIR)" --backend-venv "$(KTRDR_VENV)" $(KTRDR_OPTIONS)
+
+## The same verdict in minutes: 4 isolated workers (each its own loopback and overlay of the checkout), the
+## partition balanced by the sequential rehearsal's durations, and a backend kept after a failure when it is healthy.
+KTRDR_WORKERS ?= 4
+ktrdr-fast: install
+	@test -n "$(KTRDR_DIR)" || { echo "usage: make ktrdr-fast KTRDR_DIR=<built KTRDR checkout> [KTRDR_VENV=<its venv>] [KTRDR_REF=<name>] [LEVEL=standard]"; exit 2; }
+	$(BIN)/ib-resilience run --level $(LEVEL) --report --reports-dir reports/ktrdr-$(KTRDR_REF)-fast \
+	    --profile ktrdr --backend-cwd "$(KTRDR_DIR)" --backend-venv "$(KTRDR_VENV)" --workers $(KTRDR_WORKERS) \
+	    --durations reports/ktrdr-$(KTRDR_REF) -D restart_after_failure=when-unhealthy $(KTRDR_OPTIONS)
 
 ## docs/contract.md's generated tables (shapes, bounds) rewritten from the code the claims use.
 contract-doc: install
