@@ -24,7 +24,9 @@ _CANNOT_CONNECT = re.compile(r"(could not|couldn't|cannot|can't|unable to|failed
 _CLOSED_SAID = re.compile(r"\bclosed\s+(\d+)\b|\b(\d+)\s+(?:IB\s+)?connections?(?:\(s\))?\s+(?:were\s+)?closed",
                           re.IGNORECASE)
 #: A sentence naming an operation ("Loading MSFT 1h, operation 5f2c..."); labelled IDs are read by meaning.
-_OPERATION_SAID = re.compile(r"\boperation\s+([A-Za-z0-9][\w-]{5,})", re.IGNORECASE)
+#: KTRDR prints "⚡ Started operation: op_data_load_20261207_073500_10d4a095". An ID holds a digit, "_" or "-", so
+#: a word ("operation cancelled") is never taken for one.
+_OPERATION_SAID = re.compile(r"\boperation(?:[ _]?id)?\W{1,4}((?=[\w-]*[\d_-])[A-Za-z0-9][\w-]{5,})", re.IGNORECASE)
 _OPERATION_ID = re.compile(r"[A-Za-z0-9][\w-]{5,}")
 
 

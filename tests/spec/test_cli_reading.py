@@ -292,6 +292,9 @@ def test_the_closed_count(text, count):
     ('{"operation_id": "5f2c9a1b-77aa", "status": "started"}', "5f2c9a1b-77aa"),
     ("│ Operation ID │ 5f2c9a1b-77aa │", "5f2c9a1b-77aa"),
     ("Loading MSFT 1h (tail)", None),
+    ("⚡ Started operation: op_data_load_20261207_073500_10d4a095\n^C\n🛑 Cancellation requested... stopping operation",
+     "op_data_load_20261207_073500_10d4a095"),   # KTRDR be94b8f4's own words
+    ("Operation cancelled by the user", None),
 ])
 def test_the_operation_id(text, operation_id):
     assert cli_claims.operation_id_in(text) == operation_id
