@@ -71,12 +71,13 @@ def burst(api: ApiDriver, count: int, symbols: Sequence[str], lacks: Collection[
 
 
 def load_while_probing(api: ApiDriver, symbol: str, request: dict[str, str], bound_s: float,
-                       interval_s: float = 0.25) -> tuple[ApiResponse, list[ApiResponse]]:
+                       interval_s: float = 0.25, load_timeout_s: float | None = None
+                       ) -> tuple[ApiResponse, list[ApiResponse]]:
     """A synchronous data load, with the service health read every ``interval_s`` while it runs.
 
     The first health read is under way before the load starts, so at least one overlaps it. The
-    probing stops when the load answers (each probe is bounded by twice ``bound_s``, the load by the
-    driver's own bound), so the whole call is bounded.
+    probing stops when the load answers (each probe is bounded by twice ``bound_s``, the load by
+    ``load_timeout_s``, else the driver's own bound), so the whole call is bounded.
     """
     import threading
 
@@ -93,7 +94,7 @@ def load_while_probing(api: ApiDriver, symbol: str, request: dict[str, str], bou
         prober = pool.submit(probe)
         first.wait(bound_s)
         try:
-            load = api.load_data(symbol, **request)
+            load = api.load_data(symbol, timeout_s=load_timeout_s, **request)
         finally:
             done.set()
         prober.result()
