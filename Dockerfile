@@ -1,5 +1,5 @@
 # The suite as an image: the wheel built from this checkout, installed into python:3.11-slim, judging the embedded
-# reference backend at the basic level by default (README, "Installing the suite as a tool").
+# reference backend at the basic level by default (docs/ci.md, "Installing the suite as a tool").
 #
 #   docker build -t ib-resilience .
 #   docker run --rm -v "$PWD/reports:/work/reports" --user "$(id -u):$(id -g)" ib-resilience

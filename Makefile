@@ -23,7 +23,7 @@ $(NODE_STAMP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-## The README's test command: the linter, the project's pytest suite, then the basic level of the spec.
+## The project's full test (docs/ci.md, "Make targets"; .ci/run runs it): the linter, the pytest suite, then the basic level of the spec.
 ## pytest runs in PYTEST_WORKERS processes (pytest-xdist): most tests wait on real servers' bounds, not on CPU.
 PYTEST_WORKERS ?= 3
 PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
@@ -71,7 +71,7 @@ prove: install
 	$(BIN)/python tests/mutants/prove.py --level standard
 
 ## The nemesis: SEEDS seeded fault schedules of MINUTES minutes each (from SEED) against the clean reference; a
-## failure names its seed, writes its schedule and is shrunk (README, "The nemesis"). Evidence in reports/nemesis/.
+## failure names its seed, writes its schedule and is shrunk (docs/reviewers.md, "The nemesis"). Evidence in reports/nemesis/.
 SEEDS ?= 10
 MINUTES ?= 5
 SEED ?= 1
@@ -115,7 +115,8 @@ bench-levels: install
 clean:
 	rm -rf reports build dist *.egg-info
 
-## A rehearsal against your own, already-built KTRDR (not part of `make test`; README, "Rehearsing against KTRDR").
+## A rehearsal against your own, already-built KTRDR (not part of `make test`; docs/backend-authors.md,
+## "Your own backend, managed by the suite").
 ## The suite never builds KTRDR: KTRDR_DIR is a checkout you built, KTRDR_VENV its virtual environment. The
 ## settings (command, environment, API on 8000, state files, pool limit, timings) are the `ktrdr` profile,
 ## support/profiles/ktrdr.toml; KTRDR_OPTIONS adds or overrides any (e.g. -D pool_limit=5).

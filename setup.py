@@ -4,7 +4,7 @@ A clone keeps the spec at the repository's top (``features/``, ``support/``) and
 ``support`` there, as it always has. A wheel (or an sdist, which builds one) must not install a top-level
 ``support`` that could collide with another distribution's, so it carries the spec inside the tool:
 ``ibresilience/_spec/support`` and ``ibresilience/_spec/features``. ``ibresilience.spec_home`` finds it there and
-lets the tool (and only the tool) import it as ``support`` (README, "Installing the suite as a tool").
+lets the tool (and only the tool) import it as ``support`` (docs/ci.md, "Installing the suite as a tool").
 """
 
 import sys

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="runs of a candidate before it counts as passing (default 1; 2 for racy bugs)")
     parser.add_argument("--out", type=Path, help="folder for the evidence (default reports/nemesis/<time>)")
     parser.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE",
-                        help="a setting of the suite (README, Settings), e.g. -D backend_command=…")
+                        help="a setting of the suite (docs/backend-authors.md, Settings), e.g. -D backend_command=…")
     return parser
 
 

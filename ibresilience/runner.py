@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", choices=("embedded", "managed", "external"),
                         help="embedded (default): the project's own gateway, proxy and backend; managed: your "
                              "backend started by --backend-command behind them; external: all yours")
-    parser.add_argument("--profile", type=_profile, help="a named profile of settings (e.g. 'ktrdr', README) or a .toml file; "
+    parser.add_argument("--profile", type=_profile, help="a named profile of settings (e.g. 'ktrdr', docs/profiles.md) or a .toml file; "
                                           "options and -D settings override it")
     parser.add_argument("--backend-command", help="managed: how to start your backend's API; placeholders "
                                                   "{ib_host} {ib_port} (the fault proxy) {api_port}")
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true", help="print every step (pretty formatter)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="embedded target: N behave processes, each with its own gateway, proxy and backend; "
-                             "the scenarios are dealt out longest first (README, 'Workers and shards')")
+                             "the scenarios are dealt out longest first (docs/ci.md, 'Workers and shards')")
     parser.add_argument("--shard", metavar="I/N",
                         help="run only part I of N of the selected scenarios (a duration-balanced partition every "
                              "shard computes alike); merge the shards with 'ib-resilience report --merge'")

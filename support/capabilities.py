@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-#: Capability → what it is (the README's profile section lists the same).
+#: Capability → what it is (docs/backend-authors.md's profile section lists the same).
 CAPABILITIES: dict[str, str] = {
     "sync_data_load": "a synchronous data load (POST /api/v1/data/load)",
     "async_data_load": "an asynchronous data load and its operation (POST /api/v1/data/load?async_mode=true, "

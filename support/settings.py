@@ -63,7 +63,7 @@ BOUNDS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class TargetProfile:
-    """Facts about the system under test that its API does not report (the README's target profile).
+    """Facts about the system under test that its API does not report (the target profile of docs/backend-authors.md).
 
     Everything else the suite needs to know (idle timeout, health interval, client-ID range)
     it reads from the target itself; these settings fill the gaps, and in embedded mode they

@@ -255,7 +255,7 @@ class ThreadedTarget(Generic[S]):
         return self._call_sync(self._target.active_faults)
 
     def connections(self) -> list[dict[str, Any]]:
-        """Every open connection and the recent closed ones (see the README's connection schema)."""
+        """Every open connection and the recent closed ones (see the connection schema in docs/contributors.md)."""
         return self._call_sync(self._target.connections)
 
     def history(self, since: int = 0) -> list[dict[str, Any]]:

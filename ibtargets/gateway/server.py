@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="API port; 0 picks a free one (default 4002)")
     add_control_arguments(parser)
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    rules = parser.add_argument_group("gateway rules (see README: Gateway simulator)")
+    rules = parser.add_argument_group("gateway rules (see docs/contributors.md: Gateway simulator)")
     hints = typing.get_type_hints(GatewayConfig)
     for field in dataclasses.fields(GatewayConfig):
         flag = "--" + field.name.replace("_", "-")

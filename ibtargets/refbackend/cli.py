@@ -88,7 +88,7 @@ def _root(ctx: typer.Context,
 @app.command("serve")
 def _serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
            port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0 = a free one).")) -> None:
-    """Run the API server (settings from the environment; see README)."""
+    """Run the API server (settings from the environment; see docs/contributors.md)."""
     from ibtargets.refbackend.settings import Settings, SettingsError
 
     try:

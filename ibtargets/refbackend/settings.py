@@ -30,7 +30,7 @@ class EnvVar:
         field: the :class:`Settings` attribute it sets.
         default: the value when unset, as text.
         unit: unit of the value ("s", "connections", ...), empty when none.
-        help: one line for the README.
+        help: one line for docs/contributors.md.
     """
 
     name: str
@@ -40,7 +40,7 @@ class EnvVar:
     help: str
 
 
-#: Every variable the server reads, in README order.
+#: Every variable the server reads, in the order of docs/contributors.md.
 ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("IB_HOST", "ib_host", "127.0.0.1", "", "IB Gateway / TWS host"),
     EnvVar("IB_PORT", "ib_port", "4002", "", "IB Gateway / TWS API port"),

@@ -396,7 +396,7 @@ def _params(kind: str, rng: random.Random) -> dict[str, Any]:
     if kind in ("connectivity_lost", "ib_notice"):
         return {"restored_code": rng.choice((1101, 1102))}
     if kind == "squatter":
-        # Never the preferred ID: the README lets phase 3 say "working" only while the backend holds it, so a
+        # Never the preferred ID: the contract lets phase 3 say "working" only while the backend holds it, so a
         # squatter on it would make "≥ 75 with a healthy gateway" depend on how a backend reads that rule.
         return {"client_offset": rng.choice((1, 1, 2))}
     if kind == "cleanup":

@@ -1,4 +1,4 @@
-"""One bound type, scaled once; one verdict convention (README, "How a claim is written").
+"""One bound type, scaled once; one verdict convention (docs/reviewers.md, "How a claim is written").
 
 - a :class:`~support.waiting.Bound` comes from the settings, scaled by ``timeout_multiplier`` exactly once;
   ``eventually`` takes nothing else and never scales;

@@ -1,4 +1,4 @@
-"""Workers and shards: the partition, the merge, and whole runs at the basic level (README, "Workers and shards").
+"""Workers and shards: the partition, the merge, and whole runs at the basic level (docs/ci.md, "Workers and shards").
 
 The runs here are the basic level only (each stack starts in seconds): one sequential run, one with
 ``--workers 2``, and shards 1/3, 2/3, 3/3 side by side merged with ``ib-resilience report --merge``; every one of

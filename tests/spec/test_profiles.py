@@ -209,9 +209,9 @@ def test_every_scenario_tags_the_capabilities_its_steps_use_and_only_known_ones(
     assert not untagged and not unknown, untagged + unknown
 
 
-def test_the_readme_names_every_capability():
-    readme = (ROOT / "README.md").read_text()
-    assert [c for c in CAPABILITIES if f"`{c}`" not in readme] == []
+def test_the_backend_authors_page_names_every_capability():
+    page = (ROOT / "docs" / "backend-authors.md").read_text()
+    assert [c for c in CAPABILITIES if f"`{c}`" not in page] == []
 
 
 def test_preflight_names_a_service_whose_program_is_missing(tmp_path):

@@ -1,4 +1,4 @@
-"""The house in three wings, as the folder layout shows it (README, "The project's layout"):
+"""The house in three wings, as the folder layout shows it (docs/contributors.md, "The project's layout"):
 
 - the spec (``features/`` and ``support/``, only what ``features/`` needs) reaches the targets through their
   doors and imports only their shared kernel, ``ibtargets.common``;
