@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import time
 from dataclasses import dataclass, field
@@ -252,7 +253,9 @@ class World:
         ever_healthy = any(says_healthy(r) for r in self.run_history.window().exchanges)
         lives = [life for life in self.run_history.window().lives if life.ready_mono is not None]
         start_s = lives[-1].ready_mono - lives[-1].started_mono if lives else bound.seconds
-        wait = Bound(min(bound.seconds, max(1.0, start_s)), f"{bound.meaning}, or a restart's time")
+        # The recovery bound, shortened to what a restart would take (a measured time, already real seconds).
+        wait = dataclasses.replace(bound, seconds=min(bound.seconds, max(1.0, start_s)),
+                                   meaning=f"{bound.meaning}, or a restart's time")
 
         def healthy() -> bool:
             response = probe.ib_health()
