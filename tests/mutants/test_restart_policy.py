@@ -2,7 +2,8 @@
 
 ``restart_after_failure = "when-unhealthy"`` keeps a backend that is healthy again after a failed scenario instead
 of restarting it. Against seeded bugs that leave state behind — a silence remembered for a minute, connections
-leaked on release — the same scenarios fail, at the same steps, as in a run that restarts after every failure.
+leaked on release — the same scenarios fail, at the same steps, as in a run that restarts after every failure, and
+no run-wide invariant holds in one run and breaks in the other.
 """
 
 from __future__ import annotations
@@ -29,4 +30,8 @@ def test_keeping_a_healthy_backend_after_a_failure_changes_no_verdict(mutant, tm
     kept = run_spec(tmp_path / "kept", tags=tags, mutant=mutant, defines=["restart_after_failure=when-unhealthy"])
     assert failures(always), f"the seeded bug {mutant} failed nothing:\n{always.output}"
     assert failures(kept) == failures(always), (failures(kept), failures(always), kept.output[-3000:])
-    assert kept.invariants == always.invariants
+    # An invariant's exercise depends on timing (a self-report has to fall in a quiet stretch of the recovery
+    # bound): 'not exercised' in one run and judged in the other is no contradiction; a pass against a fail is.
+    contradictions = {key: (kept.invariants.get(key), status) for key, status in always.invariants.items()
+                      if {kept.invariants.get(key), status} == {"pass", "fail"}}
+    assert not contradictions, contradictions
