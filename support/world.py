@@ -250,8 +250,9 @@ class World:
         # A driver of its own: the decision is the suite's, not an observation of the run (its answers stay out of
         # the history, so keeping a backend never adds evidence a restart-every-time run would not have).
         probe = ApiDriver(self.api.base_url, timeout_s=bound.seconds)
-        ever_healthy = any(says_healthy(r) for r in self.run_history.window().exchanges)
-        lives = [life for life in self.run_history.window().lives if life.ready_mono is not None]
+        window = self.run_history.window()
+        ever_healthy = any(says_healthy(r) for r in window.exchanges)
+        lives = [life for life in window.lives if life.ready_mono is not None]
         start_s = lives[-1].ready_mono - lives[-1].started_mono if lives else bound.seconds
         # The recovery bound, shortened to what a restart would take (a measured time, already real seconds).
         wait = dataclasses.replace(bound, seconds=min(bound.seconds, max(1.0, start_s)),

@@ -61,9 +61,8 @@ def owner_token(pid: int | None = None) -> str:
 
 
 def _owner_alive(token: str) -> bool:
-    pid, _, created = token.partition(":")
     try:
-        return f"{int(pid)}:{psutil.Process(int(pid)).create_time():.3f}" == token
+        return owner_token(int(token.partition(":")[0])) == token
     except (ValueError, psutil.Error):
         return False
 
