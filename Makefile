@@ -9,7 +9,7 @@ export ALLURE_NO_ANALYTICS := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install test lint pytest acceptance standard exhaustive report prove flaky bench bench-gateway bench-proxy bench-backend bench-levels clean ktrdr-rehearsal ktrdr-fast
-.PHONY: nemesis nemesis-prove contract-doc slow
+.PHONY: nemesis nemesis-prove contract-doc slow typical-durations
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -138,6 +138,13 @@ ktrdr-fast: install
 	$(BIN)/ib-resilience run --level $(LEVEL) --report --reports-dir reports/ktrdr-$(KTRDR_REF)-fast \
 	    --profile ktrdr --backend-cwd "$(KTRDR_DIR)" --backend-venv "$(KTRDR_VENV)" --workers $(KTRDR_WORKERS) \
 	    --durations reports/ktrdr-$(KTRDR_REF) -D restart_after_failure=when-unhealthy $(KTRDR_OPTIONS)
+
+## The durations the suite ships (a first --workers run is balanced by them): rewritten from a run's reports folder,
+## e.g. the reference backend as a managed target at the exhaustive level.
+typical-durations: install
+	@test -n "$(FROM)" || { echo "usage: make typical-durations FROM=<reports folder of a run>"; exit 2; }
+	$(BIN)/python -c 'import sys; from pathlib import Path; from ibresilience import parallel; from ibresilience.runner import LEVELS; \
+	    print(parallel.write_typical_durations(Path(sys.argv[1]), [s.key for s in parallel.select(LEVELS["exhaustive"])]))' "$(FROM)"
 
 ## docs/contract.md's generated tables (shapes, bounds) rewritten from the code the claims use.
 contract-doc: install

@@ -27,12 +27,12 @@ def layout() -> dict:
     """``packages``, ``package_dir`` and ``package_data`` for this build."""
     if editable():
         return {"packages": find_packages(include=[*TOOLS, "support", "support.*"]),
-                "package_data": {"support": ["profiles/*.toml"]}}
+                "package_data": {"support": ["profiles/*.toml", "profiles/*.json"]}}
     spec_support = [f"{SPEC}.support", f"{SPEC}.support.profiles"] + [f"{SPEC}.support.{name}"
                                                                         for name in find_packages("support")]
     return {"packages": find_packages(include=TOOLS) + spec_support + [f"{SPEC}.features", f"{SPEC}.features.steps"],
             "package_dir": {f"{SPEC}.support": "support", f"{SPEC}.features": "features"},
-            "package_data": {f"{SPEC}.support.profiles": ["*.toml"], f"{SPEC}.features": ["*.feature"]}}
+            "package_data": {f"{SPEC}.support.profiles": ["*.toml", "*.json"], f"{SPEC}.features": ["*.feature"]}}
 
 
 setup(**layout())

@@ -10,8 +10,9 @@ every CI runner; ``ib-resilience report --merge`` puts the shards' results toget
 The partition is the longest-processing-time-first rule: scenarios sorted by their expected duration
 (longest first, ties broken by location), each given to the part with the least expected work so far (ties:
 the lowest part). Expected durations come from earlier runs (Allure results and JUnit, kept in
-``scenario-durations.json``); a scenario with no recorded duration counts as the median of the known ones, so
-with no history at all the scenarios are dealt out in feature order.
+``scenario-durations.json``), over the durations the suite ships (:data:`TYPICAL_DURATIONS`: the reference
+backend's, as a managed target) so that a first run is balanced too; a scenario with no duration from either
+counts as the median of the known ones.
 """
 
 from __future__ import annotations
@@ -28,12 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ibreport.record import Selected, feature_stem, scenario_key
-from support.settings import ROOT
+from support.settings import PROFILES_DIR, ROOT
 
 FEATURES = ROOT / "features"
 #: Where a run keeps what it learnt about scenario durations (merged over runs, so a basic run does not make
 #: the standard level's durations unknown).
 DURATIONS_FILE = "scenario-durations.json"
+#: The durations the suite ships: each scenario's, measured on the reference backend as a managed target
+#: (``make typical-durations FROM=<reports folder>`` rewrites them; a test keeps every scenario in them).
+TYPICAL_DURATIONS = PROFILES_DIR / "typical-durations.json"
 #: Each worker's own folder under the reports directory: its JUnit, its server logs, its behave output.
 WORKERS_DIR = "workers"
 #: A feature tag: the feature's scenarios share work done once per behave process (the nemesis's schedule), so
@@ -199,10 +203,28 @@ def _allure_durations(results_dir: Path) -> dict[str, tuple[float, bool]]:
     return found
 
 
-def load_durations(reports_dir: Path | None, extra: Iterable[Path] = ()) -> dict[str, float]:
-    """What the reports folder knows (its durations file and its last run's Allure results and JUnit; nothing
-    when None), then each of ``extra`` over it (``--durations``)."""
-    durations = read_durations(Path(reports_dir)) if reports_dir is not None else {}
+def typical_durations() -> dict[str, float]:
+    """The durations the suite ships (:data:`TYPICAL_DURATIONS`; empty if the file is missing)."""
+    return {key: seconds for key, (seconds, _) in _json_durations(TYPICAL_DURATIONS).items()}
+
+
+def write_typical_durations(reports_dir: Path, keys: Iterable[str]) -> Path:
+    """Rewrite :data:`TYPICAL_DURATIONS` from a run's reports folder, for the scenarios ``keys`` (a scenario the
+    run did not time keeps its shipped duration)."""
+    known = typical_durations() | read_durations(Path(reports_dir))
+    kept = {key: round(known[key], 3) for key in sorted(keys) if key in known}
+    TYPICAL_DURATIONS.write_text(json.dumps({"durations": kept}, indent=1) + "\n", encoding="utf-8")
+    return TYPICAL_DURATIONS
+
+
+def load_durations(reports_dir: Path | None, extra: Iterable[Path] = (),
+                   base: Mapping[str, float] | None = None) -> dict[str, float]:
+    """``base`` (for a partition: :func:`typical_durations`), then what the reports folder knows (its durations
+    file and its last run's Allure results and JUnit; nothing when None), then each of ``extra`` over it
+    (``--durations``)."""
+    durations = dict(base or {})
+    if reports_dir is not None:
+        durations = read_durations(Path(reports_dir), durations)
     for path in extra:
         durations = read_durations(Path(path), durations)
     return durations

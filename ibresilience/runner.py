@@ -452,7 +452,9 @@ def _main_parallel(args: argparse.Namespace, argv: list[str]) -> int:
         return _finish(args, [], 0.0, None, None, parallel.strip_options(argv)).exit_code
     # A shard must compute the partition every other shard computes: only the durations given to all of them
     # (--durations) count, never what this machine's reports folder happens to hold.
-    durations = parallel.load_durations(None if count > 1 else args.reports_dir, args.durations)
+    durations = parallel.load_durations(None if count > 1 else args.reports_dir, args.durations,
+                                        base=parallel.typical_durations())
+    measured = parallel.load_durations(None if count > 1 else args.reports_dir, args.durations)
     mine = parallel.partition(selection, durations, count)[index - 1] if count > 1 else selection
     plan = [part for part in parallel.partition(mine, durations, args.workers) if part]
     reports, results = args.reports_dir, args.reports_dir / "allure-results"
@@ -467,7 +469,8 @@ def _main_parallel(args: argparse.Namespace, argv: list[str]) -> int:
     for number, (part, folder) in enumerate(zip(plan, worker_dirs, strict=False), 1):
         command = _worker_command(args, folder, parallel.write_locations(folder / "locations.txt", part), results)
         log = folder / "behave.log" if len(plan) > 1 else None
-        expected = (f"≈ {parallel.expected_seconds(part, durations, among=mine):.0f} s by earlier runs"
+        expected = (f"≈ {parallel.expected_seconds(part, durations, among=mine):.0f} s by "
+                    + ("earlier runs" if any(s.key in measured for s in part) else "the suite's typical durations")
                     if any(s.key in durations for s in part) else "no earlier durations")
         if log is None:
             print("$ " + shlex.join(command), flush=True)

@@ -330,3 +330,18 @@ def test_managed_workers_share_a_fixed_port_and_never_write_the_backends_folder(
     assert sorted(p.name for p in home.iterdir()) == ["keep.txt"], "a worker wrote into the backend's own folder"
     written = list((reports / "workers").glob("w*/isolated/overlay-1/upper/data"))
     assert written, "each worker's writes are kept in its own overlay"
+
+
+def test_every_scenario_has_a_typical_duration():
+    """A first --workers run (no durations of its own) is balanced by the shipped ones: none may be missing."""
+    from ibresilience.runner import LEVELS
+    typical = parallel.typical_durations()
+    missing = [s.key for s in parallel.select(LEVELS["exhaustive"]) if s.key not in typical]
+    assert not missing, f"no typical duration for {missing}: make typical-durations FROM=<a run's reports folder>"
+
+
+def test_the_typical_durations_lie_under_a_run_s_own(tmp_path):
+    remembered = {"cli::one": 9.0}
+    parallel.remember_durations(tmp_path, remembered)
+    durations = parallel.load_durations(tmp_path, base={"cli::one": 1.0, "cli::two": 2.0})
+    assert durations == {"cli::one": 9.0, "cli::two": 2.0}
