@@ -229,13 +229,13 @@ def after_scenario(context, scenario: Scenario):
 
 
 def _needs_restart(world: World, scenario: Scenario) -> bool:
-    """After a failed scenario: restart always (the default), never, or only when the backend is not healthy again
-    within the recovery bound (a restart costs a real backend seconds; a healthy one carries no damage forward
-    that the next scenario's own Background would not catch)."""
+    """After a failed scenario: restart always (the default), never, or only when something says the backend may
+    not be in a fresh start's state (:meth:`World.unhealthy_after`; a restart costs a real backend seconds)."""
     policy = world.settings.restart_after_failure
     if policy != "when-unhealthy":
         return policy == "always"
-    why = world.unhealthy_after(world.settings.bound("recovery"))
+    why = world.unhealthy_after(world.settings.bound("recovery"), world.settings.bound("API response"),
+                                world.settings.profile.pool_limit)
     sys.__stderr__.write(f"after the failed {scenario.name!r}: "
                          + (f"restarting the backend: {why[:200]}\n" if why else "the backend is healthy again; kept\n"))
     return bool(why)

@@ -226,52 +226,80 @@ class World:
             if self.sut is not None:
                 self.sut.stop_sampling()
 
-    def unhealthy_after(self, bound: Bound) -> str:
-        """Why the backend is not back to a healthy state ('' when it is): its process runs and its own IB health (a
-        bounded round-trip to the gateway, by the contract) says healthy, as after a fresh start. Asked after a
+    def unhealthy_after(self, recovery: Bound, api: Bound, pool_limit: int) -> str:
+        """Why the backend may not be in the state a fresh start gives ('' when nothing says so). Asked after a
         failed scenario, its faults healed and its squatters gone, to decide whether the next scenario needs a
-        restart (``restart_after_failure = "when-unhealthy"``).
+        restart (``restart_after_failure = "when-unhealthy"``). It needs one when:
 
-        The wait is the recovery ``bound``, but never longer than the backend's last start took (past that, a
-        restart is the quicker road to a fresh state), and none at all when the backend's IB health was never seen
-        healthy in this run (nothing to wait for: KTRDR be94b8f4 answers 503 even on a fresh start). A backend
-        whose IB health cannot be read (not provided, not the contract's shape) is unhealthy here: only evidence of
-        health spares a restart. The probe's exchanges are not recorded in the run's history."""
+        - its process is not running, or it holds more IB connections at the gateway than ``pool_limit``;
+        - its IB health (a bounded round-trip to the gateway, by the contract) has said healthy in this run and
+          does not say so again within the ``recovery`` bound — never waiting longer than its last start took
+          (past that, a restart is the quicker road to a fresh state);
+        - its IB health never said healthy in this run (KTRDR be94b8f4 answers 503 even on a fresh start), so
+          nothing can show it recovered: then it is kept only when the failed scenario applied no fault and its
+          health answers in the contract's shape within the ``api`` bound (the server is not stuck).
+
+        A backend whose IB health cannot be read (not provided, not the contract's shape) needs a restart: only
+        evidence spares one. The probe's exchanges are not recorded in the run's history (keeping a backend never
+        adds evidence a restart-every-time run would not have)."""
         from support import contract
         from support.waiting import ConditionTimeout, eventually
 
         if self.embedded is None or self.embedded.backend is None or not self.embedded.backend.running():
             return "its process is not running"
-
-        def says_healthy(response: ApiResponse) -> bool:
-            return response.path == "/ib/health" and response.status == 200 \
-                and contract.IbHealth.of(response).healthy is True
-
-        # A driver of its own: the decision is the suite's, not an observation of the run (its answers stay out of
-        # the history, so keeping a backend never adds evidence a restart-every-time run would not have).
-        probe = ApiDriver(self.api.base_url, timeout_s=bound.seconds)
         window = self.run_history.window()
-        ever_healthy = any(says_healthy(r) for r in window.exchanges)
+        doubt = doubt_after_failure(window, self.seen.started_mono, pool_limit)
+        if doubt:
+            return doubt
+        if not ever_healthy(window):
+            response = ApiDriver(self.api.base_url, timeout_s=api.seconds).ib_health()
+            readable = response.status in (200, 503) and contract.IbHealth.of(response).healthy is not None
+            return "" if readable else f"its health cannot be read: {response.describe()}"[:300]
+
         lives = [life for life in window.lives if life.ready_mono is not None]
-        start_s = lives[-1].ready_mono - lives[-1].started_mono if lives else bound.seconds
+        start_s = lives[-1].ready_mono - lives[-1].started_mono if lives else recovery.seconds
         # The recovery bound, shortened to what a restart would take (a measured time, already real seconds).
-        wait = dataclasses.replace(bound, seconds=min(bound.seconds, max(1.0, start_s)),
-                                   meaning=f"{bound.meaning}, or a restart's time")
+        wait = dataclasses.replace(recovery, seconds=min(recovery.seconds, max(1.0, start_s)),
+                                   meaning=f"{recovery.meaning}, or a restart's time")
+        probe = ApiDriver(self.api.base_url, timeout_s=recovery.seconds)
 
         def healthy() -> bool:
             response = probe.ib_health()
             assert says_healthy(response), f"not healthy: {response.describe()}"
             return True
         try:
-            if not ever_healthy:
-                return "" if healthy() else "not healthy"
             eventually(healthy, wait, "the backend is healthy again", interval_s=0.2, measure=False)
         except (AssertionError, ConditionTimeout) as exc:
-            return str(exc) if ever_healthy else f"its IB health was never healthy in this run ({exc})"[:300]
+            return str(exc)[:300]
         except Exception as exc:  # NotProvided, or anything unreadable: no evidence of health
-            return f"its health cannot be read: {exc}"
+            return f"its health cannot be read: {exc}"[:300]
         return ""
 
     def close(self) -> None:
         """Stop the IB driver's loop."""
         self.ib.close()
+
+
+def says_healthy(response: ApiResponse) -> bool:
+    """An ``/ib/health`` answer that says healthy (HTTP 200, ``healthy: true``)."""
+    from support import contract
+    return response.path == "/ib/health" and response.status == 200 and contract.IbHealth.of(response).healthy is True
+
+
+def ever_healthy(window: HistoryWindow) -> bool:
+    """Whether the backend's IB health said healthy to the suite anywhere in ``window``."""
+    return any(says_healthy(r) for r in window.exchanges)
+
+
+def doubt_after_failure(window: HistoryWindow, scenario_start_mono: float, pool_limit: int) -> str:
+    """What the run's history alone says against keeping the backend after a failed scenario that began at
+    ``scenario_start_mono`` ('' when nothing does; :meth:`World.unhealthy_after` then asks the backend itself):
+    it holds more IB connections at the gateway than ``pool_limit``, or its IB health never said healthy in the run
+    (nothing can show a recovery) and the scenario applied a fault."""
+    held = [c for c in window.backend_connections() if c.closed_mono is None]
+    if len(held) > pool_limit:
+        return f"it holds {len(held)} IB connections at the gateway, more than the pool's {pool_limit}"
+    faults = [f.label for f in window.faults if f.applied_mono >= scenario_start_mono]
+    if faults and not ever_healthy(window):
+        return f"its IB health never said healthy in this run, so nothing shows it is over the scenario's {faults[0]}"
+    return ""

@@ -1,4 +1,5 @@
-"""Run the reference backend (server or CLI) with one mutant applied: ``launch.py NAME <refbackend args>``."""
+"""Run the reference backend (server or CLI) with one mutant applied: ``launch.py NAME <refbackend args>``; ``A+B``
+applies two (a backend with both bugs)."""
 
 import sys
 from pathlib import Path
@@ -10,10 +11,12 @@ from mutant_catalog import BY_NAME  # noqa: E402
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in BY_NAME:
-        print(f"usage: launch.py MUTANT <refbackend args>; mutants: {', '.join(BY_NAME)}", file=sys.stderr)
+    names = sys.argv[1].split("+") if len(sys.argv) > 1 else []
+    if not names or any(name not in BY_NAME for name in names):
+        print(f"usage: launch.py MUTANT[+MUTANT] <refbackend args>; mutants: {', '.join(BY_NAME)}", file=sys.stderr)
         return 2
-    BY_NAME[sys.argv[1]].patch()
+    for name in names:
+        BY_NAME[name].patch()
     from ibtargets.refbackend.cli import main as refbackend
     return int(refbackend(sys.argv[2:]) or 0)
 
