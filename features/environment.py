@@ -234,8 +234,7 @@ def _needs_restart(world: World, scenario: Scenario) -> bool:
     policy = world.settings.restart_after_failure
     if policy != "when-unhealthy":
         return policy == "always"
-    why = world.unhealthy_after(world.settings.bound("recovery"), world.settings.bound("API response"),
-                                world.settings.profile.pool_limit)
+    why = world.unhealthy_after(world.settings.bound("recovery"), world.settings.bound("API response"))
     sys.__stderr__.write(f"after the failed {scenario.name!r}: "
                          + (f"restarting the backend: {why[:200]}\n" if why else "the backend is healthy again; kept\n"))
     return bool(why)

@@ -226,18 +226,20 @@ class World:
             if self.sut is not None:
                 self.sut.stop_sampling()
 
-    def unhealthy_after(self, recovery: Bound, api: Bound, pool_limit: int) -> str:
+    def unhealthy_after(self, recovery: Bound, api: Bound) -> str:
         """Why the backend may not be in the state a fresh start gives ('' when nothing says so). Asked after a
         failed scenario, its faults healed and its squatters gone, to decide whether the next scenario needs a
         restart (``restart_after_failure = "when-unhealthy"``). It needs one when:
 
-        - its process is not running, or it holds more IB connections at the gateway than ``pool_limit``;
+        - its process is not running, or it holds more IB connections at the gateway than the pool allows;
         - its IB health (a bounded round-trip to the gateway, by the contract) has said healthy in this run and
           does not say so again within the ``recovery`` bound — never waiting longer than its last start took
           (past that, a restart is the quicker road to a fresh state);
         - its IB health never said healthy in this run (KTRDR be94b8f4 answers 503 even on a fresh start), so
-          nothing can show it recovered: then it is kept only when the failed scenario applied no fault and its
-          health answers in the contract's shape within the ``api`` bound (the server is not stuck).
+          nothing can show it recovered: then it is kept only when the failed scenario applied no fault, put on no
+          heavy load and had every request and command answered within its bound
+          (:func:`doubt_after_failure`), and its health answers in the contract's shape within the ``api`` bound
+          (the server is not stuck).
 
         A backend whose IB health cannot be read (not provided, not the contract's shape) needs a restart: only
         evidence spares one. The probe's exchanges are not recorded in the run's history (keeping a backend never
@@ -248,7 +250,7 @@ class World:
         if self.embedded is None or self.embedded.backend is None or not self.embedded.backend.running():
             return "its process is not running"
         window = self.run_history.window()
-        doubt = doubt_after_failure(window, self.seen.started_mono, pool_limit)
+        doubt = doubt_after_failure(window, self.run_history.window(self.seen.started_mono), self.limits)
         if doubt:
             return doubt
         if not ever_healthy(window):
@@ -291,15 +293,30 @@ def ever_healthy(window: HistoryWindow) -> bool:
     return any(says_healthy(r) for r in window.exchanges)
 
 
-def doubt_after_failure(window: HistoryWindow, scenario_start_mono: float, pool_limit: int) -> str:
-    """What the run's history alone says against keeping the backend after a failed scenario that began at
-    ``scenario_start_mono`` ('' when nothing does; :meth:`World.unhealthy_after` then asks the backend itself):
-    it holds more IB connections at the gateway than ``pool_limit``, or its IB health never said healthy in the run
-    (nothing can show a recovery) and the scenario applied a fault."""
-    held = [c for c in window.backend_connections() if c.closed_mono is None]
-    if len(held) > pool_limit:
-        return f"it holds {len(held)} IB connections at the gateway, more than the pool's {pool_limit}"
-    faults = [f.label for f in window.faults if f.applied_mono >= scenario_start_mono]
-    if faults and not ever_healthy(window):
-        return f"its IB health never said healthy in this run, so nothing shows it is over the scenario's {faults[0]}"
+def doubt_after_failure(run: HistoryWindow, scenario: HistoryWindow, limits: Limits) -> str:
+    """What the history alone says against keeping the backend after a failed scenario ('' when nothing does;
+    :meth:`World.unhealthy_after` then asks the backend itself). ``run`` is the run's history, ``scenario`` the
+    failed scenario's.
+
+    It holds more IB connections at the gateway than the pool allows; or its IB health never said healthy in the
+    run, so nothing could show a recovery, and the scenario did something that may leave a backend changed: it
+    applied a fault, it put the backend under heavy load, or a request or command went unanswered or was answered
+    past its bound (the backend may still be working on what the suite gave up on, or be remembering it)."""
+    from support.checks import spans, timing
+    from support.verdict import FAIL
+
+    held = [c for c in run.backend_connections() if c.closed_mono is None]
+    if len(held) > limits.pool_limit:
+        return f"it holds {len(held)} IB connections at the gateway, more than the pool's {limits.pool_limit}"
+    if ever_healthy(run):
+        return ""
+    never = "its IB health never said healthy in this run, so nothing shows it is over "
+    faults = [f.label for f in scenario.faults if f.applied_mono >= scenario.start_mono]
+    if faults:
+        return f"{never}the scenario's {faults[0]}"
+    if spans.heavy_load(scenario, limits):
+        return f"{never}the scenario's heavy load"
+    late = timing.requests_bounded(scenario, limits)
+    if late.status == FAIL:
+        return f"{never}what the scenario left unanswered or answered late ({late.message})"[:300]
     return ""
