@@ -236,8 +236,8 @@ class World:
           does not say so again within the ``recovery`` bound — never waiting longer than its last start took
           (past that, a restart is the quicker road to a fresh state);
         - its IB health never said healthy in this run (KTRDR be94b8f4 answers 503 even on a fresh start), so
-          nothing can show it recovered: then it is kept only when the failed scenario applied no fault, put on no
-          heavy load and had every request and command answered within its bound
+          nothing can show it recovered: then it is kept only when its whole life so far (failed scenarios and
+          passed ones) met no fault and no heavy load and had every request and command answered within its bound
           (:func:`doubt_after_failure`), and its health answers in the contract's shape within the ``api`` bound
           (the server is not stuck).
 
@@ -250,7 +250,9 @@ class World:
         if self.embedded is None or self.embedded.backend is None or not self.embedded.backend.running():
             return "its process is not running"
         window = self.run_history.window()
-        doubt = doubt_after_failure(window, self.run_history.window(self.seen.started_mono), self.limits)
+        lives = [life for life in window.lives if life.ready_mono is not None]
+        life_start = lives[-1].started_mono if lives else self.seen.started_mono
+        doubt = doubt_after_failure(window, self.run_history.window(life_start), self.limits)
         if doubt:
             return doubt
         if not ever_healthy(window):
@@ -293,15 +295,15 @@ def ever_healthy(window: HistoryWindow) -> bool:
     return any(says_healthy(r) for r in window.exchanges)
 
 
-def doubt_after_failure(run: HistoryWindow, scenario: HistoryWindow, limits: Limits) -> str:
+def doubt_after_failure(run: HistoryWindow, life: HistoryWindow, limits: Limits) -> str:
     """What the history alone says against keeping the backend after a failed scenario ('' when nothing does;
-    :meth:`World.unhealthy_after` then asks the backend itself). ``run`` is the run's history, ``scenario`` the
-    failed scenario's.
+    :meth:`World.unhealthy_after` then asks the backend itself). ``run`` is the run's history, ``life`` the
+    backend's current life (from its last start).
 
     It holds more IB connections at the gateway than the pool allows; or its IB health never said healthy in the
-    run, so nothing could show a recovery, and the scenario did something that may leave a backend changed: it
-    applied a fault, it put the backend under heavy load, or a request or command went unanswered or was answered
-    past its bound (the backend may still be working on what the suite gave up on, or be remembering it)."""
+    run, so nothing could show a recovery, and something in its life may have left it changed, in a failed scenario
+    or a passed one: a fault, heavy load, a request or command unanswered or answered past its bound (it may still
+    be working on what the suite gave up on, or be remembering it)."""
     from support.checks import spans, timing
     from support.verdict import FAIL
 
@@ -311,12 +313,12 @@ def doubt_after_failure(run: HistoryWindow, scenario: HistoryWindow, limits: Lim
     if ever_healthy(run):
         return ""
     never = "its IB health never said healthy in this run, so nothing shows it is over "
-    faults = [f.label for f in scenario.faults if f.applied_mono >= scenario.start_mono]
+    faults = [f.label for f in life.faults if f.applied_mono >= life.start_mono]
     if faults:
-        return f"{never}the scenario's {faults[0]}"
-    if spans.heavy_load(scenario, limits):
-        return f"{never}the scenario's heavy load"
-    late = timing.requests_bounded(scenario, limits)
+        return f"{never}the {faults[0]} it met since its start"
+    if spans.heavy_load(life, limits):
+        return f"{never}the heavy load it met since its start"
+    late = timing.requests_bounded(life, limits)
     if late.status == FAIL:
-        return f"{never}what the scenario left unanswered or answered late ({late.message})"[:300]
+        return f"{never}what it left unanswered or answered late since its start ({late.message})"[:300]
     return ""

@@ -14,7 +14,7 @@ from support.drivers.faults import FaultWindow
 from support.run_history import Connection, HistoryWindow, Life
 from support.world import doubt_after_failure, ever_healthy
 
-START = 100.0            # the failed scenario's start
+START = 100.0            # the backend's current life began (its last start)
 LIFE = Life(started_mono=1.0, ready_mono=2.0)
 POOL = dataclasses.replace(LIMITS, pool_limit=5)
 
@@ -50,17 +50,16 @@ def test_more_connections_than_the_pool_holds_is_a_doubt_whatever_the_health():
     assert "holds 6 IB connections" in doubt(open_connections=6, exchanges=(health(200, True),))
 
 
-def test_a_fault_in_the_scenario_is_a_doubt_only_when_health_never_said_healthy():
+def test_a_fault_in_the_backend_s_life_is_a_doubt_only_when_health_never_said_healthy():
     fault = FaultWindow("silence", "proxy", Silent(), START + 2, START + 8)
-    assert "nothing shows it is over the scenario's silence" in doubt(faults=(fault,),
-                                                                      exchanges=(health(503, False),))
+    assert "nothing shows it is over the silence" in doubt(faults=(fault,), exchanges=(health(503, False),))
     # A backend whose health has said healthy shows its recovery by saying so again (World.unhealthy_after waits).
     assert doubt(faults=(fault,), exchanges=(health(503, False), health(200, True))) == ""
-    earlier = FaultWindow("silence", "proxy", Silent(), START - 30, START - 20)
-    assert doubt(faults=(earlier,)) == ""
+    earlier_life = FaultWindow("silence", "proxy", Silent(), START - 30, START - 20)
+    assert doubt(faults=(earlier_life,)) == ""   # a restart since
 
 
-def test_heavy_load_in_the_scenario_is_a_doubt():
+def test_heavy_load_in_the_backend_s_life_is_a_doubt():
     burst = tuple(discover(START + 1 + n * 0.01, elapsed_s=1.0) for n in range(8))
     assert "heavy load" in doubt(exchanges=burst)
 
@@ -70,7 +69,7 @@ def test_a_request_answered_late_or_never_is_a_doubt():
     assert "answered late" in doubt(exchanges=(discover(START + 1, elapsed_s=30.0, timed_out=True),))
     slow_cli = CliRun(("ktrdr", "data", "load", "KO"), 1, "", 45.0, started_mono=START + 1)
     assert "answered late" in doubt(cli_runs=(slow_cli,))
-    assert doubt(exchanges=(discover(START - 50, elapsed_s=15.0),)) == ""   # an earlier scenario's
+    assert doubt(exchanges=(discover(START - 50, elapsed_s=15.0),)) == ""   # an earlier life's
 
 
 def test_healthy_means_http_200_and_healthy_true():
