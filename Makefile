@@ -131,7 +131,8 @@ ktrdr-rehearsal: install
 	    --profile ktrdr --backend-cwd "$(KTRDR_DIR)" --backend-venv "$(KTRDR_VENV)" $(KTRDR_OPTIONS)
 
 ## The same verdict in minutes: 4 isolated workers (each its own loopback and overlay of the checkout), the
-## partition balanced by the sequential rehearsal's durations, and a backend kept after a failure when it is healthy.
+## partition balanced by the sequential rehearsal's durations, and a backend kept after a failure when nothing says it
+## may not be in a fresh start's state (docs/profiles.md).
 KTRDR_WORKERS ?= 4
 ktrdr-fast: install
 	@test -n "$(KTRDR_DIR)" || { echo "usage: make ktrdr-fast KTRDR_DIR=<built KTRDR checkout> [KTRDR_VENV=<its venv>] [KTRDR_REF=<name>] [LEVEL=standard]"; exit 2; }
