@@ -174,6 +174,32 @@ def _not_judged(world: World, scenario: Scenario) -> str:
     return ""
 
 
+def before_feature(context, feature):
+    if context.world.settings.restart_after_failure == "when-unhealthy":
+        for scenario in feature.walk_scenarios():
+            _owed_a_fresh_backend(context, scenario)
+
+
+def _owed_a_fresh_backend(context, scenario: Scenario) -> None:
+    """A scenario whose preconditions failed on a backend the suite kept after an earlier failure (instead of the
+    restart a restart-every-time run would have made) runs once more, on a fresh backend: the verdict is the second
+    attempt's. The first attempt's Allure result is kept apart (``reports/retired-attempts``)."""
+    run = scenario.run
+
+    def run_owed(runner, *args, **kwargs):
+        failed = run(runner, *args, **kwargs)
+        world = context.world
+        owed, world.owed_fresh = world.owed_fresh, ""
+        if not failed or not owed:
+            return failed
+        settings = world.settings
+        evidence.retire_attempt(settings.allure_dir, scenario.name, f"{scenario.filename}:{scenario.line}",
+                                settings.reports_dir / evidence.RETIRED_DIR)
+        sys.__stderr__.write(f"running {scenario.name!r} again on a fresh backend: {owed}\n")
+        return run(runner, *args, **kwargs)
+    scenario.run = run_owed
+
+
 def before_scenario(context, scenario: Scenario):
     waiting.clear_measurements()
     world = context.world
@@ -222,10 +248,21 @@ def after_scenario(context, scenario: Scenario):
         world.run_history.close_span(context.scenario_span, scenario.status.name)
     finally:
         _attach_evidence(world, getattr(context, "backend_log_offset", 0), getattr(context, "history_positions", {}))
+        failed = scenario.status.name in ("failed", "error")
+        world.owed_fresh = _owed(world, scenario) if failed else ""
         if world.embedded and (world.embedded.backend is None or not world.embedded.backend.running()):
             _restart_after_failure(world, scenario)  # a scenario stopped it (or it died): the next one needs it
-        elif scenario.status.name in ("failed", "error") and world.embedded and _needs_restart(world, scenario):
+        elif failed and world.embedded and (world.owed_fresh or _needs_restart(world, scenario)):
             _restart_after_failure(world, scenario)
+
+
+def _owed(world: World, scenario: Scenario) -> str:
+    """Why the failed ``scenario`` is owed a run on a fresh backend ('' when it is not): a precondition (a Given
+    step) failed on a backend kept after an earlier failure."""
+    failing = next((step for step in scenario.all_steps if step.status.name in ("failed", "error")), None)
+    if not world.kept_after or failing is None or failing.step_type != "given":
+        return ""
+    return f"its precondition {failing.name!r} failed on a backend kept after the failed {world.kept_after!r}"
 
 
 def _needs_restart(world: World, scenario: Scenario) -> bool:
@@ -237,6 +274,8 @@ def _needs_restart(world: World, scenario: Scenario) -> bool:
     why = world.unhealthy_after(world.settings.bound("recovery"), world.settings.bound("API response"))
     sys.__stderr__.write(f"after the failed {scenario.name!r}: "
                          + (f"restarting the backend: {why[:200]}\n" if why else "the backend is healthy again; kept\n"))
+    if not why:
+        world.kept_after = scenario.name
     return bool(why)
 
 

@@ -510,11 +510,13 @@ def _main_parallel(args: argparse.Namespace, argv: list[str]) -> int:
 def _clean(reports: Path, worker_dirs: list[Path]) -> None:
     """Remove the last run's results (merged and per worker); each worker's server logs are kept."""
     from ibresilience.parallel import WORKERS_DIR
+    from support.evidence import RETIRED_DIR
 
-    stale = [*(reports / "allure-results").glob("*"), *(reports / "junit").glob("TESTS-*.xml"), *_run_evidence(reports)]
+    stale = [*(reports / "allure-results").glob("*"), *(reports / "junit").glob("TESTS-*.xml"), *_run_evidence(reports),
+             *(reports / RETIRED_DIR).glob("*")]
     for folder in (reports / WORKERS_DIR).glob("w*"):
         stale += [*(folder / "allure-results").glob("*"), *(folder / "junit").glob("TESTS-*.xml"),
-                  folder / "behave.log", folder / "locations.txt", *_run_evidence(folder)]
+                  folder / "behave.log", folder / "locations.txt", *_run_evidence(folder), *(folder / RETIRED_DIR).glob("*")]
     for path in stale:
         if path.is_file():
             path.unlink()

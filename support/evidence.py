@@ -221,3 +221,24 @@ def record_targets(results_dir: Path, world: Any) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / ENVIRONMENT_FILE
     write_properties(path, read_properties(path) | target_properties(world))
+
+
+#: Where a scenario's first attempt goes when it is run once more on a fresh backend (reports_dir/RETIRED_DIR): kept
+#: as evidence, out of the results every report counts (one verdict per scenario).
+RETIRED_DIR = "retired-attempts"
+
+
+def retire_attempt(results_dir: Path, name: str, location: str, into: Path) -> list[Path]:
+    """Move the Allure result files of the scenario ``name`` at ``location`` (``file:line``, its location label) from
+    ``results_dir`` into ``into``; return where they went. Its attachments stay (they are named by the result)."""
+    moved = []
+    for path in sorted(Path(results_dir).glob("*-result.json")):
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        labels = {(str(label.get("name")), str(label.get("value"))) for label in raw.get("labels") or []}
+        if raw.get("name") == name and ("location", location) in labels:
+            into.mkdir(parents=True, exist_ok=True)
+            moved.append(path.replace(into / path.name))
+    return moved

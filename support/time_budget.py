@@ -28,13 +28,15 @@ class TimeBudget:
     starts_between_scenarios: int
     between_scenarios_s: float
     failing_waits_s: float
+    second_attempts: int = 0   # scenarios run once more on a fresh backend (restart_after_failure = when-unhealthy)
 
     def lines(self) -> list[str]:
         """The budget as a few console lines."""
         share = (lambda s: f"{100 * s / self.run_s:.0f} %") if self.run_s else (lambda s: "–")  # noqa: E731
         return [f"time: {self.run_s:.1f} s in all",
                 f"  scenarios          {self.scenarios_s:8.1f} s  {share(self.scenarios_s):>5}  ({self.scenarios} scenarios;"
-                f" {self.failed_scenarios} failed took {self.failed_scenarios_s:.1f} s)",
+                + (f" {self.second_attempts} of them run again on a fresh backend;" if self.second_attempts else "")
+                + f" {self.failed_scenarios} failed took {self.failed_scenarios_s:.1f} s)",
                 f"  waits that failed  {self.failing_waits_s:8.1f} s  {share(self.failing_waits_s):>5}  (timed claims "
                 "that never held, waited out to their bound)",
                 f"  backend starts     {self.starting_s:8.1f} s  {share(self.starting_s):>5}  ({self.backend_starts} starts,"
@@ -60,7 +62,8 @@ def time_budget(window: HistoryWindow, failing_waits_s: float = 0.0) -> TimeBudg
     gaps = [(a.end_mono, b.start_mono) for a, b in zip(spans, spans[1:], strict=False)]
     between = sum(max(0.0, end - start) for start, end in gaps)
     outside = sum(1 for life in lives if any(start <= life.started_mono <= end for start, end in gaps))
+    second = len(spans) - len({s.label for s in spans})
     return TimeBudget(window.end_mono - window.start_mono, len(spans),
                       sum(s.end_mono - s.start_mono for s in spans), len(failed),
                       sum(s.end_mono - s.start_mono for s in failed), len(lives), sum(starting), sum(stopping),
-                      outside, between, failing_waits_s)
+                      outside, between, failing_waits_s, second)

@@ -124,6 +124,11 @@ class World:
         #: Capabilities found missing during the run (a route the API does not have) → why, said once: a later
         #: scenario needing one is not judged again (features/environment.py).
         self.missing: dict[str, str] = {}
+        #: The failed scenario after which the backend was kept rather than restarted ('' since its last start):
+        #: a later scenario whose preconditions fail on it is owed a fresh backend (features/environment.py).
+        self.kept_after = ""
+        #: Why the scenario that just failed is owed a second run on a fresh backend ('' when it is not).
+        self.owed_fresh = ""
         self.bind(targets)
 
     def lacking(self, capability: str) -> str:
@@ -192,6 +197,7 @@ class World:
         """Restart the embedded backend (KTRDR's default timings if ``defaults``) and rebind."""
         if self.embedded is None:
             raise RuntimeError("only the embedded backend can be restarted by the suite")
+        self.kept_after = ""
         self.bind(self.embedded.start_backend(defaults=defaults))
 
     def stop_backend(self) -> Shutdown:

@@ -7,6 +7,7 @@ Each names the scenario that must kill it and the step that must be the one to f
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -898,6 +899,31 @@ def _reconnect_loop_leaks_timed_out_socket() -> None:
         return await original_close(self)
     pool.ConnectionPool._on_gateway_disconnect = _on_gateway_disconnect
     pool.ConnectionPool.close = close
+
+
+def _discovery_paced_after_health() -> None:
+    from ibtargets.refbackend import service
+    health, discover = service.Backend.health, service.Backend.discover
+
+    async def paced_health(self):
+        self.discovery_paced_until = time.monotonic() + 12.0  # "IB was just asked; the next lookup waits its turn"
+        return await health(self)
+
+    async def paced_discover(self, symbol, force_refresh=False):
+        await asyncio.sleep(max(0.0, getattr(self, "discovery_paced_until", 0.0) - time.monotonic()))
+        return await discover(self, symbol, force_refresh)
+    service.Backend.health, service.Backend.discover = paced_health, paced_discover
+
+
+#: A state no history shows, for the restart policy's comparison (tests/mutants/test_restart_policy.py): not in
+#: MUTANTS (no scenario's claim is about it), startable by launch.py.
+RESTART_POLICY_MUTANTS: tuple[Mutant, ...] = (
+    Mutant("discovery_paced_after_health",
+           "after an IB health check, the next symbol lookup waits 12 s (a pacing a backend imposes on itself, kept in "
+           "memory: KTRDR be94b8f4 leaves such a wait after a data load)", "@silent", (),
+           _discovery_paced_after_health),
+)
+BY_NAME.update({m.name: m for m in RESTART_POLICY_MUTANTS})
 
 
 #: Bugs that only overlapping faults show: they survive the standard level; the nemesis must find them.

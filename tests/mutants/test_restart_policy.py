@@ -5,7 +5,9 @@ of restarting it. Against seeded bugs that leave state behind — a silence reme
 leaked on release — the same scenarios fail, at the same steps, as in a run that restarts after every failure, and
 no run-wide invariant holds in one run and breaks in the other. The same again when the backend's IB health never
 says healthy (as KTRDR be94b8f4's: 503 even on a fresh start), where nothing can show a recovery and the policy
-keeps a backend only after a failed scenario that applied no fault.
+keeps a backend only when nothing in its life may have changed it — and where a state no history shows (a lookup
+paced after every health check) makes a later scenario's preconditions fail on the kept backend, that scenario runs
+once more on a fresh one.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ CASES = {
     "leak_on_release": "@pool",
     "health_always_503+silence_remembered": "@silent or @score",
     "health_always_503+leak_on_release": "@pool or @client_ids",
+    "health_always_503+discovery_paced_after_health": "@silent",
 }
 
 

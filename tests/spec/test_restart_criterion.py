@@ -74,3 +74,23 @@ def test_a_request_answered_late_or_never_is_a_doubt():
 
 def test_healthy_means_http_200_and_healthy_true():
     assert not ever_healthy(history(exchanges=(health(200, False), health(503, True))))
+
+
+def test_a_retired_attempt_leaves_the_results_every_report_counts(tmp_path):
+    """The first attempt of a scenario run again on a fresh backend moves out of the Allure results; the other
+    scenarios' results and the second attempt (written later) stay."""
+    import json
+
+    from support.evidence import retire_attempt
+
+    def result(uuid: str, name: str, location: str) -> None:
+        (tmp_path / "results" / f"{uuid}-result.json").write_text(json.dumps(
+            {"uuid": uuid, "name": name, "status": "failed", "labels": [{"name": "location", "value": location}]}))
+    (tmp_path / "results").mkdir()
+    result("a", "Serving commands prints no complaint", "features/backend_output.feature:31")
+    result("b", "Serving commands prints no complaint", "features/other.feature:31")   # same name elsewhere
+    result("c", "A data load prints no complaint", "features/backend_output.feature:22")
+    moved = retire_attempt(tmp_path / "results", "Serving commands prints no complaint",
+                           "features/backend_output.feature:31", tmp_path / "retired")
+    assert [p.name for p in moved] == ["a-result.json"] and (tmp_path / "retired" / "a-result.json").exists()
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["b-result.json", "c-result.json"]

@@ -22,3 +22,13 @@ def test_the_budget_splits_scenarios_failures_starts_stops_and_the_gaps():
     assert budget.starts_between_scenarios == 1 and budget.between_scenarios_s == 8.0
     assert budget.failing_waits_s == 4.0
     assert "2 starts, 1 between scenarios" in "\n".join(budget.lines())
+
+
+def test_a_scenario_run_again_on_a_fresh_backend_is_counted_as_such():
+    history = RunHistory(started_mono=100.0)
+    history.life_began(100.0, 101.0)
+    for start, status in ((101.0, "failed"), (105.0, "passed")):   # the first attempt, then the one on a fresh backend
+        history.close_span(history.open_span("scenario", "owed a fresh backend", start), status, start + 2.0)
+    budget = time_budget(history.window(100.0, 110.0))
+    assert (budget.scenarios, budget.second_attempts) == (2, 1)
+    assert "1 of them run again on a fresh backend" in "\n".join(budget.lines())
