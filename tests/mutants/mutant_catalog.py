@@ -920,7 +920,7 @@ def _discovery_paced_after_health() -> None:
 RESTART_POLICY_MUTANTS: tuple[Mutant, ...] = (
     Mutant("discovery_paced_after_health",
            "after an IB health check, the next symbol lookup waits 12 s (a pacing a backend imposes on itself, kept in "
-           "memory: KTRDR be94b8f4 leaves such a wait after a data load)", "@silent", (),
+           "memory: KTRDR be94b8f4 leaves such a wait after a data load)", "@self_report or @silent", (),
            _discovery_paced_after_health),
 )
 BY_NAME.update({m.name: m for m in RESTART_POLICY_MUTANTS})

@@ -22,7 +22,7 @@ CASES = {
     "leak_on_release": "@pool",
     "health_always_503+silence_remembered": "@silent or @score",
     "health_always_503+leak_on_release": "@pool or @client_ids",
-    "health_always_503+discovery_paced_after_health": "@silent",
+    "health_always_503+discovery_paced_after_health": "@self_report or @silent",
 }
 
 
