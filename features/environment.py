@@ -273,7 +273,7 @@ def _needs_restart(world: World, scenario: Scenario) -> bool:
         return policy == "always"
     why = world.unhealthy_after(world.settings.bound("recovery"), world.settings.bound("API response"))
     sys.__stderr__.write(f"after the failed {scenario.name!r}: "
-                         + (f"restarting the backend: {why[:200]}\n" if why else "the backend is healthy again; kept\n"))
+                         + (f"restarting the backend: {why[:200]}\n" if why else "nothing says the backend may have changed; kept\n"))
     if not why:
         world.kept_after = scenario.name
     return bool(why)
