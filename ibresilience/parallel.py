@@ -217,14 +217,15 @@ def write_typical_durations(reports_dir: Path, keys: Iterable[str]) -> Path:
     return TYPICAL_DURATIONS
 
 
-def load_durations(reports_dir: Path | None, extra: Iterable[Path] = (),
-                   base: Mapping[str, float] | None = None) -> dict[str, float]:
-    """``base`` (for a partition: :func:`typical_durations`), then what the reports folder knows (its durations
-    file and its last run's Allure results and JUnit; nothing when None), then each of ``extra`` over it
-    (``--durations``)."""
-    durations = dict(base or {})
-    if reports_dir is not None:
-        durations = read_durations(Path(reports_dir), durations)
+def over_typical(measured: Mapping[str, float]) -> dict[str, float]:
+    """A partition's durations: ``measured`` ones over the ones the suite ships (:func:`typical_durations`)."""
+    return typical_durations() | dict(measured)
+
+
+def load_durations(reports_dir: Path | None, extra: Iterable[Path] = ()) -> dict[str, float]:
+    """What the reports folder knows (its durations file and its last run's Allure results and JUnit; nothing
+    when None), then each of ``extra`` over it (``--durations``)."""
+    durations = read_durations(Path(reports_dir)) if reports_dir is not None else {}
     for path in extra:
         durations = read_durations(Path(path), durations)
     return durations

@@ -452,9 +452,8 @@ def _main_parallel(args: argparse.Namespace, argv: list[str]) -> int:
         return _finish(args, [], 0.0, None, None, parallel.strip_options(argv)).exit_code
     # A shard must compute the partition every other shard computes: only the durations given to all of them
     # (--durations) count, never what this machine's reports folder happens to hold.
-    durations = parallel.load_durations(None if count > 1 else args.reports_dir, args.durations,
-                                        base=parallel.typical_durations())
     measured = parallel.load_durations(None if count > 1 else args.reports_dir, args.durations)
+    durations = parallel.over_typical(measured)
     mine = parallel.partition(selection, durations, count)[index - 1] if count > 1 else selection
     plan = [part for part in parallel.partition(mine, durations, args.workers) if part]
     reports, results = args.reports_dir, args.reports_dir / "allure-results"

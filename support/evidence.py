@@ -238,7 +238,7 @@ def retire_attempt(results_dir: Path, name: str, location: str, into: Path) -> l
         except (OSError, ValueError):
             continue
         labels = {(str(label.get("name")), str(label.get("value"))) for label in raw.get("labels") or []}
-        if raw.get("name") == name and ("location", location) in labels:
+        if raw.get("name") == name and ("location", location) in labels:   # ibreport's LOCATION_LABEL
             into.mkdir(parents=True, exist_ok=True)
             moved.append(path.replace(into / path.name))
     return moved

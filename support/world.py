@@ -266,7 +266,6 @@ class World:
             readable = response.status in (200, 503) and contract.IbHealth.of(response).healthy is not None
             return "" if readable else f"its health cannot be read: {response.describe()}"[:300]
 
-        lives = [life for life in window.lives if life.ready_mono is not None]
         start_s = lives[-1].ready_mono - lives[-1].started_mono if lives else recovery.seconds
         # The recovery bound, shortened to what a restart would take (a measured time, already real seconds).
         wait = dataclasses.replace(recovery, seconds=min(recovery.seconds, max(1.0, start_s)),

@@ -29,6 +29,8 @@ def test_a_scenario_run_again_on_a_fresh_backend_is_counted_as_such():
     history.life_began(100.0, 101.0)
     for start, status in ((101.0, "failed"), (105.0, "passed")):   # the first attempt, then the one on a fresh backend
         history.close_span(history.open_span("scenario", "owed a fresh backend", start), status, start + 2.0)
+    history.close_span(history.open_span("scenario", "another", 108.0), "passed", 108.5)
+    history.close_span(history.open_span("scenario", "another", 109.0), "passed", 109.5)  # same name, no retry
     budget = time_budget(history.window(100.0, 110.0))
-    assert (budget.scenarios, budget.second_attempts) == (2, 1)
+    assert (budget.scenarios, budget.second_attempts) == (4, 1)
     assert "1 of them run again on a fresh backend" in "\n".join(budget.lines())
